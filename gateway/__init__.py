@@ -1,0 +1,1 @@
+"""MQTT gateway: authenticates, validates and batches device readings, acknowledging only durable ones."""

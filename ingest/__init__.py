@@ -1,0 +1,1 @@
+"""Storage: migrations, the idempotent batch writer, dead letters and events tables."""

@@ -1,0 +1,91 @@
+"""Fixtures: real PostgreSQL and Mosquitto servers from the system binaries, in temp dirs on free ports.
+
+- ``pg_cluster``: one PostgreSQL for the session; ``database`` gives each test a fresh, migrated
+  database in it (fast).
+- ``pg_server``: a PostgreSQL of the test's own, for fault tests that stop, kill and restart it.
+- ``broker``: a Mosquitto of the test's own (starts in milliseconds).
+
+Set ``URBANPULSE_TEST_PG_PRELOAD=timescaledb`` to start the servers with that library preloaded
+(the TimescaleDB path; the extension must be installed for the server's PostgreSQL version).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from urbanpulse.ingest.migrate import migrate
+from urbanpulse.localstack import MosquittoServer, PostgresServer
+from urbanpulse.settings import BrokerSettings, DatabaseSettings, GatewaySettings, Settings
+
+_counter = itertools.count()
+
+
+def _pg_conf() -> dict[str, str]:
+    preload = os.environ.get("URBANPULSE_TEST_PG_PRELOAD")
+    if not preload:
+        return {}
+    return {"shared_preload_libraries": preload, "timescaledb.telemetry_level": "off"}
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    with PostgresServer(tmp_path_factory.mktemp("pg-cluster"), extra_conf=_pg_conf()) as server:
+        yield server
+
+
+def fresh_database(server: PostgresServer, name: str) -> str:
+    """Create database ``name`` in ``server``, migrate it and return its DSN."""
+    admin = server.dsn.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    migrate(dsn)
+    return dsn
+
+
+@pytest.fixture
+def database(pg_cluster: PostgresServer) -> str:
+    """DSN of a fresh, migrated database for this test."""
+    return fresh_database(pg_cluster, f"t{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own (to stop, kill and restart), already migrated."""
+    server = PostgresServer(tmp_path / "pg", extra_conf=_pg_conf())
+    server.start()
+    migrate(server.dsn)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
+    server = MosquittoServer(tmp_path / "mosquitto")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def make_settings(dsn: str, broker: MosquittoServer, **gateway: object) -> Settings:
+    return Settings(
+        broker=BrokerSettings(port=broker.port),
+        database=DatabaseSettings(dsn=dsn),
+        gateway=GatewaySettings(retry_seconds=0.2, **gateway),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def settings(database: str, broker: MosquittoServer) -> Settings:
+    return make_settings(database, broker)

@@ -1,0 +1,3 @@
+from urbanpulse.cli import app
+
+app()

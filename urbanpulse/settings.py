@@ -1,0 +1,96 @@
+"""Configuration: the only place settings are defined.
+
+Every setting is read from the environment with the ``URBANPULSE_`` prefix; nested groups use a
+double underscore, e.g. ``URBANPULSE_DATABASE__DSN`` or ``URBANPULSE_GATEWAY__BATCH_SIZE``. The
+defaults are those of the local stack that ``urbanpulse up`` starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BrokerSettings(BaseModel):
+    """MQTT broker. Env: ``URBANPULSE_BROKER__<NAME>``."""
+
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, description="Broker TCP port (plain MQTT).")
+    username: str | None = Field(None, description="User name for the broker, if it asks for one.")
+    password: str | None = Field(None, description="Password for the broker.")
+    keepalive: int = Field(30, description="MQTT keepalive in seconds.")
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL / TimescaleDB. Env: ``URBANPULSE_DATABASE__<NAME>``."""
+
+    dsn: str = Field(
+        "postgresql://urbanpulse@127.0.0.1:5432/urbanpulse",
+        description="libpq connection string of the database urbanpulse writes to.",
+    )
+    pool_min: int = Field(1, description="Connections the pool keeps open.")
+    pool_max: int = Field(4, description="Connections the pool may open at most.")
+
+
+class GatewaySettings(BaseModel):
+    """MQTT -> database gateway. Env: ``URBANPULSE_GATEWAY__<NAME>``."""
+
+    client_id: str = Field(
+        "urbanpulse-gateway",
+        description="MQTT client id; fixed, so the broker keeps the session (and its backlog) across restarts.",
+    )
+    share_group: str | None = Field(
+        None,
+        description="Shared-subscription group ($share/<group>/...) so several gateways split the load.",
+    )
+    batch_size: int = Field(2000, description="Readings per database transaction at most.")
+    batch_seconds: float = Field(0.25, description="Longest a reading waits in a batch before a flush.")
+    max_payload_bytes: int = Field(65536, description="Larger MQTT payloads are dead-lettered unread.")
+    max_readings_per_message: int = Field(1000, description="Longer arrays are dead-lettered whole.")
+    max_future_skew_seconds: float = Field(
+        300.0, description="Readings stamped further in the future than this are rejected."
+    )
+    retry_seconds: float = Field(1.0, description="First back-off after a failed write or connection.")
+    receive_maximum: int = Field(
+        10000, description="MQTT v5 Receive Maximum: unacknowledged messages the broker may send us."
+    )
+
+
+class AnalyticsSettings(BaseModel):
+    """Streaming detection. Env: ``URBANPULSE_ANALYTICS__<NAME>``."""
+
+    alpha: float = Field(0.05, description="EWMA smoothing factor of the baseline (0-1).")
+    warmup: int = Field(30, description="Readings a series must see before it can be scored.")
+    open_score: float = Field(0.8, description="An event opens when a score reaches this.")
+    resolve_score: float = Field(0.4, description="An open event resolves when the score falls below this.")
+    poll_seconds: float = Field(1.0, description="Longest wait between checks for committed batches.")
+    checkpoint_name: str = Field("ewma", description="Name of this consumer's checkpoint row.")
+
+
+class SimSettings(BaseModel):
+    """Firmware simulator. Env: ``URBANPULSE_SIM__<NAME>``."""
+
+    devices_per_kind: int = Field(20, description="Simulated devices of each kind.")
+    interval_seconds: float = Field(1.0, description="Seconds between two readings of one device.")
+    seed: int = Field(42, description="Random seed: the same seed gives the same readings.")
+    malformed_rate: float = Field(0.0, description="Share of messages deliberately malformed (0-1).")
+
+
+class Settings(BaseSettings):
+    """All of urbanpulse's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="URBANPULSE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        Path(".urbanpulse"),
+        description="Where `urbanpulse up` keeps its throwaway Mosquitto and PostgreSQL.",
+    )
+    broker: BrokerSettings = BrokerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    sim: SimSettings = SimSettings()
