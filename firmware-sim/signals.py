@@ -27,12 +27,13 @@ def _rush(hour: float) -> float:
 def air(device: Device, t: datetime, seq: int, rng: random.Random) -> dict[str, Any]:
     hour = _hour(t)
     inversion = 1.3 if hour < 6 or hour > 21 else 1.0
-    pm25 = max(0.5, device.province.pm25_base * (0.7 + 0.5 * _rush(hour)) * inversion * rng.lognormvariate(0, 0.12))
+    level = device.province.pm25_base * (0.7 + 0.5 * _rush(hour)) * inversion
+    pm25 = max(0.5, level * rng.lognormvariate(0, 0.12))
     return {
         "device_id": device.device_id, "time": t.isoformat(), "seq": seq,
         "pm25": round(pm25, 2), "pm10": round(pm25 * rng.uniform(1.4, 1.8), 2),
         "temperature": round(27 + 5 * math.sin((hour - 9) / 24 * 2 * math.pi) + rng.gauss(0, 0.3), 2),
-        "humidity": round(min(100.0, max(20.0, 75 - 15 * math.sin((hour - 9) / 24 * 2 * math.pi) + rng.gauss(0, 2))), 1),
+        "humidity": round(min(100.0, max(20.0, 75 - 15 * math.sin((hour - 9) / 12 * math.pi) + rng.gauss(0, 2))), 1),
         "no2": round(max(0.0, 30 + 40 * _rush(hour) + rng.gauss(0, 5)), 1),
         "o3": round(max(0.0, 40 + 50 * math.sin((hour - 7) / 24 * 2 * math.pi) + rng.gauss(0, 5)), 1),
         "so2": round(max(0.0, 12 + rng.gauss(0, 2)), 1),

@@ -53,6 +53,65 @@ def _describe(error: ValidationError) -> tuple[str, str | None]:
     return _clean("; ".join(parts)), first_field
 
 
+class _RefusalError(Exception):
+    """Internal: one reason to refuse a message or a reading."""
+
+    def __init__(self, reason: str, field_name: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field_name = field_name
+
+
+def _decode(payload: bytes, limits: Limits) -> list[Any]:
+    """The payload's readings as JSON values; raises _RefusalError for the message as a whole."""
+    if len(payload) > limits.max_payload_bytes:
+        raise _RefusalError(
+            f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}", "payload"
+        )
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _RefusalError(f"payload is not valid UTF-8 (byte {exc.start})", "payload") from None
+    except json.JSONDecodeError as exc:
+        raise _RefusalError(f"payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                       "payload") from None
+    except RecursionError:
+        raise _RefusalError("payload is nested too deeply", "payload") from None
+    if isinstance(document, dict):
+        return [document]
+    if not isinstance(document, list):
+        raise _RefusalError("payload must be a JSON object (one reading) or an array of them", "payload")
+    if not document:
+        raise _RefusalError("payload is an empty array", "payload")
+    if len(document) > limits.max_readings_per_message:
+        raise _RefusalError(f"payload has {len(document)} readings, more than the limit of "
+                       f"{limits.max_readings_per_message}", "payload")
+    return document
+
+
+def _reading(item: Any, kind: Kind, topic_device: str, latest: datetime, received_at: datetime) -> Reading:
+    """One reading validated against the contract and the topic; raises _RefusalError."""
+    if not isinstance(item, dict):
+        raise _RefusalError("a reading must be a JSON object", "reading")
+    if "kind" in item:
+        stated = item["kind"]
+        if stated != kind.value:
+            raise _RefusalError(f"kind {str(stated)!r} in payload differs from topic kind {kind.value!r}", "kind")
+        item = {k: v for k, v in item.items() if k != "kind"}
+    try:
+        reading = READING_MODELS[kind].model_validate(item)
+    except ValidationError as exc:
+        raise _RefusalError(*_describe(exc)) from None
+    if reading.device_id != topic_device:
+        raise _RefusalError(f"device_id {reading.device_id!r} in payload differs from topic device "
+                       f"{_clean(topic_device)!r}", "device_id")
+    if reading.time > latest:
+        ahead = (reading.time - received_at).total_seconds()
+        raise _RefusalError(f"time {reading.time.isoformat()} is {ahead:.0f} s in the future (limit "
+                       f"{(latest - received_at).total_seconds():.0f} s)", "time")
+    return reading
+
+
 def parse_message(
     topic: str, payload: bytes, received_at: datetime, limits: Limits | None = None
 ) -> Parsed:
@@ -60,80 +119,34 @@ def parse_message(
     limits = limits or Limits()
     out = Parsed(received_at=received_at)
 
-    def reject(reason: str, field_name: str | None = None, device_id: str | None = None,
-               kind: str | None = None) -> Parsed:
+    def reject(reason: str, field_name: str | None, device_id: str | None = None, kind: str | None = None) -> None:
         out.rejected.append(
             DeadLetter(topic=_clean(topic), payload=payload, reason=_clean(reason), received_at=received_at,
                        field=field_name, device_id=device_id, kind=kind)
         )
-        return out
 
     parts = parse_topic(topic)
     if parts is None:
-        return reject(f"topic {topic!r} is not of the form urbanpulse/v1/<kind>/<device_id>", "topic")
+        reject(f"topic {topic!r} is not of the form urbanpulse/v1/<kind>/<device_id>", "topic")
+        return out
     device_id, kind_name = _clean(parts.device_id), _clean(parts.kind)
     try:
         kind = Kind(parts.kind)
     except ValueError:
         known = ", ".join(k.value for k in Kind)
-        return reject(f"unknown kind {kind_name!r} in topic (known: {known})", "kind", device_id, kind_name)
+        reject(f"unknown kind {kind_name!r} in topic (known: {known})", "kind", device_id, kind_name)
+        return out
     out.kind = kind
-    if len(payload) > limits.max_payload_bytes:
-        return reject(f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}",
-                      "payload", device_id, kind)
     try:
-        document = json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return reject(f"payload is not valid UTF-8 (byte {exc.start})", "payload", device_id, kind)
-    except json.JSONDecodeError as exc:
-        return reject(f"payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                      "payload", device_id, kind)
-    except RecursionError:
-        return reject("payload is nested too deeply", "payload", device_id, kind)
-
-    items: list[Any]
-    if isinstance(document, dict):
-        items = [document]
-    elif isinstance(document, list):
-        items = document
-        if not items:
-            return reject("payload is an empty array", "payload", device_id, kind)
-        if len(items) > limits.max_readings_per_message:
-            return reject(f"payload has {len(items)} readings, more than the limit of "
-                          f"{limits.max_readings_per_message}", "payload", device_id, kind)
-    else:
-        return reject("payload must be a JSON object (one reading) or an array of them", "payload",
-                      device_id, kind)
-
-    model = READING_MODELS[kind]
+        items = _decode(payload, limits)
+    except _RefusalError as refusal:
+        reject(refusal.reason, refusal.field_name, device_id, kind)
+        return out
     latest = received_at + limits.max_future_skew
-    many = len(items) > 1
     for index, item in enumerate(items):
-        prefix = f"reading {index}: " if many else ""
-        if not isinstance(item, dict):
-            reject(f"{prefix}a reading must be a JSON object", "reading", device_id, kind)
-            continue
-        if "kind" in item:
-            item = dict(item)
-            stated = item.pop("kind")
-            if stated != kind.value:
-                reject(f"{prefix}kind {str(stated)!r} in payload differs from topic kind {kind.value!r}",
-                       "kind", device_id, kind)
-                continue
         try:
-            reading = model.model_validate(item)
-        except ValidationError as exc:
-            reason, field_name = _describe(exc)
-            reject(prefix + reason, field_name, device_id, kind)
-            continue
-        if reading.device_id != parts.device_id:
-            reject(f"{prefix}device_id {reading.device_id!r} in payload differs from topic device "
-                   f"{device_id!r}", "device_id", device_id, kind)
-            continue
-        if reading.time > latest:
-            ahead = (reading.time - received_at).total_seconds()
-            reject(f"{prefix}time {reading.time.isoformat()} is {ahead:.0f} s in the future (limit "
-                   f"{limits.max_future_skew.total_seconds():.0f} s)", "time", device_id, kind)
-            continue
-        out.readings.append(reading)
+            out.readings.append(_reading(item, kind, parts.device_id, latest, received_at))
+        except _RefusalError as refusal:
+            prefix = f"reading {index}: " if len(items) > 1 else ""
+            reject(prefix + refusal.reason, refusal.field_name, device_id, kind)
     return out

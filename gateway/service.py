@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiomqtt
 import psycopg
@@ -131,7 +131,7 @@ class Gateway:
 
     def _client(self) -> aiomqtt.Client:
         b, g = self.settings.broker, self.settings.gateway
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
         props.ReceiveMaximum = min(max(g.receive_maximum, 1), 65535)
         client = aiomqtt.Client(
@@ -141,7 +141,7 @@ class Gateway:
         )
         # aiomqtt 2.x has no public manual-ack switch; paho's must be set before connecting,
         # or a resumed session's backlog is acknowledged on arrival.
-        client._client.manual_ack_set(True)  # noqa: SLF001
+        client._client.manual_ack_set(True)
         return client
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -175,7 +175,7 @@ class Gateway:
         deadline = loop.time() + g.batch_seconds
         # The receive is never cancelled while the connection lives: cancelling aiomqtt's
         # __anext__ can drop a message it already took from the queue.
-        nxt: asyncio.Future[aiomqtt.Message] | None = None
+        nxt: asyncio.Future[Any] | None = None
         try:
             while not stop.is_set():
                 timeout = deadline - loop.time()
@@ -222,8 +222,8 @@ class Gateway:
             try:
                 await self._commit(pending)
                 for message in pending.messages:
-                    if message.qos > 0 and not client._disconnected.done():  # noqa: SLF001
-                        client._client.ack(message.mid, message.qos)  # noqa: SLF001
+                    if message.qos > 0 and not client._disconnected.done():
+                        client._client.ack(message.mid, message.qos)
                         self.stats.acked += 1
             finally:
                 queue.task_done()

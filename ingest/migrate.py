@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
 
 _LOCK_KEY = 0x75726270  # 'urbp'
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -32,12 +34,13 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def applied(conn: psycopg.Connection[object]) -> list[int]:
+def applied(conn: psycopg.Connection[TupleRow]) -> list[int]:
     """Versions already applied to the database (empty on a new one)."""
     exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
     if not exists or not exists[0]:
         return []
-    return [int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]  # type: ignore[call-overload]
+    rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    return [int(row[0]) for row in rows]
 
 
 def migrate(dsn: str) -> list[Migration]:
@@ -56,7 +59,7 @@ def migrate(dsn: str) -> list[Migration]:
                 if migration.version in have:
                     continue
                 with conn.transaction():
-                    conn.execute(migration.sql.encode())  # type: ignore[call-overload]
+                    conn.execute(sql.SQL(migration.sql))  # our own files, never input
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         [migration.version, migration.name],

@@ -12,6 +12,7 @@ keeps the messages unacknowledged and retries; nothing is half-written.
 from __future__ import annotations
 
 from psycopg import AsyncConnection, sql
+from psycopg.rows import TupleRow
 
 from urbanpulse.contract import Kind
 from urbanpulse.ingest.batch import Batch, BatchResult
@@ -22,7 +23,7 @@ _DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason", "field", "d
 _DEAD_LETTER_TYPES = ("timestamptz", "text", "bytea", "text", "text", "text", "text", "int8")
 
 
-async def _stage(conn: AsyncConnection[object], kind: Kind, batch: Batch, batch_id: int) -> int:
+async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int) -> int:
     table = table_name(kind)
     stage = f"stage_{table}"
     columns = table_columns(kind)
@@ -47,7 +48,7 @@ async def _stage(conn: AsyncConnection[object], kind: Kind, batch: Batch, batch_
     return cur.rowcount
 
 
-async def write_batch(conn: AsyncConnection[object], batch: Batch) -> BatchResult:
+async def write_batch(conn: AsyncConnection[TupleRow], batch: Batch) -> BatchResult:
     """Store ``batch`` in one transaction; returns only after the commit."""
     async with conn.transaction():
         cur = await conn.execute(
@@ -56,7 +57,7 @@ async def write_batch(conn: AsyncConnection[object], batch: Batch) -> BatchResul
         )
         row = await cur.fetchone()
         assert row is not None
-        batch_id = int(row[0])  # type: ignore[call-overload]
+        batch_id = int(row[0])
         stored = 0
         for kind in batch.readings:
             if batch.readings[kind]:
@@ -72,7 +73,8 @@ async def write_batch(conn: AsyncConnection[object], batch: Batch) -> BatchResul
                         [d.received_at, d.topic, d.payload, d.reason, d.field, d.device_id, d.kind, batch_id]
                     )
         await conn.execute("UPDATE ingest_batches SET stored = %s WHERE id = %s", [stored, batch_id])
-        await conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(str(batch_id))))
+        notify = sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(str(batch_id)))
+        await conn.execute(notify)
     return BatchResult(
         batch_id=batch_id,
         stored=stored,

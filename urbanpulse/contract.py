@@ -17,7 +17,6 @@ its metrics from them and the simulator produces them.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -44,13 +43,6 @@ def _aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        msg = "must be a finite number"
-        raise ValueError(msg)
-    return value
-
-
 def _storable_text(value: str) -> str:
     if "\x00" in value:
         msg = "must not contain NUL characters"
@@ -68,17 +60,15 @@ UtcTime = Annotated[datetime, Field(strict=False), AfterValidator(_aware_utc)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_storable_text)]
 
 
-def measure(unit: str, ge: float, le: float, description: str) -> Any:  # noqa: ANN401 - a pydantic FieldInfo
+def measure(unit: str, ge: float, le: float, description: str) -> Any:
     """A measured quantity with its unit and plausible range."""
-    return Field(ge=ge, le=le, description=description, json_schema_extra={"unit": unit})
+    return Field(ge=ge, le=le, allow_inf_nan=False, description=description, json_schema_extra={"unit": unit})
 
 
-def optional_measure(unit: str, ge: float, le: float, description: str) -> Any:  # noqa: ANN401
+def optional_measure(unit: str, ge: float, le: float, description: str) -> Any:
     """A measured quantity a device may leave out (or send as null)."""
-    return Field(None, ge=ge, le=le, description=description, json_schema_extra={"unit": unit})
-
-
-Finite = Annotated[float, AfterValidator(_finite)]
+    return Field(None, ge=ge, le=le, allow_inf_nan=False, description=description,
+                 json_schema_extra={"unit": unit})
 
 
 class Reading(BaseModel):
@@ -94,15 +84,15 @@ class Reading(BaseModel):
 class AirReading(Reading):
     """An air-quality station (fine dust, gases, weather, noise)."""
 
-    pm25: Finite = measure("µg/m³", 0, 1000, "PM2.5 mass concentration")
-    pm10: Finite = measure("µg/m³", 0, 2000, "PM10 mass concentration")
-    temperature: Finite = measure("°C", -40, 60, "air temperature")
-    humidity: Finite = measure("%", 0, 100, "relative humidity")
-    no2: Finite | None = optional_measure("µg/m³", 0, 4000, "NO2 concentration")
-    o3: Finite | None = optional_measure("µg/m³", 0, 2000, "O3 concentration")
-    so2: Finite | None = optional_measure("µg/m³", 0, 3000, "SO2 concentration")
-    co: Finite | None = optional_measure("µg/m³", 0, 200000, "CO concentration")
-    noise: Finite | None = optional_measure("dBA", 20, 140, "A-weighted sound level")
+    pm25: float = measure("µg/m³", 0, 1000, "PM2.5 mass concentration")
+    pm10: float = measure("µg/m³", 0, 2000, "PM10 mass concentration")
+    temperature: float = measure("°C", -40, 60, "air temperature")
+    humidity: float = measure("%", 0, 100, "relative humidity")
+    no2: float | None = optional_measure("µg/m³", 0, 4000, "NO2 concentration")
+    o3: float | None = optional_measure("µg/m³", 0, 2000, "O3 concentration")
+    so2: float | None = optional_measure("µg/m³", 0, 3000, "SO2 concentration")
+    co: float | None = optional_measure("µg/m³", 0, 200000, "CO concentration")
+    noise: float | None = optional_measure("dBA", 20, 140, "A-weighted sound level")
 
 
 class TrafficReading(Reading):
@@ -110,23 +100,23 @@ class TrafficReading(Reading):
 
     vehicle_count: int = measure("vehicles", 0, 20000, "vehicles counted in the interval")
     interval_s: int = measure("s", 1, 3600, "length of the counting interval")
-    speed_kmh: Finite = measure("km/h", 0, 250, "mean speed of the counted vehicles")
-    occupancy_pct: Finite = measure("%", 0, 100, "share of the interval the detector was occupied")
+    speed_kmh: float = measure("km/h", 0, 250, "mean speed of the counted vehicles")
+    occupancy_pct: float = measure("%", 0, 100, "share of the interval the detector was occupied")
 
 
 class IspeedReading(Reading):
     """A crowd-sourced mobile speed test (iSpeed-style)."""
 
-    download_mbps: Finite = measure("Mbit/s", 0, 10000, "download throughput")
-    upload_mbps: Finite = measure("Mbit/s", 0, 10000, "upload throughput")
-    latency_ms: Finite = measure("ms", 0, 60000, "round-trip latency")
-    jitter_ms: Finite = measure("ms", 0, 60000, "latency jitter")
-    packet_loss_pct: Finite = measure("%", 0, 100, "lost packets")
+    download_mbps: float = measure("Mbit/s", 0, 10000, "download throughput")
+    upload_mbps: float = measure("Mbit/s", 0, 10000, "upload throughput")
+    latency_ms: float = measure("ms", 0, 60000, "round-trip latency")
+    jitter_ms: float = measure("ms", 0, 60000, "latency jitter")
+    packet_loss_pct: float = measure("%", 0, 100, "lost packets")
     operator: Label = Field(description="mobile network operator")
     network: Literal["4G", "5G"] = Field(description="radio access technology of the test")
-    rsrp_dbm: Finite = measure("dBm", -140, -44, "LTE/NR reference signal received power")
-    lat: Finite = measure("°", -90, 90, "latitude of the test (WGS84)")
-    lon: Finite = measure("°", -180, 180, "longitude of the test (WGS84)")
+    rsrp_dbm: float = measure("dBm", -140, -44, "LTE/NR reference signal received power")
+    lat: float = measure("°", -90, 90, "latitude of the test (WGS84)")
+    lon: float = measure("°", -180, 180, "longitude of the test (WGS84)")
     province: Label = Field(description="province the test was taken in")
 
 

@@ -72,7 +72,7 @@ class _Process:
 
     def spawn(self, argv: Sequence[str], log: Path, user: str | None) -> None:
         with log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 list(argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **_as_user(user)
             )
 
@@ -141,7 +141,7 @@ class PostgresServer:
             if parent.stat().st_mode & 0o005 != 0o005 and self._run_as:
                 os.chmod(parent, parent.stat().st_mode | 0o005)
         self._own(self.data_dir)
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             [str(postgres_bindir() / "initdb"), "-D", str(self.data_dir / "pgdata"), "-U", self.superuser,
              "--auth=trust", "--encoding=UTF8", "--no-locale"],
             check=True, capture_output=True, **_as_user(self._run_as),

@@ -1,0 +1,1 @@
+"""Streaming anomaly detection: robust EWMA z-scores over committed readings, turned into events."""

@@ -1,0 +1,191 @@
+"""The analytics process: committed readings in, anomaly events out, resuming exactly after a restart.
+
+``Analytics`` is an async context manager owning two connections: one for reading batches and
+writing events and checkpoints, one that LISTENs on ingest's ``urbanpulse_batches`` channel.
+``step()`` scores everything committed since the checkpoint, chunk by chunk, each chunk's events
+and checkpoint in one transaction (see :mod:`urbanpulse.analytics.store`). ``run()`` steps whenever
+ingest notifies, or every ``poll_seconds`` (notifications are a hint; the horizon is the truth).
+
+Errors: a database error in a step rolls its chunk back and drops the in-memory state, which the
+next step reloads from the checkpoint, so nothing is half-applied. ``run()`` retries a lost
+connection with back-off (doubling from ``poll_seconds`` up to 30 s), forever; any other error --
+including :class:`~urbanpulse.analytics.store.CheckpointConflictError` -- ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+from psycopg import AsyncConnection, sql
+
+from urbanpulse.analytics.events import Transition, transitions
+from urbanpulse.analytics.ewma import score_learn
+from urbanpulse.analytics.state import SeriesState
+from urbanpulse.analytics.store import Chunk, load_checkpoint, read_chunk, save
+from urbanpulse.ingest.writer import NOTIFY_CHANNEL
+from urbanpulse.settings import Settings
+
+__all__ = ["Analytics", "AnalyticsStats"]
+
+log = logging.getLogger("urbanpulse.analytics")
+
+# Detector parameters that are not settings (yet): see RobustEwmaZScore for their meaning.
+CLIP = 3.0
+SCALE = 3.0
+MAX_RETRY_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class AnalyticsStats:
+    """Counters since start (this process only; the checkpoint holds what earlier ones did)."""
+
+    readings: int = 0  # readings scored
+    points: int = 0  # metric values scored
+    batches: int = 0  # ingest batches consumed
+    chunks: int = 0  # transactions of events + checkpoint
+    events_opened: int = 0
+    events_updated: int = 0
+    events_resolved: int = 0
+    notifications: int = 0
+    reconnects: int = 0
+
+
+class Analytics:
+    """Streaming anomaly detection over committed readings.
+
+    >>> async def main(settings: Settings) -> None:  # doctest: +SKIP
+    ...     async with Analytics(settings) as analytics:
+    ...         await analytics.run()
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = AnalyticsStats()
+        self._conn: AsyncConnection[Any] | None = None
+        self._listen: AsyncConnection[Any] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._entered = False
+        self._state: SeriesState | None = None
+        self._horizon: int | None = None  # the checkpoint's horizon, None before the first one
+
+    async def __aenter__(self) -> Self:
+        self._entered = True
+        await self._connection()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._entered = False
+        await self._stop_listening()
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _connection(self) -> AsyncConnection[Any]:
+        assert self._entered, "use Analytics as an async context manager"
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                await self._conn.close()
+                self.stats.reconnects += 1
+            self._conn = None
+            self._conn = await AsyncConnection.connect(self.settings.database.dsn, autocommit=True)
+        return self._conn
+
+    async def step(self) -> int:
+        """Score every batch committed since the last step; returns the readings scored."""
+        conn = await self._connection()
+        a = self.settings.analytics
+        scored = 0
+        try:
+            if self._state is None:
+                self._horizon, self._state = await load_checkpoint(conn, a.checkpoint_name)
+            state = self._state
+            while (chunk := await read_chunk(conn, self._horizon or 0, state)) is not None:
+                p = chunk.points
+                scores = score_learn(p.series, p.values, state.min_sigma, state.ewma.mean, state.ewma.spread,
+                                     state.ewma.count, float(a.alpha), int(a.warmup), CLIP, SCALE)
+                changes, state.is_open = transitions(p.series, scores, p.values, p.times, state.is_open,
+                                                     a.open_score, a.resolve_score)
+                await save(conn, a.checkpoint_name, self._horizon, chunk.horizon, state, changes)
+                self._horizon = chunk.horizon
+                self._count(chunk, changes)
+                scored += p.readings
+                if not chunk.more:
+                    break
+        except BaseException:
+            self._state = None  # reloaded from the checkpoint, which the failed chunk did not move
+            raise
+        return scored
+
+    def _count(self, chunk: Chunk, changes: list[Transition]) -> None:
+        s = self.stats
+        s.chunks += 1
+        s.batches += len(chunk.batch_ids)
+        s.readings += chunk.points.readings
+        s.points += len(chunk.points.values)
+        for t in changes:
+            s.events_opened += t.opened
+            s.events_updated += not t.opened and t.readings > 0
+            s.events_resolved += t.resolved_at is not None
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Step on every notification (or every ``poll_seconds``) until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        poll = self.settings.analytics.poll_seconds
+        delay = poll
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # before the step: a notification during it means another step
+                try:
+                    await self._ensure_listening()
+                    await self.step()
+                except psycopg.OperationalError as exc:
+                    log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+                    await self._stop_listening()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(stopper), delay)
+                    delay = min(delay * 2, MAX_RETRY_SECONDS)
+                    continue
+                delay = poll
+                waker = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({waker, stopper}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+        finally:
+            stopper.cancel()
+
+    async def _ensure_listening(self) -> None:
+        if self._listener is not None and not self._listener.done():
+            return
+        await self._stop_listening()
+        self._listen = await AsyncConnection.connect(self.settings.database.dsn, autocommit=True)
+        await self._listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+        self._listener = asyncio.create_task(self._listen_loop(self._listen))
+
+    async def _listen_loop(self, conn: AsyncConnection[Any]) -> None:
+        try:
+            async for _ in conn.notifies():
+                self.stats.notifications += 1
+                self._wake.set()
+        except psycopg.OperationalError as exc:
+            log.warning("LISTEN connection lost (%s); polling until it is back", exc)
+        self._wake.set()  # step (and re-listen) at once
+
+    async def _stop_listening(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await self._listener
+            self._listener = None
+        if self._listen is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._listen.close()
+            self._listen = None

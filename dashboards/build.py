@@ -1,0 +1,116 @@
+"""Write Grafana's provisioning layout: the data source, the dashboard provider and the dashboards.
+
+::
+
+    <out_dir>/provisioning/datasources/urbanpulse.yaml   -> /etc/grafana/provisioning/datasources/
+    <out_dir>/provisioning/dashboards/urbanpulse.yaml    -> /etc/grafana/provisioning/dashboards/
+    <out_dir>/dashboards/urbanpulse-city.json            -> /var/lib/grafana/dashboards/
+
+Grafana interpolates environment variables in provisioning YAML (``$VAR``, ``${VAR}``,
+``$__env{VAR}``, ``$__file{path}``; ``$$`` is a literal ``$``) -- but has no ``${VAR:-default}``
+form, so defaults belong to whoever starts Grafana (docker-compose's ``environment:``). Dashboard
+JSON is never interpolated, so it names the data source by its fixed uid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from psycopg.conninfo import conninfo_to_dict
+
+from urbanpulse.dashboards import panels
+from urbanpulse.dashboards.render import dashboard_json, dumps
+from urbanpulse.dashboards.sqlquery import DATASOURCE_TYPE, DATASOURCE_UID
+from urbanpulse.settings import Settings
+
+DASHBOARDS_PATH = "/var/lib/grafana/dashboards"
+FOLDER = "urbanpulse"
+ENV_HOST = "URBANPULSE_GRAFANA_DB_HOST"
+ENV_USER = "URBANPULSE_GRAFANA_DB_USER"
+ENV_PASSWORD = "URBANPULSE_GRAFANA_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
+POSTGRES_VERSION = 1500  # PostgreSQL 15: enables the data source's 12+ features
+
+
+def database_name(settings: Settings) -> str:
+    """The database named by ``settings.database.dsn`` (libpq defaults to the user name)."""
+    parts = conninfo_to_dict(settings.database.dsn)
+    name = parts.get("dbname") or parts.get("user")
+    return str(name) if name else "urbanpulse"
+
+
+def datasource_config(settings: Settings, *, timescaledb: bool = False) -> dict[str, Any]:
+    """The data-source provisioning document."""
+    return {
+        "apiVersion": 1,
+        "datasources": [
+            {
+                "name": "urbanpulse",
+                "type": DATASOURCE_TYPE,
+                "uid": DATASOURCE_UID,
+                "access": "proxy",
+                "url": f"${{{ENV_HOST}}}",
+                "user": f"${{{ENV_USER}}}",
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {
+                    "database": database_name(settings),
+                    "sslmode": "disable",
+                    "postgresVersion": POSTGRES_VERSION,
+                    "timescaledb": timescaledb,
+                },
+                "secureJsonData": {"password": f"${{{ENV_PASSWORD}}}"},
+            }
+        ],
+    }
+
+
+def provider_config() -> dict[str, Any]:
+    """The dashboard-provider provisioning document: every JSON file under the mounted folder."""
+    return {
+        "apiVersion": 1,
+        "providers": [
+            {
+                "name": "urbanpulse",
+                "orgId": 1,
+                "folder": FOLDER,
+                "folderUid": FOLDER,
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "updateIntervalSeconds": 30,
+                "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
+            }
+        ],
+    }
+
+
+def _yaml(document: dict[str, Any]) -> str:
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def dashboard_filename(board: panels.Dashboard) -> str:
+    return f"{board.uid}.json"
+
+
+def build(out_dir: Path, settings: Settings, *, timescaledb: bool = False) -> list[Path]:
+    """Write the provisioning files and dashboards under ``out_dir``; return the paths written.
+
+    ``timescaledb`` sets the data source's TimescaleDB switch (``$__timeGroup`` then uses
+    ``time_bucket``). Existing files are overwritten; nothing else in ``out_dir`` is touched.
+    """
+    written = [
+        _write(out_dir / "provisioning" / "datasources" / "urbanpulse.yaml",
+               _yaml(datasource_config(settings, timescaledb=timescaledb))),
+        _write(out_dir / "provisioning" / "dashboards" / "urbanpulse.yaml", _yaml(provider_config())),
+    ]
+    for board in panels.DASHBOARDS:
+        written.append(_write(out_dir / "dashboards" / dashboard_filename(board), dumps(dashboard_json(board))))
+    return written

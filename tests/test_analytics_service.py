@@ -1,0 +1,182 @@
+"""Analytics on the real PostgreSQL: committed batches in, events out, exact resumption, late commits."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import fresh_database
+from psycopg import AsyncConnection
+
+from urbanpulse.analytics.service import Analytics
+from urbanpulse.analytics.store import CheckpointConflictError
+from urbanpulse.gateway.parse import parse_message
+from urbanpulse.ingest.batch import Batch
+from urbanpulse.ingest.writer import write_batch
+from urbanpulse.localstack import PostgresServer
+from urbanpulse.settings import AnalyticsSettings, DatabaseSettings, Settings
+from urbanpulse.sim.city import fleet
+from urbanpulse.sim.stream import Spike, messages
+
+pytestmark = pytest.mark.integration
+
+DEVICES = fleet(4, seed=3)  # 4 air, 4 traffic, 4 ispeed
+SPIKE = Spike(device_id="air-00001", metric="pm25", start=50, length=20, factor=8.0)
+STEPS = 90
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def sim_batches() -> list[Batch]:
+    """One batch per simulated minute, every device reporting once."""
+    out: dict[int, Batch] = {}
+    received = datetime.now(UTC)
+    for message in messages(DEVICES, START, STEPS, timedelta(minutes=1), seed=11, spikes=(SPIKE,)):
+        parsed = parse_message(message.topic, message.payload, received)
+        assert parsed.kind is not None
+        assert not parsed.rejected
+        assert message.time is not None
+        batch = out.setdefault(int((message.time - START) / timedelta(minutes=1)), Batch())
+        for reading in parsed.readings:
+            batch.add(parsed.kind, reading, received)
+    return [out[i] for i in range(STEPS)]
+
+
+BATCHES = sim_batches()
+PER_BATCH = len(DEVICES)
+
+
+def settings_for(dsn: str, **analytics: Any) -> Settings:
+    return Settings(database=DatabaseSettings(dsn=dsn), analytics=AnalyticsSettings(**analytics))
+
+
+async def write(dsn: str, batches: list[Batch]) -> None:
+    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for batch in batches:
+            await write_batch(conn, batch)
+
+
+def events(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT device_id, kind, metric, detector, status, opened_at, last_seen_at, resolved_at,"
+            " peak_score, last_score, peak_value, readings FROM events ORDER BY device_id, metric, opened_at"
+        ).fetchall()
+
+
+def checkpoint_state(dsn: str) -> bytes:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT state FROM analytics_checkpoints").fetchone()
+    assert row is not None
+    return bytes(row[0])
+
+
+def test_spike_opens_one_event_and_a_restart_resumes_exactly(database: str, pg_cluster: PostgresServer) -> None:
+    settings = settings_for(database)
+
+    async def first_run() -> Analytics:
+        await write(database, BATCHES[:60])
+        async with Analytics(settings) as analytics:
+            assert await analytics.step() == 60 * PER_BATCH
+            assert await analytics.step() == 0  # nothing new: nothing scored twice
+        return analytics
+
+    first = asyncio.run(first_run())
+    assert first.stats.batches == 60
+    found = events(database)
+    spiked = [e for e in found if (e[0], e[2]) == (SPIKE.device_id, SPIKE.metric)]
+    assert len(spiked) == 1
+    _device_id, kind, _, detector, status, opened_at, last_seen_at, resolved_at, peak, _, peak_value, n = spiked[0]
+    assert (kind, detector, status, resolved_at) == ("air", "ewma", "open", None)
+    assert opened_at == START + SPIKE.start * timedelta(minutes=1)  # reading time, not wall-clock
+    assert last_seen_at == START + 59 * timedelta(minutes=1)
+    assert n == 10
+    assert peak > 0.8
+    assert peak_value > 100
+    assert len(found) - 1 <= 2, found  # hardly any false alarms over 11 devices x 60 readings
+    assert first.stats.events_opened == len(found)
+
+    async def restart() -> Analytics:
+        await write(database, BATCHES[60:])
+        async with Analytics(settings) as analytics:
+            assert await analytics.step() == 30 * PER_BATCH
+        return analytics
+
+    second = asyncio.run(restart())
+    assert first.stats.readings + second.stats.readings == STEPS * PER_BATCH  # none skipped or re-scored
+    after = [e for e in events(database) if (e[0], e[2]) == (SPIKE.device_id, SPIKE.metric)]
+    assert len(after) == 1  # updated, never raised twice
+    assert after[0][4] == "resolved"
+    assert after[0][7] == START + (SPIKE.start + SPIKE.length) * timedelta(minutes=1)
+    assert after[0][11] == SPIKE.length
+
+    # Exactly as if it had never stopped: the same events and the same detector state.
+    other = fresh_database(pg_cluster, f"{database}_oneshot")
+    asyncio.run(write(other, BATCHES))
+
+    async def one_shot() -> None:
+        async with Analytics(settings_for(other)) as analytics:
+            assert await analytics.step() == STEPS * PER_BATCH
+
+    asyncio.run(one_shot())
+    assert events(other) == events(database)
+    assert checkpoint_state(other) == checkpoint_state(database)
+
+
+def test_a_batch_committed_late_by_an_earlier_transaction_is_not_skipped(database: str) -> None:
+    async def scenario() -> Analytics:
+        async with (
+            await AsyncConnection.connect(database, autocommit=True) as slow,
+            await AsyncConnection.connect(database, autocommit=True) as fast,
+            Analytics(settings_for(database)) as analytics,
+        ):
+            await write_batch(fast, BATCHES[0])
+            assert await analytics.step() == PER_BATCH
+            async with slow.transaction():
+                await write_batch(slow, BATCHES[1])  # has its xid, commits only at the end of the block
+                await write_batch(fast, BATCHES[2])  # a later xid, committed now
+                assert await analytics.step() == 0  # waits behind the open transaction
+            assert await analytics.step() == 2 * PER_BATCH
+            assert await analytics.step() == 0
+        return analytics
+
+    analytics = asyncio.run(scenario())
+    assert (analytics.stats.batches, analytics.stats.readings) == (3, 3 * PER_BATCH)
+
+
+def test_run_wakes_on_notifications(database: str) -> None:
+    async def scenario() -> Analytics:
+        stop = asyncio.Event()
+        async with Analytics(settings_for(database, poll_seconds=60.0)) as analytics:
+            task = asyncio.create_task(analytics.run(stop))
+            await asyncio.sleep(0.3)
+            await write(database, BATCHES[:3])
+            for _ in range(100):
+                if analytics.stats.readings == 3 * PER_BATCH:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(task, 5.0)
+        return analytics
+
+    analytics = asyncio.run(scenario())
+    assert analytics.stats.readings == 3 * PER_BATCH
+    assert analytics.stats.notifications >= 1
+
+
+def test_two_consumers_under_one_name_conflict(database: str) -> None:
+    async def scenario() -> None:
+        settings = settings_for(database)
+        async with Analytics(settings) as one, Analytics(settings) as two:
+            assert await one.step() == 0
+            assert await two.step() == 0
+            await write(database, BATCHES[:1])
+            assert await one.step() == PER_BATCH
+            with pytest.raises(CheckpointConflictError):
+                await two.step()
+
+    asyncio.run(scenario())
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM analytics_checkpoints").fetchone() == (1,)

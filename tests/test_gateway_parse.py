@@ -1,0 +1,110 @@
+"""Table-driven tests of the pure message parser: every refusal names its field."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from urbanpulse.contract import Kind, parse_topic, reading_topic
+from urbanpulse.gateway.parse import Limits, parse_message
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+AIR = {"device_id": "air-1", "time": "2026-03-01T11:59:00Z", "seq": 3, "pm25": 12.0, "pm10": 20.0,
+       "temperature": 28.5, "humidity": 70.0}
+TRAFFIC = {"device_id": "tr-1", "time": "2026-03-01T11:59:00+07:00", "seq": 1, "vehicle_count": 42,
+           "interval_s": 60, "speed_kmh": 38.5, "occupancy_pct": 12.0}
+ISPEED = {"device_id": "sp-1", "time": 1772366340, "seq": 9, "download_mbps": 35.2, "upload_mbps": 12.1,
+          "latency_ms": 28.0, "jitter_ms": 3.1, "packet_loss_pct": 0.0, "operator": "Viettel",
+          "network": "4G", "rsrp_dbm": -95.0, "lat": 21.03, "lon": 105.85, "province": "Ha Noi"}
+
+
+def body(base: dict[str, Any], **changes: Any) -> bytes:
+    out = {**base, **changes}
+    return json.dumps({k: v for k, v in out.items() if v is not ...}).encode()
+
+
+def parse(kind: str, device: str, payload: bytes, limits: Limits | None = None):  # type: ignore[no-untyped-def]
+    return parse_message(reading_topic(kind, device), payload, NOW, limits)
+
+
+@pytest.mark.parametrize(("kind", "device", "payload"), [
+    ("air", "air-1", body(AIR)),
+    ("air", "air-1", body(AIR, no2=40.0, co=900.0, noise=None)),
+    ("traffic", "tr-1", body(TRAFFIC)),
+    ("ispeed", "sp-1", body(ISPEED)),
+    ("air", "air-1", json.dumps([AIR, {**AIR, "time": "2026-03-01T11:58:00Z"}]).encode()),
+    ("air", "air-1", body(AIR, kind="air")),
+])
+def test_valid_messages_are_accepted(kind: str, device: str, payload: bytes) -> None:
+    parsed = parse(kind, device, payload)
+    assert parsed.rejected == []
+    assert parsed.readings
+    assert parsed.kind == Kind(kind)
+    assert all(r.time.tzinfo is not None and r.time.utcoffset() == timedelta(0) for r in parsed.readings)
+
+
+@pytest.mark.parametrize(("kind", "device", "payload", "field", "words"), [
+    ("air", "air-1", b'{"device_id": "air-1", "time"', "payload", "not valid JSON"),
+    ("air", "air-1", b"\xff\xfe{}", "payload", "UTF-8"),
+    ("air", "air-1", b"42", "payload", "JSON object"),
+    ("air", "air-1", b"[]", "payload", "empty"),
+    ("air", "air-1", body(AIR, pm25=...), "pm25", "Field required"),
+    ("air", "air-1", body(AIR, pm25=-1), "pm25", "greater than or equal"),
+    ("air", "air-1", body(AIR, pm25=5000), "pm25", "less than or equal"),
+    ("air", "air-1", body(AIR, pm25="12"), "pm25", "valid number"),
+    ("air", "air-1", body(AIR, pm25=True), "pm25", "valid number"),
+    ("air", "air-1", b'{"device_id":"air-1","time":"2026-03-01T11:59:00Z","seq":1,"pm25":NaN,'
+                     b'"pm10":1,"temperature":1,"humidity":1}', "pm25", "finite"),
+    ("air", "air-1", body(AIR, seq=1.5), "seq", "valid integer"),
+    ("air", "air-1", body(AIR, time="2026-03-01T11:59:00"), "time", "UTC offset"),
+    ("air", "air-1", body(AIR, time="yesterday"), "time", "datetime"),
+    ("air", "air-1", body(AIR, time="2026-03-01T13:00:00Z"), "time", "future"),
+    ("air", "air-1", body(AIR, colour="blue"), "colour", "Extra inputs"),
+    ("air", "air-1", body(AIR, device_id="air-2"), "device_id", "differs from topic"),
+    ("air", "air-1", body(AIR, kind="traffic"), "kind", "differs from topic"),
+    ("weather", "air-1", body(AIR), "kind", "unknown kind"),
+    ("traffic", "tr-1", body(TRAFFIC, vehicle_count=4.5), "vehicle_count", "valid integer"),
+    ("ispeed", "sp-1", body(ISPEED, network="3G"), "network", "'4G' or '5G'"),
+    ("ispeed", "sp-1", body(ISPEED, operator="x\u0000y"), "operator", "NUL"),
+    ("ispeed", "sp-1", body(ISPEED, rsrp_dbm=-20), "rsrp_dbm", "less than or equal"),
+])
+def test_malformed_messages_name_the_field(kind: str, device: str, payload: bytes, field: str,
+                                           words: str) -> None:
+    parsed = parse(kind, device, payload)
+    assert parsed.readings == []
+    assert len(parsed.rejected) == 1
+    letter = parsed.rejected[0]
+    assert letter.field == field
+    assert words in letter.reason
+    assert letter.payload == payload
+    assert "\x00" not in letter.reason
+
+
+def test_bad_reading_in_an_array_is_refused_alone() -> None:
+    good = {**AIR, "time": "2026-03-01T11:58:00Z"}
+    parsed = parse("air", "air-1", json.dumps([AIR, {**AIR, "pm10": "x"}, good]).encode())
+    assert len(parsed.readings) == 2
+    assert [r.reason for r in parsed.rejected] == ["reading 1: pm10: Input should be a valid number"]
+
+
+def test_limits() -> None:
+    small = Limits(max_payload_bytes=100, max_readings_per_message=2)
+    assert "exceeds the limit" in parse("air", "air-1", body(AIR) * 2, small).rejected[0].reason
+    many = json.dumps([AIR, AIR, AIR]).encode()
+    assert "more than the limit" in parse("air", "air-1", many, Limits(max_readings_per_message=2)).rejected[0].reason
+    deep = b"[" * 100000 + b"]" * 100000
+    assert parse("air", "air-1", deep).rejected[0].field == "payload"
+
+
+def test_topics() -> None:
+    assert reading_topic(Kind.AIR, "a-1") == "urbanpulse/v1/air/a-1"
+    parts = parse_topic("urbanpulse/v1/air/a-1")
+    assert parts is not None
+    assert (parts.kind, parts.device_id) == ("air", "a-1")
+    for bad in ("urbanpulse/v2/air/a", "urbanpulse/v1/air", "x/v1/air/a", "urbanpulse/v1/air/a/b"):
+        assert parse_topic(bad) is None
+    letter = parse_message("urbanpulse/v1/air", b"{}", NOW).rejected[0]
+    assert letter.field == "topic"

@@ -1,0 +1,115 @@
+"""``urbanpulse up``: the whole chain on one machine, no Docker needed.
+
+Starts a throwaway PostgreSQL and Mosquitto from the system binaries in ``data_dir`` (or uses the
+configured ones), migrates, then runs gateway, analytics and the live simulator in one event loop
+and shows live counts until Ctrl-C, after which everything stops cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from urbanpulse.ingest.migrate import migrate
+from urbanpulse.localstack import MosquittoServer, PostgresServer, free_port
+from urbanpulse.settings import Settings
+
+COUNT_SQL = """
+SELECT (SELECT count(*) FROM air_readings), (SELECT count(*) FROM traffic_readings),
+       (SELECT count(*) FROM ispeed_readings), (SELECT count(*) FROM dead_letters),
+       (SELECT count(*) FROM events), (SELECT count(*) FROM events WHERE status <> 'resolved'),
+       (SELECT max(received_at) FROM air_readings)
+"""
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@contextlib.contextmanager
+def local_servers(settings: Settings, console: Console) -> Iterator[Settings]:
+    """Start PostgreSQL and Mosquitto under ``settings.data_dir``; yield settings pointing at them."""
+    data_dir = settings.data_dir.absolute()
+    pg_port = int(conninfo_to_dict(settings.database.dsn).get("port") or 5432)
+    mq_port = settings.broker.port
+    pg_port = pg_port if _port_free(pg_port) else free_port()
+    mq_port = mq_port if _port_free(mq_port) else free_port()
+    postgres = PostgresServer(Path(data_dir) / "postgres", port=pg_port)
+    mosquitto = MosquittoServer(Path(data_dir) / "mosquitto", port=mq_port)
+    console.print(f"[bold]starting PostgreSQL[/] in {postgres.data_dir} on 127.0.0.1:{pg_port}")
+    postgres.start()
+    try:
+        console.print(f"[bold]starting Mosquitto[/] in {mosquitto.data_dir} on 127.0.0.1:{mq_port}")
+        mosquitto.start()
+        try:
+            yield settings.model_copy(update={
+                "database": settings.database.model_copy(update={"dsn": postgres.dsn}),
+                "broker": settings.broker.model_copy(update={"host": "127.0.0.1", "port": mq_port}),
+            })
+        finally:
+            mosquitto.stop()
+    finally:
+        postgres.stop()
+
+
+def _counts_table(row: tuple[object, ...], sim_published: int, elapsed: float) -> Table:
+    table = Table(title=f"urbanpulse local stack — {elapsed:.0f} s (Ctrl-C to stop)")
+    for column in ("air", "traffic", "ispeed", "dead letters", "events", "open events", "published"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(v) for v in row[:6]), str(sim_published))
+    return table
+
+
+async def run_stack(settings: Settings, console: Console, duration: float | None = None) -> None:
+    """Run gateway, analytics and simulator until Ctrl-C (or ``duration`` seconds)."""
+    from urbanpulse.analytics.service import Analytics  # noqa: PLC0415 - heavy (numba) import
+    from urbanpulse.gateway.service import Gateway  # noqa: PLC0415
+    from urbanpulse.sim.live import LiveStats, run_live  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sim_stats = LiveStats()
+    started = loop.time()
+    async with Gateway(settings) as gateway, Analytics(settings) as analytics:
+        tasks = [
+            asyncio.create_task(gateway.run(stop)),
+            asyncio.create_task(analytics.run(stop)),
+            asyncio.create_task(run_live(settings.broker, settings.sim, stop, stats=sim_stats)),
+        ]
+        async with await psycopg.AsyncConnection.connect(settings.database.dsn, autocommit=True) as conn:
+            with Live(console=console, refresh_per_second=2) as live:
+                while not stop.is_set():
+                    row = await (await conn.execute(COUNT_SQL)).fetchone()
+                    assert row is not None
+                    live.update(_counts_table(tuple(row), sim_stats.published, loop.time() - started))
+                    if duration is not None and loop.time() - started >= duration:
+                        stop.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+        console.print("stopping: flushing the gateway's last batch ...")
+        await asyncio.gather(*tasks)
+    console.print("[green]stopped cleanly[/]")
+
+
+def up(settings: Settings, console: Console, *, external: bool, duration: float | None) -> None:
+    if external:
+        migrate(settings.database.dsn)
+        asyncio.run(run_stack(settings, console, duration))
+        return
+    with local_servers(settings, console) as local:
+        migrate(local.database.dsn)
+        console.print(f"database: {local.database.dsn}\nbroker:   mqtt://127.0.0.1:{local.broker.port}")
+        asyncio.run(run_stack(local, console, duration))
