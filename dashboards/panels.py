@@ -157,27 +157,29 @@ ORDER BY 1, 2""",
     description="Stored readings per minute of measurement time, by device kind.",
 )
 
-OPEN_EVENTS = Panel(
-    title="Open events",
+EVENTS = Panel(
+    title="Events",
     type="table",
     sql="""SELECT
   device_id AS device,
   metric,
   severity,
   opened_at,
+  resolved_at,
   peak_score,
   status
 FROM events
-WHERE status <> 'resolved'
-  AND kind IN ($kind)
-  AND ($__timeFilter(opened_at) OR $__timeFilter(last_seen_at))
-ORDER BY peak_score DESC, opened_at DESC
+WHERE kind IN ($kind)
+  AND opened_at <= $__timeTo()
+  AND (status <> 'resolved' OR resolved_at >= $__timeFrom())
+ORDER BY status = 'resolved', peak_score DESC, opened_at DESC
 LIMIT 200""",
     format="table",
     unit="none",
     grid=Grid(0, 16, 14, 9),
-    description="Open and acknowledged anomaly events opened or seen in the time range, worst first.",
-    columns=("device", "metric", "severity", "opened_at", "peak_score", "status"),
+    description="Events active at any moment of the time range: still open (or acknowledged) first, then resolved, "
+    "worst first.",
+    columns=("device", "metric", "severity", "opened_at", "resolved_at", "peak_score", "status"),
 )
 
 DEAD_LETTERS = Panel(
@@ -207,7 +209,7 @@ CITY = Dashboard(
     description="Air quality, traffic and mobile speed tests of the city, with ingest health.",
     tags=("urbanpulse", "iot"),
     variables=(KIND, PROVINCE),
-    panels=(PM25, TRAFFIC_SPEED, ISPEED_DOWNLOAD, READING_RATE, OPEN_EVENTS, DEAD_LETTERS),
+    panels=(PM25, TRAFFIC_SPEED, ISPEED_DOWNLOAD, READING_RATE, EVENTS, DEAD_LETTERS),
 )
 
 DASHBOARDS: tuple[Dashboard, ...] = (CITY,)

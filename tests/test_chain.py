@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from urbanpulse.analytics.service import Analytics
 
+from urbanpulse.analytics.service import Analytics
+from urbanpulse.dashboards.macros import expand
+from urbanpulse.dashboards.render import dashboard_json, panel_queries
 from urbanpulse.gateway.service import Gateway
 from urbanpulse.settings import Settings
-from urbanpulse.sim.city import fleet
+from urbanpulse.sim.city import fleet, provinces
 from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.stream import MALFORMATIONS, SimMessage, Spike, messages
 
@@ -78,3 +80,16 @@ def test_simulated_city_end_to_end(settings: Settings) -> None:
     assert (SPIKE.device_id, SPIKE.metric) in events
     # few events: the spike, and not a flood of false alarms over 30 devices x 80 readings
     assert len(events) <= 10, events
+
+    # every panel of the generated dashboard, macros expanded for the simulated range, returns rows
+    document = dashboard_json()
+    times = [m.time for m in valid if m.time is not None]
+    variables = {"kind": ["air", "traffic", "ispeed"], "province": sorted({p.name for p in provinces()})}
+    with psycopg.connect(settings.database.dsn) as conn:
+        queries = panel_queries(document)
+        assert len(queries) >= 6
+        for query in queries:
+            sql = expand(query.raw_sql, time_from=min(times) - timedelta(minutes=1), time_to=datetime.now(UTC),
+                         interval=timedelta(minutes=1), variables=variables)
+            rows = conn.execute(sql.encode()).fetchall()
+            assert rows, query.panel_title

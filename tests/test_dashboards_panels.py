@@ -164,10 +164,16 @@ def test_tables_show_what_they_say(loaded: Loaded) -> None:
     variables = {"kind": [k.value for k in Kind], "province": list(loaded.provinces)}
     span = timedelta(days=7)
     with psycopg.connect(loaded.dsn) as conn:
-        events_sql = expand(panels.OPEN_EVENTS.sql, time_from=END - span, time_to=END,
+        events_sql = expand(panels.EVENTS.sql, time_from=END - span, time_to=END,
                             interval=auto_interval(span), variables=variables)
         _, rows = _run(conn, events_sql)
-        assert [(r[0], r[1], r[5]) for r in rows] == [(SPIKE.device_id, "pm25", "open")]  # not the resolved one
+        # open first, then resolved ones that were still active inside the range
+        assert [(r[0], r[1], r[6]) for r in rows] == [(SPIKE.device_id, "pm25", "open"),
+                                                       ("traffic-00001", "speed_kmh", "resolved")]
+        later = expand(panels.EVENTS.sql, time_from=END - timedelta(minutes=30), time_to=END,
+                       interval=auto_interval(span), variables=variables)
+        _, rows = _run(conn, later)
+        assert [r[6] for r in rows] == ["open"]  # resolved 40 min before END: outside the last 30 min
         letters_sql = expand(panels.DEAD_LETTERS.sql, time_from=END - span, time_to=END + STEP,
                              interval=auto_interval(span), variables=variables)
         _, rows = _run(conn, letters_sql)
