@@ -1,13 +1,17 @@
 """From an MQTT message to readings and dead letters: pure functions, no I/O.
 
-A payload is one JSON reading object or a JSON array of them, published to
-``urbanpulse/v1/<kind>/<device_id>``. Every refusal names its reason (and the field when there is one);
-in an array, each bad reading is refused on its own and the good ones are kept.
+A payload is one JSON reading object, a JSON array of them, or a SenML pack (see ``senml``), published
+to ``urbanpulse/v1/<kind>/<device_id>``. Every refusal names its reason (and the field when there is
+one); in an array or pack, each bad reading is refused on its own and the good ones are kept.
+
+An optional ``identity`` callable says whether the topic's device may publish that kind; the time
+policy refuses readings more than ``max_future_skew`` ahead of or ``max_late`` behind the receive time.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from urbanpulse.contract import READING_MODELS, Kind, Reading, parse_topic, utc_now
+from urbanpulse.gateway import senml
 from urbanpulse.ingest.batch import DeadLetter
+
+Identity = Callable[[str, Kind], str | None]
+"""(topic device_id, kind) -> None when the device may publish that kind, else the reason it may not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +33,7 @@ class Limits:
     max_payload_bytes: int = 65536
     max_readings_per_message: int = 1000
     max_future_skew: timedelta = timedelta(seconds=300)
+    max_late: timedelta = timedelta(days=7)
 
 
 @dataclass(slots=True)
@@ -77,6 +86,8 @@ def _decode(payload: bytes, limits: Limits) -> list[Any]:
                        "payload") from None
     except RecursionError:
         raise _RefusalError("payload is nested too deeply", "payload") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise _RefusalError(f"payload is not valid JSON: {str(exc)[:120]}", "payload") from None
     if isinstance(document, dict):
         return [document]
     if not isinstance(document, list):
@@ -89,8 +100,18 @@ def _decode(payload: bytes, limits: Limits) -> list[Any]:
     return document
 
 
-def _reading(item: Any, kind: Kind, topic_device: str, latest: datetime, received_at: datetime) -> Reading:
-    """One reading validated against the contract and the topic; raises _RefusalError."""
+def _duration(seconds: float) -> str:
+    """Whole seconds, and the span in larger units when it is a minute or more: ``90000 s (1.0 days)``."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds:.0f} s ({seconds / size:.1f} {unit})"
+    return f"{seconds:.0f} s"
+
+
+def _reading(item: Any, kind: Kind, topic_device: str, received_at: datetime, limits: Limits) -> Reading:
+    """One reading validated against the contract, the topic and the time policy; raises _RefusalError."""
+    if isinstance(item, senml.SenmlError):
+        raise _RefusalError(item.reason, item.field)
     if not isinstance(item, dict):
         raise _RefusalError("a reading must be a JSON object", "reading")
     if "kind" in item:
@@ -105,24 +126,29 @@ def _reading(item: Any, kind: Kind, topic_device: str, latest: datetime, receive
     if reading.device_id != topic_device:
         raise _RefusalError(f"device_id {reading.device_id!r} in payload differs from topic device "
                        f"{_clean(topic_device)!r}", "device_id")
-    if reading.time > latest:
+    if reading.time > received_at + limits.max_future_skew:
         ahead = (reading.time - received_at).total_seconds()
         raise _RefusalError(f"time {reading.time.isoformat()} is {ahead:.0f} s in the future (limit "
-                       f"{(latest - received_at).total_seconds():.0f} s)", "time")
+                       f"{limits.max_future_skew.total_seconds():.0f} s)", "time")
+    if reading.time < received_at - limits.max_late:
+        late = (received_at - reading.time).total_seconds()
+        raise _RefusalError(f"time {reading.time.isoformat()} is {_duration(late)} late; the limit is "
+                            f"{_duration(limits.max_late.total_seconds())}", "time")
     return reading
 
 
 def parse_message(
-    topic: str, payload: bytes, received_at: datetime, limits: Limits | None = None
+    topic: str, payload: bytes, received_at: datetime, limits: Limits | None = None, *,
+    identity: Identity | None = None,
 ) -> Parsed:
-    """Validate one MQTT message against the reading contract."""
+    """Validate one MQTT message against the reading contract (and ``identity``, when given)."""
     limits = limits or Limits()
     out = Parsed(received_at=received_at)
 
     def reject(reason: str, field_name: str | None, device_id: str | None = None, kind: str | None = None) -> None:
         out.rejected.append(
             DeadLetter(topic=_clean(topic), payload=payload, reason=_clean(reason), received_at=received_at,
-                       field=field_name, device_id=device_id, kind=kind)
+                       field=None if field_name is None else _clean(field_name), device_id=device_id, kind=kind)
         )
 
     parts = parse_topic(topic)
@@ -137,15 +163,21 @@ def parse_message(
         reject(f"unknown kind {kind_name!r} in topic (known: {known})", "kind", device_id, kind_name)
         return out
     out.kind = kind
+    if identity is not None and (refused := identity(parts.device_id, kind)) is not None:
+        reject(refused, "device_id", device_id, kind)
+        return out
     try:
-        items = _decode(payload, limits)
+        document = _decode(payload, limits)
+        items: list[Any] = senml.readings(document, kind, received_at) if senml.is_senml(document) else document
     except _RefusalError as refusal:
         reject(refusal.reason, refusal.field_name, device_id, kind)
         return out
-    latest = received_at + limits.max_future_skew
+    except senml.SenmlError as refusal:
+        reject(refusal.reason, refusal.field, device_id, kind)
+        return out
     for index, item in enumerate(items):
         try:
-            out.readings.append(_reading(item, kind, parts.device_id, latest, received_at))
+            out.readings.append(_reading(item, kind, parts.device_id, received_at, limits))
         except _RefusalError as refusal:
             prefix = f"reading {index}: " if len(items) > 1 else ""
             reject(prefix + refusal.reason, refusal.field_name, device_id, kind)

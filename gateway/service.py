@@ -10,10 +10,9 @@ its paho client into manual-acknowledgement mode before connecting. A message no
 not acknowledged; after a crash or reconnect the broker redelivers it (persistent session, fixed
 client id) and the idempotent write stores it once.
 
-Errors: a connection error while writing is retried with back-off, forever, holding the batch (and
-its acknowledgements) -- the broker keeps the backlog. Any other database error on a batch makes the
-writer store its messages one by one, so a single message the database refuses is dead-lettered
-with the database's reason instead of blocking the stream.
+Errors: see ``committer.py`` -- while the database is unreachable batches go to a durable on-disk
+spool (and are acknowledged); when the spool is full acknowledgements stop and the broker keeps the
+backlog. A message the database refuses is dead-lettered with the database's reason.
 """
 
 from __future__ import annotations
@@ -21,75 +20,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import aiomqtt
-import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg_pool import AsyncConnectionPool
 
 from urbanpulse.contract import READINGS_FILTER, utc_now
+from urbanpulse.gateway import metrics as http_metrics
+from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pending
+from urbanpulse.gateway.metrics import GatewayMetrics
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
-from urbanpulse.ingest.batch import Batch, BatchResult, DeadLetter
-from urbanpulse.ingest.writer import write_batch
+from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.settings import Settings
+
+__all__ = ["Gateway", "GatewayStats"]
 
 log = logging.getLogger("urbanpulse.gateway")
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 
 
-@dataclass(slots=True)
-class GatewayStats:
-    """Counters since start; every message ends in exactly one of acked or still pending."""
-
-    messages: int = 0
-    readings_accepted: int = 0
-    readings_stored: int = 0
-    duplicates: int = 0
-    dead_letters: int = 0
-    batches: int = 0
-    write_retries: int = 0
-    acked: int = 0
-    reconnects: int = 0
-    rejections: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Message:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    parsed: Parsed
-
-
-@dataclass(slots=True)
-class _Pending:
-    messages: list[_Message] = field(default_factory=list)
-    readings: int = 0
-
-    def batch(self) -> Batch:
-        out = Batch()
-        for message in self.messages:
-            _add(out, message)
-        return out
-
-
-def _add(batch: Batch, message: _Message) -> None:
-    if message.parsed.kind is not None:
-        for reading in message.parsed.readings:
-            batch.add(message.parsed.kind, reading, message.parsed.received_at)
-    for letter in message.parsed.rejected:
-        batch.reject(letter)
-
-
 class Gateway:
-    """MQTT -> PostgreSQL with at-least-once delivery and dead letters.
+    """MQTT -> PostgreSQL with at-least-once delivery, a durable spool and dead letters.
 
     >>> async def main(settings: Settings) -> None:  # doctest: +SKIP
     ...     async with Gateway(settings) as gateway:
@@ -99,6 +55,7 @@ class Gateway:
     def __init__(self, settings: Settings, *, worker: int | None = None) -> None:
         self.settings = settings
         self.stats = GatewayStats()
+        self.metrics = GatewayMetrics(self._stats_view)
         g = settings.gateway
         self.client_id = g.client_id if worker is None else f"{g.client_id}-{worker}"
         self.limits = Limits(
@@ -106,20 +63,43 @@ class Gateway:
             max_readings_per_message=g.max_readings_per_message,
             max_future_skew=timedelta(seconds=g.max_future_skew_seconds),
         )
+        self.connected = False
+        self.subscribed = asyncio.Event()  # set once the broker holds our subscription (and session)
+        self.metrics_port: int | None = None
         self._pool: AsyncConnectionPool | None = None
+        self._committer: Committer | None = None
+        self._http: asyncio.Server | None = None
+
+    def _stats_view(self) -> dict[str, object]:
+        return {name: getattr(self.stats, name) for name in self.stats.__slots__}
+
+    def health(self) -> tuple[bool, str]:
+        database_ok = self._committer is not None and self._committer.database_ok
+        if self.connected and database_ok:
+            return True, "connected to broker and database"
+        return False, f"broker {'up' if self.connected else 'down'}, database {'up' if database_ok else 'down'}"
 
     async def __aenter__(self) -> Self:
-        db = self.settings.database
+        db, g = self.settings.database, self.settings.gateway
         self._pool = AsyncConnectionPool(
             db.dsn, min_size=db.pool_min, max_size=db.pool_max, open=False,
             kwargs={"autocommit": True}, reconnect_timeout=0,
         )
         await self._pool.open(wait=False)
+        spool = Spool(g.spool_dir / self.client_id, g.spool_max_bytes)
+        self._committer = Committer(self._pool, spool, self._reparse, self.stats, self.metrics, g.retry_seconds)
+        if g.metrics_port is not None:
+            self._http = await http_metrics.serve(self.metrics, self.health, g.metrics_host, g.metrics_port)
+            self.metrics_port = self._http.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._http is not None:
+            self._http.close()
+            await self._http.wait_closed()
+            self._http = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -151,11 +131,14 @@ class Gateway:
         while not stop.is_set():
             try:
                 async with self._client() as client:
+                    self.connected = True
                     delay = self.settings.gateway.retry_seconds
                     await client.subscribe(self.subscription, qos=1)
+                    self.subscribed.set()
                     log.info("gateway %s subscribed to %s", self.client_id, self.subscription)
                     await self._pump(client, stop)
             except aiomqtt.MqttError as exc:
+                self.connected = False
                 if stop.is_set():
                     break
                 self.stats.reconnects += 1
@@ -163,12 +146,14 @@ class Gateway:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 30.0)
+            finally:
+                self.connected = False
 
     async def _pump(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=1)
+        queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=1)
         writer = asyncio.create_task(self._writer(client, queue))
         stopper = asyncio.create_task(stop.wait())
-        pending = _Pending()
+        pending = Pending()
         g = self.settings.gateway
         messages = aiomqtt.client.MessagesIterator(client)
         loop = asyncio.get_running_loop()
@@ -181,7 +166,7 @@ class Gateway:
                 timeout = deadline - loop.time()
                 if pending.messages and (timeout <= 0 or pending.readings >= g.batch_size):
                     await queue.put(pending)
-                    pending = _Pending()
+                    pending = Pending()
                 if not pending.messages:
                     deadline = loop.time() + g.batch_seconds
                     timeout = g.batch_seconds
@@ -194,84 +179,50 @@ class Gateway:
                 if nxt in done:
                     message = nxt.result()  # raises MqttError when the connection dropped
                     nxt = None
-                    accepted = self._accept(message)
-                    pending.messages.append(accepted)
-                    pending.readings += len(accepted.parsed.readings)
-            # clean stop: flush what we hold, wait for the writer to commit and acknowledge it
+                    pending.append(self._accept(message))
+            # clean stop: flush what we hold, wait for the writer to make it durable and acknowledge it
             if pending.messages:
                 await queue.put(pending)
             await queue.join()
         finally:
-            # A message taken but not batched is not acknowledged: the broker sends it again.
+            # A message taken but not made durable is not acknowledged: the broker sends it again.
+            self.stats.unacked = 0
             for task in (nxt, stopper, writer):
                 if task is not None:
                     task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await writer
 
-    def _accept(self, message: aiomqtt.Message) -> _Message:
-        self.stats.messages += 1
-        payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
-        parsed = parse_message(message.topic.value, bytes(payload), utc_now(), self.limits)
-        self.stats.readings_accepted += len(parsed.readings)
-        return _Message(message.topic.value, bytes(payload), message.mid, message.qos, parsed)
+    def _parse(self, topic: str, payload: bytes, received_at: Any) -> Parsed:
+        return parse_message(topic, payload, received_at, self.limits)
 
-    async def _writer(self, client: aiomqtt.Client, queue: asyncio.Queue[_Pending]) -> None:
+    def _reparse(self, item: SpooledMessage) -> Parsed:
+        return self._parse(item.topic, item.payload, item.received_at)
+
+    def _accept(self, message: aiomqtt.Message) -> Message:
+        self.stats.messages += 1
+        self.stats.unacked += 1
+        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+        parsed = self._parse(message.topic.value, payload, utc_now())
+        self.stats.readings_accepted += len(parsed.readings)
+        return Message(message.topic.value, payload, message.mid, message.qos, parsed)
+
+    async def _writer(self, client: aiomqtt.Client, queue: asyncio.Queue[Pending]) -> None:
+        assert self._committer is not None, "use Gateway as an async context manager"
+        committer = self._committer
         while True:
-            pending = await queue.get()
             try:
-                await self._commit(pending)
+                pending = await asyncio.wait_for(queue.get(), self.settings.gateway.retry_seconds)
+            except TimeoutError:
+                if self.stats.spool_files:
+                    await committer.drain()  # idle: replay the spool if the database is back
+                continue
+            try:
+                await committer.commit(pending)
                 for message in pending.messages:
+                    self.stats.unacked -= 1
                     if message.qos > 0 and not client._disconnected.done():
                         client._client.ack(message.mid, message.qos)
                         self.stats.acked += 1
             finally:
                 queue.task_done()
-
-    async def _commit(self, pending: _Pending) -> None:
-        delay = self.settings.gateway.retry_seconds
-        while True:
-            try:
-                result = await self._write(pending.batch())
-            except psycopg.OperationalError as exc:
-                self.stats.write_retries += 1
-                log.warning("database unavailable (%s); retrying batch in %.1f s", exc, delay)
-            except psycopg.Error as exc:
-                log.error("database refused a batch (%s); writing its messages one by one", exc)
-                await self._commit_one_by_one(pending)
-                return
-            else:
-                self._count(result, pending)
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-    async def _commit_one_by_one(self, pending: _Pending) -> None:
-        for message in pending.messages:
-            single = _Pending([message], len(message.parsed.readings))
-            try:
-                result = await self._write(single.batch())
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                letter = DeadLetter(topic=message.topic, payload=message.payload, received_at=utc_now(),
-                                    reason=f"database refused the message: {exc}".replace("\x00", ""),
-                                    field=None, device_id=None, kind=None)
-                message.parsed = Parsed(kind=None, rejected=[letter], received_at=letter.received_at)
-                result = await self._write(single.batch())
-            self._count(result, single)
-
-    async def _write(self, batch: Batch) -> BatchResult:
-        assert self._pool is not None, "use Gateway as an async context manager"
-        async with self._pool.connection(timeout=5.0) as conn:
-            return await write_batch(conn, batch)
-
-    def _count(self, result: BatchResult, pending: _Pending) -> None:
-        self.stats.batches += 1
-        self.stats.readings_stored += result.stored
-        self.stats.duplicates += result.duplicates
-        self.stats.dead_letters += result.dead_letters
-        for message in pending.messages:
-            for letter in message.parsed.rejected:
-                key = letter.field or "other"
-                self.stats.rejections[key] = self.stats.rejections.get(key, 0) + 1

@@ -33,7 +33,7 @@ async def run_gateway_until(settings: Settings, sent: list[SimMessage]) -> Gatew
     stop = asyncio.Event()
     async with Gateway(settings) as gateway:
         task = asyncio.create_task(gateway.run(stop))
-        await asyncio.sleep(0.3)
+        await gateway.subscribed.wait()
         report = await publish(sent, settings.broker, concurrency=100)
         assert len(report.acked) == len(sent)
         for _ in range(300):

@@ -108,3 +108,88 @@ def test_topics() -> None:
         assert parse_topic(bad) is None
     letter = parse_message("urbanpulse/v1/air", b"{}", NOW).rejected[0]
     assert letter.field == "topic"
+
+
+def test_huge_integers_are_refused_not_raised() -> None:
+    letter = parse("air", "air-1", b'{"pm25": ' + b"9" * 5000 + b"}").rejected[0]
+    assert (letter.field, "not valid JSON" in letter.reason) == ("payload", True)
+
+
+REGISTRY = {"air-1": (Kind.AIR, True), "air-9": (Kind.AIR, False), "tr-1": (Kind.TRAFFIC, True)}
+
+
+def registry(device_id: str, kind: Kind) -> str | None:
+    """An identity check as a device registry would make it."""
+    if device_id not in REGISTRY:
+        return f"unknown device {device_id!r}"
+    registered, enabled = REGISTRY[device_id]
+    if not enabled:
+        return f"device {device_id!r} is disabled"
+    if registered != kind:
+        return f"device {device_id!r} is registered as {registered}, not {kind}"
+    return None
+
+
+@pytest.mark.parametrize(("kind", "device", "payload", "reason"), [
+    ("air", "air-1", body(AIR), None),
+    ("traffic", "tr-1", body(TRAFFIC), None),
+    ("air", "air-7", body(AIR, device_id="air-7"), "unknown device 'air-7'"),
+    ("air", "air-9", body(AIR, device_id="air-9"), "device 'air-9' is disabled"),
+    ("air", "tr-1", body(AIR, device_id="tr-1"), "device 'tr-1' is registered as traffic, not air"),
+    ("air", "x\u0000y", b"{}", "unknown device 'x\\x00y'"),
+    ("air", "air-7", b"not even json", "unknown device 'air-7'"),
+])
+def test_identity_refuses_the_whole_message(kind: str, device: str, payload: bytes, reason: str | None) -> None:
+    calls: list[tuple[str, Kind]] = []
+
+    def identity(device_id: str, kind: Kind) -> str | None:
+        calls.append((device_id, kind))
+        return registry(device_id, kind)
+
+    parsed = parse_message(reading_topic(kind, device), payload, NOW, identity=identity)
+    assert calls == [(device, Kind(kind))]
+    if reason is None:
+        assert (len(parsed.readings), parsed.rejected) == (1, [])
+        return
+    assert parsed.readings == []
+    assert [(d.field, d.reason, d.kind) for d in parsed.rejected] == [("device_id", reason, kind)]
+    assert "\x00" not in parsed.rejected[0].reason
+
+
+def test_identity_is_not_asked_about_bad_topics() -> None:
+    def identity(device_id: str, kind: Kind) -> str | None:
+        raise AssertionError(device_id)
+
+    for topic in ("urbanpulse/v1/air", "urbanpulse/v1/weather/air-1"):
+        assert parse_message(topic, body(AIR), NOW, identity=identity).rejected[0].field in ("topic", "kind")
+
+
+@pytest.mark.parametrize(("time", "limits", "reason"), [
+    ("2026-02-22T12:00:00Z", None, None),
+    ("2026-02-22T11:59:59Z", None,
+     "time 2026-02-22T11:59:59+00:00 is 604801 s (7.0 days) late; the limit is 604800 s (7.0 days)"),
+    ("2026-02-01T12:00:00+07:00", None,
+     "time 2026-02-01T05:00:00+00:00 is 2444400 s (28.3 days) late; the limit is 604800 s (7.0 days)"),
+    (0, None, "time 1970-01-01T00:00:00+00:00 is 1772366400 s (20513.5 days) late; the limit is 604800 s (7.0 days)"),
+    ("2026-03-01T11:00:00Z", Limits(max_late=timedelta(hours=1)), None),
+    ("2026-03-01T10:30:00Z", Limits(max_late=timedelta(hours=1)),
+     "time 2026-03-01T10:30:00+00:00 is 5400 s (1.5 h) late; the limit is 3600 s (1.0 h)"),
+    ("2026-03-01T11:58:00Z", Limits(max_late=timedelta(seconds=90)),
+     "time 2026-03-01T11:58:00+00:00 is 120 s (2.0 min) late; the limit is 90 s (1.5 min)"),
+    ("2026-03-01T11:59:00Z", Limits(max_late=timedelta(seconds=30)),
+     "time 2026-03-01T11:59:00+00:00 is 60 s (1.0 min) late; the limit is 30 s"),
+    ("2026-03-01T12:05:00Z", None, None),
+    ("2026-03-01T12:05:01Z", None, "time 2026-03-01T12:05:01+00:00 is 301 s in the future (limit 300 s)"),
+])
+def test_time_policy(time: str | int, limits: Limits | None, reason: str | None) -> None:
+    parsed = parse("air", "air-1", body(AIR, time=time), limits)
+    if reason is None:
+        assert (len(parsed.readings), parsed.rejected) == (1, [])
+    else:
+        assert parsed.readings == []
+        assert [(d.field, d.reason) for d in parsed.rejected] == [("time", reason)]
+
+
+def test_positional_call_stays_compatible() -> None:
+    parsed = parse_message(reading_topic("air", "air-1"), body(AIR), NOW, Limits())
+    assert len(parsed.readings) == 1

@@ -231,12 +231,17 @@ class MosquittoServer:
     Persistence saves every second and the per-client queue limits are raised, so a gateway's
     persistent session keeps its whole backlog while the gateway is away (Mosquitto's default of
     1000 queued messages silently drops the rest). ``extra_lines`` are appended to the config.
+    ``config`` replaces the whole generated config (it must listen on 127.0.0.1:``port``), e.g. one
+    with authentication from ``urbanpulse.gateway.broker_files.broker_config``.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, extra_lines: Sequence[str] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra_lines: Sequence[str] = (), config: str | None = None
+    ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.port = port or free_port()
         self.extra_lines = list(extra_lines)
+        self.config = config
         self._process = _Process()
 
     @property
@@ -244,6 +249,8 @@ class MosquittoServer:
         return self._process.running
 
     def config_text(self) -> str:
+        if self.config is not None:
+            return self.config
         lines = [
             f"user {getpass.getuser()}",
             f"listener {self.port} 127.0.0.1",
@@ -286,6 +293,17 @@ class MosquittoServer:
 
     def kill(self) -> None:
         self._process.signal(signal.SIGKILL)
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its config, password and ACL files (and TLS certificates).
+
+        The signal is handled asynchronously; a caller that needs the new files in force polls for it.
+        """
+        proc = self._process.proc
+        if proc is None or proc.poll() is not None:
+            msg = "mosquitto is not running"
+            raise ServerError(msg)
+        proc.send_signal(signal.SIGHUP)
 
     def restart(self) -> None:
         self.stop()

@@ -56,6 +56,23 @@ class GatewaySettings(BaseModel):
     receive_maximum: int = Field(
         10000, description="MQTT v5 Receive Maximum: unacknowledged messages the broker may send us."
     )
+    max_late_seconds: float = Field(
+        7 * 24 * 3600.0, description="Readings older than this (against their arrival) are rejected."
+    )
+    spool_dir: Path = Field(
+        Path(".urbanpulse/spool"),
+        description="Where batches wait, fsynced, while the database is unreachable (one subfolder per client id).",
+    )
+    spool_max_bytes: int = Field(
+        256 * 1024 * 1024, description="Spool size limit; when full the gateway stops acknowledging instead."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of the /metrics and /healthz endpoint.")
+    metrics_port: int | None = Field(
+        None, description="Port of the /metrics and /healthz endpoint (unset: no endpoint; 0: any free port)."
+    )
+    directory_refresh_seconds: float = Field(
+        10.0, description="How often the gateway reloads the device registry."
+    )
 
 
 class AnalyticsSettings(BaseModel):

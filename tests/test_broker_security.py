@@ -1,0 +1,283 @@
+"""A real Mosquitto run on the files generated from the registry: who may connect and publish where.
+
+Each test starts its own broker with ``allow_anonymous false``, the password_file and acl_file written
+by ``write_broker_files`` and a gateway account; devices and the gateway connect with paho.
+"""
+
+from __future__ import annotations
+
+import getpass
+import queue
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from urbanpulse.contract import reading_topic, status_topic
+from urbanpulse.gateway.broker_files import (
+    TlsFiles,
+    broker_config,
+    reload_broker,
+    service_account,
+    write_broker_files,
+)
+from urbanpulse.gateway.registry import add_device, rotate_secret, set_enabled, spec
+from urbanpulse.localstack import MosquittoServer, free_port
+
+pytestmark = pytest.mark.integration
+
+GATEWAY, GATEWAY_SECRET = "urbanpulse-gateway", "gateway-secret"
+NOT_AUTHORIZED = 135
+
+
+class Mqtt:
+    """A paho client run in its own thread, recording what the broker answers."""
+
+    def __init__(self, port: int, user: str, password: str, *, protocol: MQTTProtocolVersion = mqtt.MQTTv5,
+                 tls_ca: Path | None = None) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{time.monotonic_ns()}",
+                                  protocol=protocol)
+        self.client.username_pw_set(user, password)
+        if tls_ca:
+            self.client.tls_set(ca_certs=str(tls_ca))
+        self.connack: ReasonCode | None = None
+        self.pubacks: dict[int, int] = {}
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._connected = threading.Event()
+        self._acked = threading.Condition()
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._connected.wait(10), "no CONNACK"
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self.connack = reason
+        if reason.is_failure:
+            self.client.disconnect()  # no reconnect loop with a refused secret
+        self._connected.set()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        with self._acked:
+            self.pubacks[mid] = reason.value
+            self._acked.notify_all()
+
+    @property
+    def accepted(self) -> bool:
+        return self.connack is not None and not self.connack.is_failure
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        """Publish with QoS 1 and return the PUBACK's reason code (always 0 under MQTT 3.1.1)."""
+        mid = self.client.publish(topic, payload, qos=1).mid
+        with self._acked:
+            assert self._acked.wait_for(lambda: mid in self.pubacks, 10), "no PUBACK"
+            return self.pubacks[mid]
+
+    def subscribe(self, topic: str) -> int:
+        """Subscribe with QoS 1; return the SUBACK's reason code."""
+        done: queue.Queue[int] = queue.Queue()
+        self.client.on_subscribe = lambda _c, _u, _m, codes, _p: done.put(codes[0].value)
+        self.client.subscribe(topic, qos=1)
+        return done.get(timeout=10)
+
+    def received(self, timeout: float) -> list[tuple[str, bytes]]:
+        """What arrived until ``timeout`` seconds passed without a message."""
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get(timeout=timeout))
+            except queue.Empty:
+                return out
+
+    def until(self, topic: str, payload: bytes, timeout: float = 10.0) -> list[tuple[str, bytes]]:
+        """Every message up to and including ``(topic, payload)`` (a sentinel published last)."""
+        out: list[tuple[str, bytes]] = []
+        while not out or out[-1] != (topic, payload):
+            out.append(self.messages.get(timeout=timeout))
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class Secured:
+    server: MosquittoServer
+    dsn: str
+    broker_dir: Path
+    secrets: dict[str, str]
+    clients: list[Mqtt]
+
+    def connect(self, user: str, password: str, **kwargs: Any) -> Mqtt:
+        client = Mqtt(self.server.port, user, password, **kwargs)
+        self.clients.append(client)
+        return client
+
+    def gateway(self, topic: str = "urbanpulse/v1/#") -> Mqtt:
+        client = self.connect(GATEWAY, GATEWAY_SECRET)
+        assert client.accepted
+        client.subscribe(topic)
+        return client
+
+    def regenerate(self, *, via_pid_file: bool = False) -> None:
+        """Rewrite the files from the registry and SIGHUP the broker (as the CLI's --reload does, if asked)."""
+        with psycopg.connect(self.dsn) as conn:
+            write_broker_files(conn, self.broker_dir, [service_account("gateway", GATEWAY, GATEWAY_SECRET)])
+        if via_pid_file:
+            reload_broker(str(self.broker_dir / "mosquitto.pid"))
+        else:
+            self.server.reload()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def start_broker(folder: Path, tls: TlsFiles | None = None) -> MosquittoServer:
+    port = free_port()
+    config = broker_config(password_file=folder / "passwd", acl_file=folder / "acl", data_dir=folder,
+                           port=port, bind="127.0.0.1", tls=tls, tls_port=free_port(), user=getpass.getuser(),
+                           pid_file=folder / "mosquitto.pid")
+    server = MosquittoServer(folder, port=port, config=config)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def secured(database: str, tmp_path: Path) -> Iterator[Secured]:
+    with psycopg.connect(database) as conn:
+        secrets = {d: add_device(conn, spec(device_id=d, kind=k)) for d, k in
+                   [("air-1", "air"), ("air-2", "air"), ("tr-1", "traffic")]}
+    folder = tmp_path / "broker"
+    with psycopg.connect(database) as conn:  # the files first: the broker reads them at start
+        write_broker_files(conn, folder, [service_account("gateway", GATEWAY, GATEWAY_SECRET)])
+    state = Secured(start_broker(folder), database, folder, secrets, [])
+    try:
+        yield state
+    finally:
+        for client in state.clients:
+            client.close()
+        state.server.kill()
+
+
+def test_device_publishes_to_its_own_topic_and_the_gateway_receives(secured: Secured) -> None:
+    gateway = secured.gateway("$share/gateways/urbanpulse/v1/+/+")  # the gateway's real subscription
+    device = secured.connect("air-1", secured.secrets["air-1"])
+    assert device.accepted
+    assert device.publish(reading_topic("air", "air-1"), b"own") == 0
+    assert device.publish(status_topic("air-1"), b"online") == 0
+    assert device.publish(reading_topic("traffic", "air-1"), b"kind is the gateway's check") == 0
+    assert gateway.until(reading_topic("traffic", "air-1"), b"kind is the gateway's check") == [
+        (reading_topic("air", "air-1"), b"own"), (status_topic("air-1"), b"online"),
+        (reading_topic("traffic", "air-1"), b"kind is the gateway's check")]
+
+
+FORGED = [reading_topic("air", "air-2"), reading_topic("traffic", "tr-1"), status_topic("air-2"),
+          "urbanpulse/v1/air/air-1/extra", "urbanpulse/v2/air/air-1", "elsewhere/air-1"]
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])
+def test_device_cannot_publish_as_another_device(secured: Secured, protocol: MQTTProtocolVersion) -> None:
+    gateway = secured.gateway("#")
+    for topic in FORGED:
+        # Mosquitto 2.0.11 closes the connection of a client whose publish it denied: one client each.
+        device = secured.connect("air-1", secured.secrets["air-1"], protocol=protocol)
+        # MQTT 5: PUBACK 135 Not authorized. 3.1.1 has no reason codes: the broker drops it silently.
+        assert device.publish(topic, b"forged") == (NOT_AUTHORIZED if protocol == mqtt.MQTTv5 else 0), topic
+    sentinel = secured.connect("air-2", secured.secrets["air-2"], protocol=protocol)
+    assert sentinel.publish(reading_topic("air", "air-2"), b"sentinel") == 0
+    assert gateway.until(reading_topic("air", "air-2"), b"sentinel") == [(reading_topic("air", "air-2"), b"sentinel")]
+
+
+def test_device_reads_nothing(secured: Secured) -> None:
+    device = secured.connect("air-1", secured.secrets["air-1"])
+    assert device.subscribe("urbanpulse/v1/#") == 1  # Mosquitto 2.0.11 grants it, then delivers nothing
+    assert device.subscribe(reading_topic("air", "air-1")) == 1
+    gateway = secured.gateway()
+    for sender in ("air-1", "air-2"):
+        client = secured.connect(sender, secured.secrets[sender])
+        assert client.publish(reading_topic("air", sender), b"private") == 0
+        assert gateway.until(reading_topic("air", sender), b"private")
+    assert device.received(0.5) == []
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])
+def test_wrong_secret_or_no_account_is_refused(secured: Secured, protocol: MQTTProtocolVersion) -> None:
+    for user, password in [("air-1", "wrong"), ("air-1", secured.secrets["air-2"]), ("nobody", "x"),
+                           (GATEWAY, "wrong"), ("air-1", "")]:
+        client = secured.connect(user, password, protocol=protocol)
+        assert not client.accepted, (user, password)
+
+
+def test_disabled_device_is_refused_after_reload_and_its_connection_closed(secured: Secured) -> None:
+    live = secured.connect("tr-1", secured.secrets["tr-1"])
+    assert live.accepted
+    with psycopg.connect(secured.dsn) as conn:
+        set_enabled(conn, "tr-1", False)
+    secured.regenerate()
+    eventually(lambda: not live.client.is_connected())  # Mosquitto drops it on reload
+    assert not secured.connect("tr-1", secured.secrets["tr-1"]).accepted
+    assert secured.connect("air-1", secured.secrets["air-1"]).accepted
+    with psycopg.connect(secured.dsn) as conn:
+        set_enabled(conn, "tr-1", True)
+    secured.regenerate()
+    eventually(lambda: secured.connect("tr-1", secured.secrets["tr-1"]).accepted)
+
+
+def test_rotated_secret_replaces_the_old_one(secured: Secured) -> None:
+    old = secured.secrets["air-2"]
+    with psycopg.connect(secured.dsn) as conn:
+        new = rotate_secret(conn, "air-2")
+    assert secured.connect("air-2", old).accepted  # until the broker reloads
+    secured.regenerate(via_pid_file=True)
+    eventually(lambda: not secured.connect("air-2", old).accepted)
+    device = secured.connect("air-2", new)
+    assert device.accepted
+    gateway = secured.gateway()
+    assert device.publish(reading_topic("air", "air-2"), b"after rotation") == 0
+    assert gateway.until(reading_topic("air", "air-2"), b"after rotation") == [
+        (reading_topic("air", "air-2"), b"after rotation")]
+
+
+def test_tls_listener(secured: Secured, tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run([*openssl, "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.pem"), "-subj", "/CN=test-ca"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "server.key"),
+                    "-out", str(pki / "server.csr"), "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(pki / "server.csr"), "-CA", str(pki / "ca.pem"),
+                    "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "1", "-out", str(pki / "server.pem"),
+                    "-extfile", str(pki / "san.ext")], check=True, capture_output=True)
+    secured.server.kill()
+    secured.server = start_broker(secured.broker_dir, TlsFiles(pki / "server.pem", pki / "server.key",
+                                                                pki / "ca.pem"))
+    tls_port = int(next(line.split()[1] for line in secured.server.config_text().splitlines()
+                        if line.startswith("listener") and int(line.split()[1]) != secured.server.port))
+    eventually(lambda: _port_open(tls_port))
+    for password, accepted in [(secured.secrets["air-1"], True), ("wrong", False)]:
+        client = Mqtt(tls_port, "air-1", password, tls_ca=pki / "ca.pem")
+        secured.clients.append(client)
+        assert client.accepted is accepted
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
