@@ -55,6 +55,7 @@ class Gateway:
     def __init__(self, settings: Settings, *, worker: int | None = None) -> None:
         self.settings = settings
         self.stats = GatewayStats()
+        self.worker = worker
         self.metrics = GatewayMetrics(self._stats_view)
         g = settings.gateway
         self.client_id = g.client_id if worker is None else f"{g.client_id}-{worker}"
@@ -89,7 +90,8 @@ class Gateway:
         spool = Spool(g.spool_dir / self.client_id, g.spool_max_bytes)
         self._committer = Committer(self._pool, spool, self._reparse, self.stats, self.metrics, g.retry_seconds)
         if g.metrics_port is not None:
-            self._http = await http_metrics.serve(self.metrics, self.health, g.metrics_host, g.metrics_port)
+            port = g.metrics_port + (self.worker or 0) if g.metrics_port else 0
+            self._http = await http_metrics.serve(self.metrics, self.health, g.metrics_host, port)
             self.metrics_port = self._http.sockets[0].getsockname()[1]
         return self
 

@@ -82,7 +82,7 @@ def make_settings(dsn: str, broker: MosquittoServer, **gateway: object) -> Setti
     return Settings(
         broker=BrokerSettings(port=broker.port),
         database=DatabaseSettings(dsn=dsn),
-        gateway=GatewaySettings(retry_seconds=0.2, **gateway),  # type: ignore[arg-type]
+        gateway=GatewaySettings(**{"retry_seconds": 0.2, "metrics_port": None, **gateway}),  # type: ignore[arg-type]
     )
 
 

@@ -32,6 +32,7 @@ class GatewayProcess:
             "URBANPULSE_DATABASE__DSN": settings.database.dsn,
             "URBANPULSE_GATEWAY__SPOOL_DIR": str(spool_dir),
             "URBANPULSE_GATEWAY__RETRY_SECONDS": "0.2",
+            "URBANPULSE_GATEWAY__METRICS_PORT": "0",
         }
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None

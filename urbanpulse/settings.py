@@ -68,7 +68,9 @@ class GatewaySettings(BaseModel):
     )
     metrics_host: str = Field("127.0.0.1", description="Address of the /metrics and /healthz endpoint.")
     metrics_port: int | None = Field(
-        None, description="Port of the /metrics and /healthz endpoint (unset: no endpoint; 0: any free port)."
+        9464,
+        description="Port of the /metrics and /healthz endpoint; worker N of --workers uses port + N "
+        "(`off`: no endpoint; 0: any free port).",
     )
     directory_refresh_seconds: float = Field(
         10.0, description="How often the gateway reloads the device registry."
@@ -99,7 +101,7 @@ class Settings(BaseSettings):
     """All of urbanpulse's configuration."""
 
     model_config = SettingsConfigDict(
-        env_prefix="URBANPULSE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="URBANPULSE_", env_nested_delimiter="__", extra="ignore", env_parse_none_str="off"
     )
 
     data_dir: Path = Field(

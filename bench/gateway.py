@@ -1,0 +1,204 @@
+"""Gateway throughput against its ceilings, measured in one run on this machine.
+
+    python bench/gateway.py [--messages 30000] [--packs 2000] [--repeat 3]
+
+Every figure drains a backlog: the subscriber's persistent session is created first, the messages
+are published (QoS 1) while it is away, then it reconnects and we time until it is done. So the
+publisher's speed does not enter the figures.
+
+- ceiling: a bare paho subscriber (auto-ack) that only parses each payload's JSON;
+- gateway, one reading per message: broker -> gateway -> committed rows (one worker);
+- gateway, SenML packs of 50 readings: likewise;
+- raw COPY: the same readings as rows, binary COPY into a bare copy of the table (no index, no key).
+
+Medians of ``--repeat`` runs; ratios against the ceiling and against raw COPY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+from urbanpulse.contract import Kind, reading_topic
+from urbanpulse.gateway.parse import parse_message
+from urbanpulse.gateway.service import Gateway
+from urbanpulse.ingest.columns import table_columns
+from urbanpulse.ingest.migrate import migrate
+from urbanpulse.localstack import MosquittoServer, PostgresServer
+from urbanpulse.settings import BrokerSettings, DatabaseSettings, GatewaySettings, Settings
+from urbanpulse.sim.city import fleet
+from urbanpulse.sim.signals import reading
+
+Payloads = list[tuple[str, bytes]]
+
+
+def single_payloads(count: int, start: datetime) -> Payloads:
+    devices = fleet(100, seed=3, kinds=(Kind.TRAFFIC,))
+    import random  # noqa: PLC0415
+
+    rng = random.Random(3)
+    out = []
+    for i in range(count):
+        device = devices[i % len(devices)]
+        body = reading(device, start + timedelta(seconds=10 * (i // len(devices))), i, rng)
+        out.append((reading_topic(device.kind, device.device_id), json.dumps(body).encode()))
+    return out
+
+
+def senml_payloads(packs: int, per_pack: int, start: datetime) -> Payloads:
+    devices = fleet(100, seed=4, kinds=(Kind.TRAFFIC,))
+    out = []
+    for p in range(packs):
+        device = devices[p % len(devices)]
+        base = start + timedelta(seconds=10 * per_pack * (p // len(devices)))
+        records: list[dict[str, object]] = []
+        for i in range(per_pack):
+            t = 10 * i
+            records += [{"n": "vehicle_count", "u": "count", "v": 40 + i % 7, "t": t},
+                        {"n": "interval_s", "u": "s", "v": 60, "t": t},
+                        {"n": "speed_kmh", "u": "km/h", "v": 35.5, "t": t},
+                        {"n": "occupancy_pct", "u": "%", "v": 12.0, "t": t},
+                        {"n": "seq", "v": p * per_pack + i, "t": t}]
+        records[0] = {"bn": f"urn:dev:urbanpulse:{device.device_id}:", "bt": base.timestamp(), **records[0]}
+        out.append((reading_topic(device.kind, device.device_id), json.dumps(records).encode()))
+    return out
+
+
+def publish_backlog(port: int, payloads: Payloads) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-publisher")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in payloads]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def bare_paho_drain(port: int, payloads: Payloads) -> float:
+    """Seconds a bare paho subscriber needs to receive and json-parse the backlog."""
+    done = threading.Event()
+    count = 0
+    started = 0.0
+
+    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal count
+        json.loads(message.payload)
+        count += 1
+        if count == len(payloads):
+            done.set()
+
+    def session(clean: bool) -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare",
+                             protocol=mqtt.MQTTv311, clean_session=clean)
+        client.on_message = on_message
+        client.connect("127.0.0.1", port)
+        return client
+
+    first = session(clean=True)
+    first.disconnect()
+    first = session(clean=False)
+    first.subscribe("urbanpulse/v1/+/+", qos=1)
+    first.loop(1.0)
+    first.disconnect()
+    publish_backlog(port, payloads)
+    client = session(clean=False)
+    started = time.perf_counter()
+    client.loop_start()
+    done.wait(300)
+    elapsed = time.perf_counter() - started
+    client.loop_stop()
+    client.disconnect()
+    return elapsed
+
+
+def gateway_drain(settings: Settings, payloads: Payloads, readings: int) -> float:
+    """Seconds from the gateway's reconnect until every reading of the backlog is committed."""
+
+    async def once(wait_for: Callable[[Gateway], bool]) -> float:
+        stop = asyncio.Event()
+        async with Gateway(settings) as gateway:
+            task = asyncio.create_task(gateway.run(stop))
+            await gateway.subscribed.wait()
+            started = time.perf_counter()
+            while not wait_for(gateway):  # noqa: ASYNC110 - polling the counters is the measurement
+                await asyncio.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            stop.set()
+            await task
+        return elapsed
+
+    asyncio.run(once(lambda g: True))  # creates the session
+    publish_backlog(settings.broker.port, payloads)
+    return asyncio.run(once(lambda g: g.stats.readings_stored + g.stats.duplicates >= readings))
+
+
+def raw_copy(dsn: str, payloads: Payloads) -> tuple[float, int]:
+    """Seconds to COPY the readings of ``payloads`` (as rows) into a bare table; and the row count."""
+    now = datetime.now(UTC)
+    rows = []
+    for topic, payload in payloads:
+        parsed = parse_message(topic, payload, now)
+        rows += [[*r.__dict__.values(), now, 0] for r in parsed.readings]
+    columns = table_columns(Kind.TRAFFIC)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bare_traffic")
+        conn.execute("CREATE UNLOGGED TABLE bare_traffic (LIKE traffic_readings)")
+        conn.execute("ALTER TABLE bare_traffic SET LOGGED")
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor().copy(
+            "COPY bare_traffic (" + ", ".join(c.name for c in columns) + ") FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types([c.pg_type for c in columns])
+            for row in rows:
+                copy.write_row(row)
+        return time.perf_counter() - started, len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=30000)
+    parser.add_argument("--packs", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    figures: dict[str, list[float]] = {"bare": [], "single": [], "senml": [], "copy": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.repeat):
+            with PostgresServer(Path(tmp) / f"pg{run}") as pg, MosquittoServer(Path(tmp) / f"mq{run}") as mq:
+                migrate(pg.dsn)
+                settings = Settings(broker=BrokerSettings(port=mq.port), database=DatabaseSettings(dsn=pg.dsn),
+                                    gateway=GatewaySettings(spool_dir=Path(tmp) / f"spool{run}", metrics_port=None))
+                singles = single_payloads(args.messages, start)
+                packs = senml_payloads(args.packs, 50, start - timedelta(days=1))
+                figures["bare"].append(len(singles) / bare_paho_drain(mq.port, singles))
+                figures["single"].append(len(singles) / gateway_drain(settings, singles, len(singles)))
+                figures["senml"].append(args.packs * 50 / gateway_drain(settings, packs, args.packs * 50))
+                seconds, rows = raw_copy(pg.dsn, singles)
+                figures["copy"].append(rows / seconds)
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in figures.items()}
+    print(f"\nmedians of {args.repeat} runs (readings/s):")
+    print(f"  bare paho subscriber, parse only (ceiling) {med['bare']:>12,.0f} msg/s")
+    print(f"  gateway, 1 reading per message            {med['single']:>12,.0f}   "
+          f"{med['single'] / med['bare']:.2f} x ceiling, {med['single'] / med['copy']:.2f} x raw COPY")
+    print(f"  gateway, SenML packs of 50                {med['senml']:>12,.0f}   "
+          f"{med['senml'] / med['bare']:.2f} x ceiling, {med['senml'] / med['copy']:.2f} x raw COPY")
+    print(f"  raw binary COPY into a bare table         {med['copy']:>12,.0f}")
+
+
+if __name__ == "__main__":
+    main()
