@@ -201,7 +201,7 @@ def enable(device_id: str, broker_dir: BrokerDir = None, reload: Reload = None) 
 
 @devices_app.command("rotate-secret")
 def rotate(device_id: str, broker_dir: BrokerDir = None, reload: Reload = None) -> None:
-    """Give a device a new secret and print it (once); the old one works until the broker reloads."""
+    """Give a device a new secret and print it (once); the old one stops working when the broker reloads."""
     with _registry() as conn:
         services = _services(broker_dir, reload)
         secret = rotate_secret(conn, device_id)

@@ -26,12 +26,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from urbanpulse.contract import reading_topic, status_topic
 from urbanpulse.gateway.broker_files import (
     TlsFiles,
+    acl_file_text,
     broker_config,
+    password_file_text,
     reload_broker,
     service_account,
+    simulator_account,
     write_broker_files,
 )
-from urbanpulse.gateway.registry import add_device, rotate_secret, set_enabled, spec
+from urbanpulse.gateway.registry import add_device, hash_secret, rotate_secret, set_enabled, spec
 from urbanpulse.localstack import MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -243,9 +246,11 @@ def test_rotated_secret_replaces_the_old_one(secured: Secured) -> None:
     old = secured.secrets["air-2"]
     with psycopg.connect(secured.dsn) as conn:
         new = rotate_secret(conn, "air-2")
-    assert secured.connect("air-2", old).accepted  # until the broker reloads
+    live = secured.connect("air-2", old)
+    assert live.accepted  # until the broker reloads
     secured.regenerate(via_pid_file=True)
-    eventually(lambda: not secured.connect("air-2", old).accepted)
+    eventually(lambda: not live.client.is_connected())  # Mosquitto re-checks connected clients on reload
+    assert not secured.connect("air-2", old).accepted
     device = secured.connect("air-2", new)
     assert device.accepted
     gateway = secured.gateway()
@@ -281,3 +286,30 @@ def test_tls_listener(secured: Secured, tmp_path: Path) -> None:
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_config_and_files_text() -> None:
+    plain = broker_config(password_file=Path("/etc/m/passwd"), acl_file=Path("/etc/m/acl"),
+                          data_dir=Path("/var/lib/mosquitto"))
+    for line in ("allow_anonymous false", "password_file /etc/m/passwd", "acl_file /etc/m/acl", "listener 1883",
+                 "persistence true", "persistence_location /var/lib/mosquitto/", "autosave_interval 1",
+                 "max_queued_messages 0", "max_inflight_messages 0"):
+        assert line in plain.splitlines()
+    assert not any(line.startswith("user ") for line in plain.splitlines())
+    assert "8883" not in plain
+    tls = broker_config(password_file=Path("p"), acl_file=Path("a"), data_dir=Path("d"), port=1884, bind="10.0.0.1",
+                        tls=TlsFiles(Path("/c.pem"), Path("/k.pem"), Path("/ca.pem")), user="mosquitto")
+    assert "listener 1884 10.0.0.1\nlistener 8883 10.0.0.1\ncafile /ca.pem\ncertfile /c.pem\nkeyfile /k.pem\n" in tls
+    assert "\nuser mosquitto\n" in tls
+
+    gateway = service_account("gateway", "gw", "x")
+    text = password_file_text([("air-1", hash_secret("a"))], [gateway])
+    assert text.startswith("# Generated")
+    assert [line.split(":")[0] for line in text.splitlines()[1:]] == ["gw", "air-1"]
+    with pytest.raises(ValueError, match="'gw' appears twice"):
+        password_file_text([("gw", hash_secret("a"))], [gateway])
+    with pytest.raises(ValueError, match="cannot go into"):
+        password_file_text([], [service_account("gateway", "a:b", "x")])
+    sim = simulator_account("urbanpulse-sim", hash_secret("s"))
+    assert acl_file_text([gateway, sim]).endswith(
+        "\nuser gw\ntopic read urbanpulse/v1/#\n\nuser urbanpulse-sim\ntopic write urbanpulse/v1/#\n")
