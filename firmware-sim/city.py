@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -50,13 +51,25 @@ def provinces() -> tuple[Province, ...]:
     return tuple(out)
 
 
-def fleet(devices_per_kind: int, seed: int, kinds: tuple[Kind, ...] = tuple(Kind)) -> list[Device]:
-    """``devices_per_kind`` devices of each kind, spread round-robin over districts, placed near them."""
+def fleet(
+    devices_per_kind: int | Mapping[Kind, int],
+    seed: int,
+    kinds: tuple[Kind, ...] = tuple(Kind),
+    provinces_named: tuple[str, ...] = (),
+) -> list[Device]:
+    """Devices of each kind (a count per kind, or one for all), spread round-robin over the districts of
+    ``provinces_named`` (every province when empty) and placed near them."""
     rng = random.Random(seed)
-    districts = [(p, d) for p in provinces() for d in p.districts]
+    chosen = [p for p in provinces() if not provinces_named or p.name in provinces_named]
+    unknown = set(provinces_named) - {p.name for p in chosen}
+    if unknown:
+        msg = f"unknown provinces: {', '.join(sorted(unknown))}"
+        raise ValueError(msg)
+    districts = [(p, d) for p in chosen for d in p.districts]
     out = []
     for kind in kinds:
-        for i in range(devices_per_kind):
+        count = devices_per_kind if isinstance(devices_per_kind, int) else devices_per_kind.get(kind, 0)
+        for i in range(count):
             province, district = districts[i % len(districts)]
             lat = district.lat + rng.uniform(-0.02, 0.02)
             lon = district.lon + rng.uniform(-0.02, 0.02)

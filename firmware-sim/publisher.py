@@ -40,6 +40,7 @@ async def publish(
     client_id: str = "urbanpulse-sim",
     on_ack: Callable[[int, SimMessage], None] | None = None,
     stop: asyncio.Event | None = None,
+    published_at: dict[int, float] | None = None,
 ) -> PublishReport:
     """Publish ``messages`` (``rate`` per second at most, if given) until every one is acknowledged."""
     report = PublishReport()
@@ -53,7 +54,8 @@ async def publish(
                 identifier=client_id, max_inflight_messages=concurrency,
             ) as client:
                 client.pending_calls_threshold = concurrency + 1
-                todo = await _publish_round(client, todo, report, rate, concurrency, started, on_ack, stop)
+                todo = await _publish_round(client, todo, report, rate, concurrency, started, on_ack, stop,
+                                            published_at)
         except aiomqtt.MqttError as exc:
             report.reconnects += 1
             log.warning("simulator lost the broker (%s); %d messages not yet acknowledged", exc, len(todo))
@@ -72,11 +74,14 @@ async def _publish_round(
     started: float,
     on_ack: Callable[[int, SimMessage], None] | None,
     stop: asyncio.Event,
+    published_at: dict[int, float] | None,
 ) -> list[tuple[int, SimMessage]]:
     slots = asyncio.Semaphore(concurrency)
     failed: list[tuple[int, SimMessage]] = []
 
     async def one(index: int, message: SimMessage) -> None:
+        if published_at is not None:
+            published_at.setdefault(index, time.time())
         try:
             await client.publish(message.topic, message.payload, qos=1, timeout=30)
         except aiomqtt.MqttError:

@@ -38,10 +38,18 @@ class SimMessage:
     time: datetime | None  # the reading's time when valid
     malformed: str | None = None  # how it is broken
     expected_field: str | None = None  # the field its dead-letter reason must name
+    times: tuple[datetime, ...] = ()  # every reading's time, when the payload is an array
 
     @property
     def valid(self) -> bool:
         return self.malformed is None
+
+    @property
+    def reading_times(self) -> tuple[datetime, ...]:
+        """The times of the readings this message carries (none when malformed)."""
+        if self.malformed is not None:
+            return ()
+        return self.times or ((self.time,) if self.time is not None else ())
 
 
 MALFORMATIONS = ("bad_json", "missing_field", "out_of_range", "wrong_type", "unknown_kind")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
+from urbanpulse.localstack import GatewayProcess
 from urbanpulse.settings import Settings
 from urbanpulse.sim.city import fleet
 from urbanpulse.sim.stream import SimMessage, messages
@@ -22,47 +19,14 @@ def steady_stream(devices_per_kind: int, steps: int, seed: int = 11) -> list[Sim
     return list(messages(fleet(devices_per_kind, seed), start, steps, timedelta(seconds=10), seed))
 
 
-class GatewayProcess:
-    """``urbanpulse gateway`` as a child process, so a test can SIGKILL it like a crash."""
-
-    def __init__(self, settings: Settings, spool_dir: Path, log: Path) -> None:
-        self.env = {
-            **os.environ,
-            "URBANPULSE_BROKER__PORT": str(settings.broker.port),
-            "URBANPULSE_DATABASE__DSN": settings.database.dsn,
-            "URBANPULSE_GATEWAY__SPOOL_DIR": str(spool_dir),
-            "URBANPULSE_GATEWAY__RETRY_SECONDS": "0.2",
-            "URBANPULSE_GATEWAY__METRICS_PORT": "0",
-        }
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "urbanpulse", "gateway"], env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT)
-
-    def wait_subscribed(self, count: int = 1, timeout: float = 30.0) -> None:
-        """Wait until the gateway subscribed ``count`` times in all (its session exists from then on)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log.exists() and self.log.read_text(errors="replace").count(" subscribed to ") >= count:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(self.log.read_text(errors="replace")[-2000:])
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def gateway_process(settings: Settings, spool_dir: Path, log: Path) -> GatewayProcess:
+    return GatewayProcess({
+        "URBANPULSE_BROKER__PORT": str(settings.broker.port),
+        "URBANPULSE_DATABASE__DSN": settings.database.dsn,
+        "URBANPULSE_GATEWAY__SPOOL_DIR": str(spool_dir),
+        "URBANPULSE_GATEWAY__RETRY_SECONDS": "0.2",
+        "URBANPULSE_GATEWAY__METRICS_PORT": "0",
+    }, log)
 
 
 def stored_keys(dsn: str) -> dict[str, list[tuple[str, datetime]]]:

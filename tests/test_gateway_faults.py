@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from faults import GatewayProcess, reconcile, steady_stream, wait_for_rows
+from faults import gateway_process, reconcile, steady_stream, wait_for_rows
 
 from urbanpulse.gateway.service import Gateway
 from urbanpulse.localstack import MosquittoServer, PostgresServer
@@ -44,14 +44,14 @@ def test_gateway_killed_three_times(database: str, broker: MosquittoServer, tmp_
     settings = _settings(database, broker, tmp_path)
     sent = steady_stream(devices_per_kind=50, steps=134)  # 20,100 readings
     assert len(sent) >= 20000
-    gateway = GatewayProcess(settings, tmp_path / "spool", tmp_path / "gateway.log")
+    gateway = gateway_process(settings, tmp_path / "spool", tmp_path / "gateway.log")
     gateway.start()
     gateway.wait_subscribed()  # from here on the broker keeps the gateway's session
 
     async def kill_three_times() -> None:
         for _ in range(3):
             await asyncio.sleep(2.0)
-            gateway.kill()
+            await asyncio.to_thread(gateway.kill)
             await asyncio.sleep(0.3)
             gateway.start()
 

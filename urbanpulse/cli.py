@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from urbanpulse.gateway.devices_cli import broker_app, devices_app
 from urbanpulse.settings import Settings
+from urbanpulse.sim import commands as sim_commands
 
 app = typer.Typer(help="urbanpulse: city IoT telemetry — gateway, storage, detection, dashboards.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -19,7 +21,12 @@ db_app = typer.Typer(help="Database schema: migrate, status.", no_args_is_help=T
 dashboards_app = typer.Typer(help="Grafana provisioning generated from code.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(devices_app, name="devices", help="Device registry: add, import, list, disable, rotate secrets.")
+app.add_typer(broker_app, name="broker", help="Mosquitto configuration, password and ACL files.")
 console = Console()
+app.command()(sim_commands.sim)
+app.command()(sim_commands.loadtest)
+app.command()(sim_commands.backfill)
 
 
 def _logging(verbose: bool) -> None:
@@ -91,33 +98,6 @@ def analytics(verbose: Verbose = False) -> None:
     async def main() -> None:
         async with Analytics(Settings()) as service:
             await service.run()
-
-    asyncio.run(main())
-
-
-@app.command()
-def sim(
-    devices: Annotated[int | None, typer.Option(help="Devices of each kind.")] = None,
-    interval: Annotated[float | None, typer.Option(help="Seconds between a device's readings.")] = None,
-    malformed_rate: Annotated[float | None, typer.Option(help="Share of malformed messages.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    verbose: Verbose = False,
-) -> None:
-    """Run the firmware simulator: a city of devices publishing live readings over MQTT."""
-    from urbanpulse.sim.live import run_live  # noqa: PLC0415
-
-    _logging(verbose)
-    settings = Settings()
-    updates = {k: v for k, v in {"devices_per_kind": devices, "interval_seconds": interval,
-                                  "malformed_rate": malformed_rate}.items() if v is not None}
-    sim_settings = settings.sim.model_copy(update=updates)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        if duration is not None:
-            asyncio.get_running_loop().call_later(duration, stop.set)
-        stats = await run_live(settings.broker, sim_settings, stop)
-        console.print(f"published {stats.published}, acknowledged {stats.acked}, malformed {stats.malformed}")
 
     asyncio.run(main())
 
