@@ -181,7 +181,8 @@ def main() -> None:
             with PostgresServer(Path(tmp) / f"pg{run}") as pg, MosquittoServer(Path(tmp) / f"mq{run}") as mq:
                 migrate(pg.dsn)
                 settings = Settings(broker=BrokerSettings(port=mq.port), database=DatabaseSettings(dsn=pg.dsn),
-                                    gateway=GatewaySettings(spool_dir=Path(tmp) / f"spool{run}", metrics_port=None))
+                                    gateway=GatewaySettings(spool_dir=Path(tmp) / f"spool{run}", metrics_port=None,
+                                                                    require_registration=False))
                 singles = single_payloads(args.messages, start)
                 packs = senml_payloads(args.packs, 50, start - timedelta(days=1))
                 figures["bare"].append(len(singles) / bare_paho_drain(mq.port, singles))

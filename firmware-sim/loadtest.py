@@ -92,7 +92,7 @@ def local_stack(settings: Settings, folder: Path) -> Iterator[_Stack]:
         gateway = GatewayProcess({
             "URBANPULSE_BROKER__PORT": str(mq.port), "URBANPULSE_DATABASE__DSN": pg.dsn,
             "URBANPULSE_GATEWAY__SPOOL_DIR": str(folder / "spool"), "URBANPULSE_GATEWAY__METRICS_PORT": "0",
-            "URBANPULSE_GATEWAY__RETRY_SECONDS": "0.5",
+            "URBANPULSE_GATEWAY__RETRY_SECONDS": "0.5", "URBANPULSE_GATEWAY__REQUIRE_REGISTRATION": "false",
         }, folder / "gateway.log")
         gateway.start()
         gateway.wait_subscribed()

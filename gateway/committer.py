@@ -18,13 +18,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from urbanpulse.contract import utc_now
 from urbanpulse.gateway.metrics import GatewayMetrics
 from urbanpulse.gateway.parse import Parsed
+from urbanpulse.gateway.registry import mark_seen, set_online
 from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.ingest.batch import Batch, BatchResult, DeadLetter
 from urbanpulse.ingest.writer import write_batch
@@ -62,6 +66,7 @@ class Message:
     mid: int
     qos: int
     parsed: Parsed
+    presence: bool | None = None  # a status message: online (True) or offline / last will (False)
 
 
 @dataclass(slots=True)
@@ -74,6 +79,18 @@ class Pending:
     def append(self, message: Message) -> None:
         self.messages.append(message)
         self.readings += len(message.parsed.readings)
+
+    def seen(self) -> dict[str, datetime]:
+        """Devices heard from in this batch, with the latest arrival."""
+        out: dict[str, datetime] = {}
+        for m in self.messages:
+            for reading in m.parsed.readings:
+                out[reading.device_id] = max(out.get(reading.device_id, m.parsed.received_at), m.parsed.received_at)
+        return out
+
+    def presence(self) -> list[tuple[str, bool, datetime]]:
+        return [(m.topic.rsplit("/", 1)[-1], m.presence, m.parsed.received_at)
+                for m in self.messages if m.presence is not None]
 
     def batch(self) -> Batch:
         out = Batch()
@@ -103,6 +120,7 @@ class Committer:
         self.metrics = metrics
         self.retry_seconds = retry_seconds
         self.database_ok = True
+        self.track_devices = True  # keep devices.last_seen / online current
         self._sync_spool_stats()
 
     def _sync_spool_stats(self) -> None:
@@ -135,7 +153,7 @@ class Committer:
             for item in spooled:
                 replay.append(Message(item.topic, item.payload, 0, 0, self.reparse(item)))
             try:
-                await self._write_counted(replay)
+                await self._write_counted(replay, track_devices=False)
             except psycopg.OperationalError as exc:
                 self._down(exc)
                 return False
@@ -163,10 +181,10 @@ class Committer:
         self._sync_spool_stats()
         return True
 
-    async def _write_counted(self, pending: Pending) -> None:
+    async def _write_counted(self, pending: Pending, *, track_devices: bool = True) -> None:
         started = time.perf_counter()
         try:
-            result = await self._write(pending.batch())
+            result = await self._write(pending.batch(), pending if track_devices else None)
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
@@ -190,9 +208,11 @@ class Committer:
                 result = await self._write(single.batch())
             self._count(result, single)
 
-    async def _write(self, batch: Batch) -> BatchResult:
+    async def _write(self, batch: Batch, devices: Pending | None = None) -> BatchResult:
         async with self.pool.connection(timeout=2.0) as conn:
             result = await write_batch(conn, batch)
+            if devices is not None and self.track_devices:
+                await _track(conn, devices)
         if not self.database_ok:
             log.info("database is back")
         self.database_ok = True
@@ -208,3 +228,15 @@ class Committer:
             for letter in message.parsed.rejected:
                 key = letter.field or "other"
                 self.stats.rejections[key] = self.stats.rejections.get(key, 0) + 1
+
+
+async def _track(conn: AsyncConnection[TupleRow], pending: Pending) -> None:
+    """Presence and last-seen of the batch's devices (after its commit; a failure only logs)."""
+    try:
+        seen = pending.seen()
+        if seen:
+            await mark_seen(conn, seen, max(seen.values()))
+        for device_id, online, when in pending.presence():
+            await set_online(conn, device_id, online, when)
+    except psycopg.Error as exc:
+        log.warning("could not update device presence: %s", exc)

@@ -20,20 +20,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import aiomqtt
+import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg_pool import AsyncConnectionPool
 
-from urbanpulse.contract import READINGS_FILTER, utc_now
+from urbanpulse.contract import READINGS_FILTER, parse_topic, utc_now
 from urbanpulse.gateway import metrics as http_metrics
 from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pending
 from urbanpulse.gateway.metrics import GatewayMetrics
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
+from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.settings import Settings
 
@@ -42,6 +44,8 @@ __all__ = ["Gateway", "GatewayStats"]
 log = logging.getLogger("urbanpulse.gateway")
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+STATUS_KIND = "status"  # urbanpulse/v1/status/<device_id>: presence, not readings
+IGNORED_KINDS = frozenset({"events", "incidents"})  # analytics publishes these under the same root
 
 
 class Gateway:
@@ -63,7 +67,9 @@ class Gateway:
             max_payload_bytes=g.max_payload_bytes,
             max_readings_per_message=g.max_readings_per_message,
             max_future_skew=timedelta(seconds=g.max_future_skew_seconds),
+            max_late=timedelta(seconds=g.max_late_seconds),
         )
+        self.directory: DeviceDirectory | None = None
         self.connected = False
         self.subscribed = asyncio.Event()  # set once the broker holds our subscription (and session)
         self.metrics_port: int | None = None
@@ -130,6 +136,40 @@ class Gateway:
         """Consume until ``stop`` is set (or forever), reconnecting to the broker on failure."""
         stop = stop or asyncio.Event()
         delay = self.settings.gateway.retry_seconds
+        refresher = None
+        if self.settings.gateway.require_registration:
+            await self._load_directory(stop)  # no consuming before we know who may publish
+            refresher = asyncio.create_task(self._refresh_directory(stop))
+        try:
+            await self._consume(stop, delay)
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+
+    async def _load_directory(self, stop: asyncio.Event) -> None:
+        assert self._pool is not None, "use Gateway as an async context manager"
+        delay = self.settings.gateway.retry_seconds
+        while not stop.is_set():
+            try:
+                async with self._pool.connection(timeout=5.0) as conn:
+                    self.directory = await load_directory(conn)
+                return
+            except psycopg.Error as exc:
+                if self.directory is not None:
+                    log.warning("could not refresh the device registry (%s); keeping the last one", exc)
+                    return
+                log.warning("device registry unavailable (%s); retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _refresh_directory(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.gateway.directory_refresh_seconds)
+            await self._load_directory(stop)
+
+    async def _consume(self, stop: asyncio.Event, delay: float) -> None:
         while not stop.is_set():
             try:
                 async with self._client() as client:
@@ -195,8 +235,18 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await writer
 
-    def _parse(self, topic: str, payload: bytes, received_at: Any) -> Parsed:
-        return parse_message(topic, payload, received_at, self.limits)
+    def _parse(self, topic: str, payload: bytes, received_at: datetime) -> Parsed:
+        identity = self.directory.check if self.directory is not None else None
+        return parse_message(topic, payload, received_at, self.limits, identity=identity)
+
+    def _presence(self, topic: str, device_id: str, payload: bytes, received_at: datetime) -> Message | None:
+        """A status message (``online``, or ``offline`` -- also the device's last will) of a known device."""
+        state = payload.strip().lower()
+        if state not in (b"online", b"offline"):
+            return None
+        if self.directory is not None and device_id not in self.directory.devices:
+            return None
+        return Message(topic, payload, 0, 0, Parsed(received_at=received_at), state == b"online")
 
     def _reparse(self, item: SpooledMessage) -> Parsed:
         return self._parse(item.topic, item.payload, item.received_at)
@@ -205,9 +255,18 @@ class Gateway:
         self.stats.messages += 1
         self.stats.unacked += 1
         payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
-        parsed = self._parse(message.topic.value, payload, utc_now())
+        topic, now = message.topic.value, utc_now()
+        parts = parse_topic(topic)
+        if parts is not None and parts.kind in IGNORED_KINDS:  # the platform's own publications
+            return Message(topic, payload, message.mid, message.qos, Parsed(received_at=now))
+        if parts is not None and parts.kind == STATUS_KIND:
+            status = self._presence(topic, parts.device_id, payload, now)
+            if status is not None:
+                status.mid, status.qos = message.mid, message.qos
+                return status
+        parsed = self._parse(topic, payload, now)  # anything else is a reading (or a dead letter)
         self.stats.readings_accepted += len(parsed.readings)
-        return Message(message.topic.value, payload, message.mid, message.qos, parsed)
+        return Message(topic, payload, message.mid, message.qos, parsed)
 
     async def _writer(self, client: aiomqtt.Client, queue: asyncio.Queue[Pending]) -> None:
         assert self._committer is not None, "use Gateway as an async context manager"

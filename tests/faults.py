@@ -26,6 +26,7 @@ def gateway_process(settings: Settings, spool_dir: Path, log: Path) -> GatewayPr
         "URBANPULSE_GATEWAY__SPOOL_DIR": str(spool_dir),
         "URBANPULSE_GATEWAY__RETRY_SECONDS": "0.2",
         "URBANPULSE_GATEWAY__METRICS_PORT": "0",
+        "URBANPULSE_GATEWAY__REQUIRE_REGISTRATION": "false",
     }, log)
 
 

@@ -72,6 +72,11 @@ class GatewaySettings(BaseModel):
         description="Port of the /metrics and /healthz endpoint; worker N of --workers uses port + N "
         "(`off`: no endpoint; 0: any free port).",
     )
+    require_registration: bool = Field(
+        True,
+        description="Accept readings only from devices registered (and enabled) for that kind; "
+        "`false` accepts any device id (demos, migrations from another platform).",
+    )
     directory_refresh_seconds: float = Field(
         10.0, description="How often the gateway reloads the device registry."
     )

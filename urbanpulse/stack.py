@@ -75,8 +75,13 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
     """Run gateway, analytics and simulator until Ctrl-C (or ``duration`` seconds)."""
     from urbanpulse.analytics.service import Analytics  # noqa: PLC0415 - heavy (numba) import
     from urbanpulse.gateway.service import Gateway  # noqa: PLC0415
+    from urbanpulse.sim.city import fleet  # noqa: PLC0415
     from urbanpulse.sim.live import LiveStats, run_live  # noqa: PLC0415
+    from urbanpulse.sim.register import register_fleet  # noqa: PLC0415
 
+    registered = register_fleet(settings.database.dsn, fleet(settings.sim.devices_per_kind, settings.sim.seed))
+    if registered:
+        console.print(f"registered {len(registered)} simulated devices in the device registry")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,91 @@
+"""Device identity in the gateway (registration required), and presence from status messages.
+
+Runs with the broker ACL off (anonymous local broker), so the gateway is the only line of defence:
+a device publishing under another device's topic, an unknown or disabled device, and a device
+publishing a kind it is not registered for are all dead-lettered with that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import make_settings
+
+from urbanpulse.contract import reading_topic, status_topic
+from urbanpulse.gateway.registry import set_enabled, spec
+from urbanpulse.gateway.service import Gateway
+from urbanpulse.localstack import MosquittoServer
+from urbanpulse.settings import Settings
+from urbanpulse.sim.city import fleet
+from urbanpulse.sim.publisher import publish
+from urbanpulse.sim.register import register_fleet
+from urbanpulse.sim.stream import SimMessage
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+
+
+def air(device: str, minute: int, topic_device: str | None = None) -> SimMessage:
+    body = {"device_id": device, "time": (T0 + timedelta(minutes=minute)).isoformat(), "seq": minute,
+            "pm25": 20.0, "pm10": 30.0, "temperature": 28.0, "humidity": 70.0}
+    return SimMessage(reading_topic("air", topic_device or device), json.dumps(body).encode(), "air",
+                      topic_device or device, T0 + timedelta(minutes=minute))
+
+
+def test_only_registered_devices_may_publish(database: str, broker: MosquittoServer) -> None:
+    settings = make_settings(database, broker, require_registration=True)
+    register_fleet(database, fleet(2, seed=1))  # air-00000, air-00001, traffic-..., ispeed-...
+    with psycopg.connect(database) as conn:
+        set_enabled(conn, "air-00001", False)
+        conn.commit()
+    traffic_body = json.loads(air("air-00000", 9).payload)  # an air reading on a traffic device's topic
+    traffic_body["device_id"] = "traffic-00000"
+    sent = [
+        air("air-00000", 1),  # registered, enabled: stored
+        air("air-00000", 2, topic_device="air-00009"),  # unknown device in the topic
+        air("air-00001", 3),  # disabled
+        air("air-00009", 4, topic_device="air-00000"),  # payload speaks for another device than the topic
+        SimMessage(reading_topic("air", "traffic-00000"), json.dumps(traffic_body).encode(), "air",
+                   "traffic-00000", None),  # a traffic device sending air readings
+        SimMessage(status_topic("air-00000"), b"online", "status", "air-00000", None),
+    ]
+    asyncio.run(_through_gateway(settings, sent))
+    with psycopg.connect(database) as conn:
+        stored = conn.execute("SELECT device_id, seq FROM air_readings").fetchall()
+        reasons = [r[0] for r in conn.execute("SELECT reason FROM dead_letters ORDER BY id").fetchall()]
+        online, last_seen = conn.execute(
+            "SELECT online, last_seen FROM devices WHERE device_id = 'air-00000'").fetchone() or (None, None)
+    assert stored == [("air-00000", 1)]
+    assert len(reasons) == 4, reasons  # the status message is presence, not a dead letter
+    assert any("unknown device 'air-00009'" in r for r in reasons)
+    assert any("device 'air-00001' is disabled" in r for r in reasons)
+    assert any("is registered as traffic, not air" in r for r in reasons)
+    assert any("device_id 'air-00009' in payload differs from topic device 'air-00000'" in r for r in reasons)
+    assert online is True
+    assert last_seen is not None
+
+
+def test_registry_spec_refuses_service_prefix() -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        spec(device_id="urbanpulse-gateway", kind="air")
+
+
+async def _through_gateway(settings: Settings, sent: list[SimMessage]) -> Gateway:
+    stop = asyncio.Event()
+    async with Gateway(settings) as gateway:
+        task = asyncio.create_task(gateway.run(stop))
+        await gateway.subscribed.wait()
+        report = await publish(sent, settings.broker, concurrency=10)
+        assert len(report.acked) == len(sent)
+        for _ in range(100):
+            if gateway.stats.acked >= len(sent):
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+    return gateway
