@@ -178,7 +178,7 @@ def _fleet_faults(scenario: Scenario, device: Device, body: dict[str, Any], offs
             st.buffer.popleft()
             played.lost_on_device += 1
         return
-    _flush(device, st, played)
+    _flush_buffer(device, st, played)
     message = malform(effects.malformed, device, body) if effects.malformed else _message(device, [body])
     if effects.out_of_order and st.held is None:
         st.held = message
@@ -191,10 +191,14 @@ def _fleet_faults(scenario: Scenario, device: Device, body: dict[str, Any], offs
         played.messages.append(message)
 
 
-def _flush(device: Device, st: _DeviceState, played: Played) -> None:
+def _flush_buffer(device: Device, st: _DeviceState, played: Played) -> None:
     while st.buffer:  # store-and-forward: the backlog goes out as arrays of up to 100 readings
         chunk = [st.buffer.popleft() for _ in range(min(100, len(st.buffer)))]
         played.messages.append(_message(device, chunk))
+
+
+def _flush(device: Device, st: _DeviceState, played: Played) -> None:
+    _flush_buffer(device, st, played)
     if st.held is not None:
         played.messages.append(st.held)
         st.held = None

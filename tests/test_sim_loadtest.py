@@ -1,0 +1,81 @@
+"""The load test: its reconciliation catches planted losses and duplicates; a short run with a fault is clean."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import psycopg
+import pytest
+from faults import steady_stream
+from rich.console import Console
+
+from urbanpulse.gateway.service import Gateway
+from urbanpulse.settings import Settings
+from urbanpulse.sim.loadtest import FaultPlan, LoadSpec, run
+from urbanpulse.sim.publisher import publish
+from urbanpulse.sim.reconcile import reconcile
+from urbanpulse.sim.stream import SimMessage
+
+pytestmark = pytest.mark.integration
+
+
+async def _publish(settings: Settings, sent: list[SimMessage], published_at: dict[int, float]) -> set[int]:
+    stop = asyncio.Event()
+    async with Gateway(settings) as gateway:
+        task = asyncio.create_task(gateway.run(stop))
+        await gateway.subscribed.wait()
+        report = await publish(sent, settings.broker, published_at=published_at)
+        while gateway.stats.acked < len(sent):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    return report.acked
+
+
+def test_reconciliation_catches_a_planted_loss_and_duplicate(settings: Settings) -> None:
+    sent = steady_stream(devices_per_kind=5, steps=20)
+    published_at: dict[int, float] = {}
+    acked = asyncio.run(_publish(settings, sent, published_at))
+    clean = reconcile(settings.database.dsn, sent, acked, published_at)
+    assert clean.ok
+    assert (clean.acked_readings, clean.stored, clean.lost, clean.duplicates) == (300, 300, 0, 0)
+    assert clean.latency_ms["p50"] >= 0
+    victim = sent[7]
+    assert victim.time is not None
+    with psycopg.connect(settings.database.dsn) as conn:
+        conn.execute(f"DELETE FROM {victim.kind}_readings WHERE device_id = %s AND time = %s",
+                     [victim.device_id, victim.time])
+        conn.execute("INSERT INTO air_readings SELECT device_id, time + interval '1 second', seq, pm25, pm10,"
+                     " temperature, humidity, no2, o3, so2, co, noise, received_at, batch_id FROM air_readings"
+                     " WHERE device_id = 'air-00002' AND seq = 3")
+    planted = reconcile(settings.database.dsn, sent, acked, published_at)
+    assert not planted.ok
+    assert planted.lost == 1
+    assert planted.duplicates == 1
+    assert planted.lost_examples == [f"{victim.kind} {victim.device_id} {victim.time.isoformat()}"]
+
+
+def test_fault_plan_parsing() -> None:
+    assert FaultPlan.parse("stop-db:30s@12", 60) == FaultPlan("stop-db", 12.0, 30.0)
+    assert FaultPlan.parse("kill-gateway", 60).at == 20.0
+    with pytest.raises(ValueError, match="unknown fault"):
+        FaultPlan.parse("unplug", 60)
+
+
+def test_short_local_run_with_a_gateway_kill() -> None:
+    spec = LoadSpec(devices=60, rate=400, duration=8, faults=("kill-gateway@3",))
+    report = run(Settings(), spec, local=True, report_path=None, console=Console(quiet=True))
+    assert report["ok"], report
+    assert report["acked_messages"] == report["published_messages"] > 3000
+    assert report["stored"] == report["acked_readings"]
+    assert any("kill-gateway over" in line for line in report["faults"])
+    assert report["latency_ms"]["p99"] < timedelta(seconds=60).total_seconds() * 1000
+
+
+def test_per_device_connections() -> None:
+    spec = LoadSpec(devices=90, rate=150, duration=6, mode="per-device")
+    report = run(Settings(), spec, local=True, report_path=None, console=Console(quiet=True))
+    assert report["ok"], report
+    assert report["connections_peak"] == 90
+    assert report["stored"] == report["acked_readings"] >= 800
