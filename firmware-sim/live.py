@@ -47,7 +47,7 @@ async def run_live(
         try:
             async with aiomqtt.Client(broker.host, broker.port, username=broker.username,
                                       password=broker.password, identifier="urbanpulse-sim-live",
-                                      max_inflight_messages=500) as client:
+                                      max_inflight_messages=500, timeout=30) as client:
                 client.pending_calls_threshold = len(devices) + 1
                 while not stop.is_set():
                     started = asyncio.get_running_loop().time()

@@ -44,6 +44,8 @@ __all__ = ["Gateway", "GatewayStats"]
 log = logging.getLogger("urbanpulse.gateway")
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+OPERATION_TIMEOUT = 10.0  # seconds for CONNACK, SUBACK and the like
+STOP_GRACE = 15.0  # seconds a clean stop waits for the last batch to become durable
 STATUS_KIND = "status"  # urbanpulse/v1/status/<device_id>: presence, not readings
 IGNORED_KINDS = frozenset({"events", "incidents"})  # analytics publishes these under the same root
 
@@ -126,6 +128,8 @@ class Gateway:
             b.host, b.port, username=b.username, password=b.password, identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props,
             keepalive=b.keepalive,
+            # aiomqtt waits for CONNACK / SUBACK without noticing a dropped connection: bound every wait
+            timeout=OPERATION_TIMEOUT,
         )
         # aiomqtt 2.x has no public manual-ack switch; paho's must be set before connecting,
         # or a resumed session's backlog is acknowledged on arrival.
@@ -222,10 +226,13 @@ class Gateway:
                     message = nxt.result()  # raises MqttError when the connection dropped
                     nxt = None
                     pending.append(self._accept(message))
-            # clean stop: flush what we hold, wait for the writer to make it durable and acknowledge it
-            if pending.messages:
-                await queue.put(pending)
-            await queue.join()
+            # clean stop: flush what we hold and give the writer a grace period to make it durable and
+            # acknowledge it (whatever is left unacknowledged, the broker sends again)
+            if pending.messages and not queue.full():
+                queue.put_nowait(pending)
+            joined = asyncio.create_task(queue.join())
+            await asyncio.wait({joined, writer}, timeout=STOP_GRACE)
+            joined.cancel()
         finally:
             # A message taken but not made durable is not acknowledged: the broker sends it again.
             self.stats.unacked = 0
