@@ -1,50 +1,188 @@
-"""Detector speed, apart from correctness: ``python bench/detectors.py [--series N] [--points M]``.
+"""Detector speed, apart from correctness: ``python bench/detectors.py [--series N] [--points M] [--runs R]``.
 
-Reports the kernel's first-call time (compile or cache load), its throughput over many interleaved
-series, and the per-point ``score_one`` / ``learn_one`` path for comparison.
+For each detector: points per second of its ``numba`` kernel over ``--series`` interleaved series
+(one core; each series first warmed with ``--warm`` readings, untimed), of the very same code in
+plain Python (``NUMBA_DISABLE_JIT=1``, in a child process) and of river's closest detector if river
+is installed (one model per series), both on ``--slow-series`` series, warmed alike, and fewer
+points. Medians of ``--runs`` runs (half as many for the slow ones), and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from urbanpulse.analytics.ewma import EwmaState, RobustEwmaZScore, score_learn
+from urbanpulse.analytics.registry import create
+
+NAMES = ["ewma", "seasonal", "cusum", "flatline", "shape", "ensemble"]
+STEP = 300.0
+
+
+def workload(series: int, points: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.float64],
+                                                             NDArray[np.float64]]:
+    """``points`` readings of ``series`` series in random order, 5 minutes apart per series."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, series, points).astype(np.int64)
+    by_series = np.argsort(idx, kind="stable")  # the k-th reading of a series comes k steps after its first
+    counts = np.bincount(idx, minlength=series)
+    order = np.empty(points, np.float64)
+    order[by_series] = np.arange(points) - np.repeat(np.cumsum(counts) - counts, counts)
+    times = 1.7e9 + order * STEP
+    values = 20 + 5 * np.sin(2 * np.pi * order / 288) + rng.normal(0, 1, points)
+    return idx, times, values
+
+
+def warmed(name: str, series: int, warm: int) -> Any:
+    """A detector whose ``series`` series have each learned ``warm`` readings of a daily cycle."""
+    detector = create(name)
+    k = np.arange(warm)
+    detector.score_learn(np.tile(np.arange(series, dtype=np.int64), warm), np.repeat(1.7e9 + k * STEP, series),
+                         np.repeat(20 + 5 * np.sin(2 * np.pi * k / 288), series))
+    return detector
+
+
+def kernel_rate(name: str, series: int, points: int, warm: int, runs: int) -> float:
+    rates = []
+    for run in range(runs):
+        detector = warmed(name, series, warm)
+        s, t, v = workload(series, points, seed=run)
+        started = time.perf_counter()
+        detector.score_learn(s, t + warm * STEP, v)
+        rates.append(points / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+_PLAIN = """
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from detectors import STEP, warmed, workload
+name, series, points, warm, runs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+rates = []
+for run in range(runs):
+    detector = warmed(name, series, warm)
+    s, t, v = workload(series, points, seed=run)
+    started = time.perf_counter()
+    detector.score_learn(s, t + warm * STEP, v)
+    rates.append(points / (time.perf_counter() - started))
+print(json.dumps(sorted(rates)[len(rates) // 2]))
+"""
+
+
+def plain_rate(name: str, series: int, points: int, warm: int, runs: int) -> float:
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    here = os.path.dirname(os.path.abspath(__file__))
+    argv = [sys.executable, "-c", _PLAIN, here, name, str(series), str(points), str(warm), str(runs)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    rate: float = json.loads(done.stdout)
+    return rate
+
+
+Step = Callable[[Any, float], None]
+
+
+def _dict_step(model: Any, x: float) -> None:
+    model.score_one({"x": x})
+    model.learn_one({"x": x})
+
+
+def _target_step(model: Any, x: float) -> None:
+    model.score_one(None, x)
+    model.learn_one(None, x)
+
+
+def _forecast_step(model: Any, x: float) -> None:
+    with contextlib.suppress(IndexError):  # Holt-Winters forecasts only once a season is learned
+        model.score_one(None, x)
+    model.learn_one(None, x)
+
+
+def _drift_step(model: Any, x: float) -> None:
+    model.update(x)
+
+
+def river_models() -> dict[str, tuple[str, Callable[[], Any], Step]] | None:
+    """River's closest detector to each of ours, or None without river."""
+    try:
+        from river import anomaly, drift, time_series  # noqa: PLC0415
+    except ImportError:
+        return None
+
+    def seasonal() -> Any:
+        holt_winters: Any = time_series.HoltWinters  # untyped
+        return anomaly.PredictiveAnomalyDetection(
+            holt_winters(alpha=0.1, beta=0.01, gamma=0.1, seasonality=24), horizon=1)
+
+    return {
+        "ewma": ("anomaly.StandardAbsoluteDeviation", anomaly.StandardAbsoluteDeviation, _target_step),
+        "seasonal": ("PredictiveAnomalyDetection(HoltWinters)", seasonal, _forecast_step),
+        "cusum": ("drift.PageHinkley", drift.PageHinkley, _drift_step),
+        "shape": ("anomaly.HalfSpaceTrees", anomaly.HalfSpaceTrees, _dict_step),
+        "ensemble": ("anomaly.HalfSpaceTrees", anomaly.HalfSpaceTrees, _dict_step),
+    }
+
+
+def river_rate(make: Callable[[], Any], step: Step, series: int, points: int, warm: int, runs: int) -> float:
+    rates = []
+    for run in range(runs):
+        models = [make() for _ in range(series)]
+        for m in models:  # warmed like ours, untimed
+            for k in range(warm):
+                step(m, 20 + 5 * math.sin(2 * math.pi * k / 288))
+        s, _, v = workload(series, points, seed=run)
+        started = time.perf_counter()
+        for i, x in zip(s.tolist(), v.tolist(), strict=True):
+            step(models[i], x)
+        rates.append(points / (time.perf_counter() - started))
+    return statistics.median(rates)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=10_000)
-    parser.add_argument("--points", type=int, default=2_000_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--points", type=int, default=2_000_000, help="timed kernel points per run")
+    parser.add_argument("--warm", type=int, default=300, help="untimed readings per series first")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--python-points", type=int, default=20_000)
+    parser.add_argument("--river-points", type=int, default=20_000)
+    parser.add_argument("--slow-series", type=int, default=20, help="series of the plain-Python and river runs")
+    parser.add_argument("--detector", action="append", choices=NAMES)
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    series = rng.integers(0, args.series, args.points).astype(np.int64)
-    values = rng.lognormal(3.0, 0.2, args.points)
-    floors = np.zeros(args.series)
-
-    state = EwmaState.empty(args.series)
-    started = time.perf_counter()
-    score_learn(series[:10], values[:10], floors, state.mean, state.spread, state.count, 0.05, 30, 3.0, 3.0)
-    print(f"first call (compile or cache load): {time.perf_counter() - started:.3f} s")
-
-    started = time.perf_counter()
-    score_learn(series, values, floors, state.mean, state.spread, state.count, 0.05, 30, 3.0, 3.0)
-    elapsed = time.perf_counter() - started
-    print(f"kernel: {args.points:,} points over {args.series:,} series in {elapsed:.3f} s "
-          f"({args.points / elapsed / 1e6:.1f} M points/s)")
-
-    detector = RobustEwmaZScore()
-    n = min(args.points, 200_000)
-    started = time.perf_counter()
-    for x in values[:n].tolist():
-        detector.score_one(x)
-        detector.learn_one(x)
-    elapsed = time.perf_counter() - started
-    print(f"score_one + learn_one: {n:,} points in {elapsed:.3f} s ({n / elapsed / 1e3:.0f} k points/s)")
-    print(f"checkpoint state: {len(state.to_bytes()) / args.series:.0f} bytes per series")
+    river = river_models()
+    if river is None:
+        print("river is not installed: no river column (pip install river to add it)")
+    names = args.detector or NAMES
+    print(f"{'detector':10s} {'kernel M/s':>10s} {'python k/s':>10s} {'x python':>9s}  "
+          f"{'river k/s':>9s} {'x river':>8s}  river model")
+    for name in names:
+        started = time.perf_counter()
+        create(name).score_learn(np.zeros(3, np.int64), np.zeros(3), np.ones(3))
+        compile_s = time.perf_counter() - started
+        fast = kernel_rate(name, args.series, args.points, args.warm, args.runs)
+        slow = plain_rate(name, args.slow_series, args.python_points, args.warm, max(1, args.runs // 2))
+        cells = f"{name:10s} {fast / 1e6:10.1f} {slow / 1e3:10.1f} {fast / slow:9.0f}"
+        if river is not None and name in river:
+            label, make, step = river[name]
+            r = river_rate(make, step, args.slow_series, args.river_points, args.warm, max(1, args.runs // 2))
+            cells += f"  {r / 1e3:9.1f} {fast / r:8.0f}  {label}"
+        else:
+            cells += f"  {'-':>9s} {'-':>8s}  {'(none close)' if river is not None else ''}"
+        print(cells + f"   [first call {compile_s:.2f} s]", flush=True)
+    state = create("ensemble")
+    state.score_learn(np.arange(1000, dtype=np.int64), np.zeros(1000), np.ones(1000))
+    print(f"ensemble state: {len(state.snapshot()) / 1000:,.0f} bytes per series")
 
 
 if __name__ == "__main__":

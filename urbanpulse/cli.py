@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from urbanpulse.analytics.events_cli import events_app
 from urbanpulse.gateway.devices_cli import broker_app, devices_app
 from urbanpulse.settings import Settings
 from urbanpulse.sim import commands as sim_commands
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(devices_app, name="devices", help="Device registry: add, import, list, disable, rotate secrets.")
 app.add_typer(broker_app, name="broker", help="Mosquitto configuration, password and ACL files.")
+app.add_typer(events_app, name="events", help="Events and incidents: list, acknowledge, resolve.")
 console = Console()
 app.command()(sim_commands.sim)
 app.command()(sim_commands.loadtest)
@@ -100,6 +102,22 @@ def analytics(verbose: Verbose = False) -> None:
             await service.run()
 
     asyncio.run(main())
+
+
+@app.command()
+def detect(
+    input_csv: Annotated[Path, typer.Argument(metavar="INPUT.csv", help="A timestamp,value CSV.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write timestamp,value,anomaly_score.")],
+    detector: Annotated[str, typer.Option(help="Detector name (see analytics/README.md).")] = "ensemble",
+) -> None:
+    """Score one timestamp,value CSV with a streaming detector (row i scored from rows <= i)."""
+    from urbanpulse.analytics.detect_cli import detect_csv, detector_names  # noqa: PLC0415
+
+    if detector not in detector_names():
+        console.print(f"[red]unknown detector {detector!r}[/]; choose from {', '.join(detector_names())}")
+        raise typer.Exit(2)
+    rows = detect_csv(input_csv, output, detector)
+    console.print(f"scored {rows} rows with {detector} -> {output}")
 
 
 @db_app.command("migrate")

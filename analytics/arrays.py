@@ -1,0 +1,123 @@
+"""Shared machinery of the detectors: ``@jit``, and named state arrays with one row per series.
+
+A detector's state is a few numpy arrays whose first axis is the series (``mean[i]``,
+``profile[i, slot]``, ...). :class:`SeriesArrays` grows them for new series, and snapshots and
+restores them as ``numpy.savez`` bytes (no pickle), so a checkpoint is as big as the series it
+holds, whatever the length of the streams.
+
+>>> import numpy as np
+>>> state = SeriesArrays((Field("mean"), Field("ring", (3,)), Field("count", dtype="int64")), size=2)
+>>> state["ring"].shape
+(2, 3)
+>>> state["count"][1] = 7
+>>> state.grow(4)
+>>> state["count"].tolist()
+[0, 7, 0, 0]
+>>> SeriesArrays.from_bytes(state.layout, state.to_bytes()) == state
+True
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Field", "SeriesArrays", "jit", "unit_score"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def jit(fn: _F) -> _F:
+    """``numba.njit(cache=True)``, typed as the function it wraps."""
+    return cast(_F, numba.njit(cache=True)(fn))
+
+
+@jit
+def unit_score(z: float, scale: float) -> float:
+    """``z² / (z² + scale²)``: 0 at ``z = 0``, 0.5 at ``z = scale``, towards 1 as ``|z|`` grows."""
+    zz = z * z
+    if not zz < 1e300:  # also NaN
+        return 1.0
+    return zz / (zz + scale * scale)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One state array: ``name``, per-series ``shape`` (``()`` for a scalar), ``dtype``, initial ``fill``."""
+
+    name: str
+    shape: tuple[int, ...] = ()
+    dtype: str = "float64"
+    fill: float = 0.0
+
+
+class SeriesArrays:
+    """Named arrays whose first axis is the series; new series start at each field's ``fill``."""
+
+    __slots__ = ("arrays", "layout")
+
+    def __init__(self, layout: tuple[Field, ...], size: int = 0) -> None:
+        self.layout = layout
+        self.arrays: dict[str, NDArray[Any]] = {
+            f.name: np.full((size, *f.shape), f.fill, dtype=f.dtype) for f in layout
+        }
+
+    def __getitem__(self, name: str) -> NDArray[Any]:
+        return self.arrays[name]
+
+    def __len__(self) -> int:
+        return int(self.arrays[self.layout[0].name].shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SeriesArrays) or other.layout != self.layout:
+            return NotImplemented
+        return all(np.array_equal(self[f.name], other[f.name], equal_nan=True) for f in self.layout)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(a.nbytes) for a in self.arrays.values())
+
+    def grow(self, size: int) -> None:
+        """Make room for series ``0 .. size - 1``; existing series are kept as they are."""
+        extra = size - len(self)
+        if extra <= 0:
+            return
+        for f in self.layout:
+            fresh = np.full((extra, *f.shape), f.fill, dtype=f.dtype)
+            self.arrays[f.name] = np.concatenate([self.arrays[f.name], fresh])
+
+    def to_bytes(self) -> bytes:
+        """A snapshot: ``numpy.savez`` of every array (no pickle)."""
+        buf = io.BytesIO()
+        savez: Callable[..., None] = np.savez  # its stubs do not take names as keywords
+        savez(buf, **self.arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, layout: tuple[Field, ...], data: bytes) -> SeriesArrays:
+        """Restore a snapshot taken with the same ``layout``; raises ``ValueError`` if it does not fit."""
+        out = cls(layout)
+        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+            if set(saved.files) != {f.name for f in layout}:
+                msg = f"snapshot holds {sorted(saved.files)}, not {[f.name for f in layout]}"
+                raise ValueError(msg)
+            sizes = set()
+            for f in layout:
+                a = np.array(saved[f.name], dtype=f.dtype)
+                if a.shape[1:] != f.shape:
+                    msg = f"snapshot array {f.name} has shape {a.shape}, expected (n, *{f.shape})"
+                    raise ValueError(msg)
+                sizes.add(a.shape[0])
+                out.arrays[f.name] = a
+        if len(sizes) > 1:
+            msg = "snapshot arrays differ in their number of series"
+            raise ValueError(msg)
+        return out

@@ -1,0 +1,157 @@
+"""Ensemble with anomaly likelihood: four views of a series, each calibrated, plus new extremes.
+
+Four raw detectors score every reading, each from a different angle:
+
+- the robust EWMA z-score (:mod:`.ewma`): is the reading far from the recent level? (spikes, jumps)
+- the seasonal profile (:mod:`.seasonal`): is it far from this hour of the week/day? (broken routine)
+- shape novelty (:mod:`.shape`): has the stretch it ends ever been seen? (odd patterns, flat stretches)
+- flat line (:mod:`.flatline`): is the sensor repeating itself more than it ever does? (stuck)
+
+Each raw score stream goes through its own anomaly likelihood (:mod:`.likelihood`), so a view
+that is often surprised by a series stops alarming on it, and the ensemble's score is the largest
+of the four. As in Numenta's NAB detector, a reading beyond the range seen so far by more than
+``spatial`` of that range scores 1.0 outright. The score reads as Numenta's log-likelihood: 0.5
+when the likeliest explanation is a one-in-100 000 event.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from urbanpulse.analytics.arrays import Field, jit
+from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
+from urbanpulse.analytics.ewma import _learn_point, _score_point
+from urbanpulse.analytics.flatline import flatline_fields, flatline_step
+from urbanpulse.analytics.likelihood import likelihood_fields, likelihood_score
+from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step
+from urbanpulse.analytics.shape import shape_fields, shape_step
+
+__all__ = ["LikelihoodEnsemble"]
+
+# The views' own parameters: each detector's defaults (see its class).
+EWMA_ALPHA, EWMA_WARMUP, CLIP, SCALE = 0.05, 30, 3.0, 3.0
+SEASONAL_ALPHA, SEASONAL_MIN_COUNT = 0.1, 3
+SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2000
+SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
+FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
+VIEWS = 4
+Floats = NDArray[np.float64]
+Ints = NDArray[np.int64]
+
+
+@jit
+def _run(
+    series: Ints, times: Floats, values: Floats, e_mean: Floats, e_spread: Floats, e_count: Ints, s_level: Floats,
+    s_spread: Floats, s_count: Ints, k_recent: Floats, k_bank: NDArray[np.float32], k_kept: Ints, k_n: Ints,
+    k_dist: Floats, k_dn: Ints, l_ring: Floats, l_n: Ints, l_mean: Floats, l_var: Floats, l_tail: Floats,
+    f_last: Floats, f_run: Ints, f_count: Ints, f_steps: Floats, f_repeats: Floats, lo: Floats, hi: Floats,
+    seen: Ints, learning: int, estimation: int, history: int, spatial: float, mode: int,
+) -> Floats:
+    out = np.empty(values.shape[0], np.float64)
+    learn = mode != SCORE
+    view_mode = SCORE if mode == SCORE else SCORE_LEARN  # learning the likelihoods needs the raw scores
+    raw = np.empty(VIEWS, np.float64)
+    vec = np.empty(SHAPE_WIDTH, np.float64)
+    for j in range(values.shape[0]):
+        i, t, x = series[j], times[j], values[j]
+        if not math.isfinite(x):
+            out[j] = 0.0
+            continue
+        raw[0] = _score_point(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_WARMUP, SCALE)
+        if learn:
+            _learn_point(e_mean, e_spread, e_count, 0.0, i, x, EWMA_ALPHA, EWMA_WARMUP, CLIP)
+        raw[1] = seasonal_step(s_level, s_spread, s_count, i, t, x, SEASONAL_ALPHA, SEASONAL_MIN_COUNT, CLIP,
+                               SCALE, 0.0, view_mode)
+        raw[2] = shape_step(k_recent, k_bank, k_kept, k_n, k_dist, k_dn, i, x, SHAPE_STEP, SHAPE_STRIDE,
+                            SHAPE_SKIP, SHAPE_MEMORY, SCALE, view_mode, vec)
+        raw[3] = flatline_step(f_last, f_run, f_count, f_steps, f_repeats, i, x, 0.0, FLAT_MIN_RUN, FLAT_MEMORY,
+                               FLAT_WARMUP, view_mode)
+        score = 0.0
+        for v in range(VIEWS):
+            score = max(score, likelihood_score(l_ring, l_n, l_mean, l_var, l_tail, i, v, raw[v], learning,
+                                                estimation, history, learn))
+        if spatial > 0.0 and seen[i] >= learning and hi[i] > lo[i]:
+            tolerance = (hi[i] - lo[i]) * spatial
+            if x > hi[i] + tolerance or x < lo[i] - tolerance:
+                score = 1.0
+        if learn:
+            lo[i] = x if seen[i] == 0 else min(lo[i], x)
+            hi[i] = x if seen[i] == 0 else max(hi[i], x)
+            seen[i] += 1
+        out[j] = score
+    return out
+
+
+class LikelihoodEnsemble(Detector):
+    """The largest anomaly likelihood of four views (EWMA, seasonal, shape, flat line), and new extremes.
+
+    Parameters
+    ----------
+    learning
+        Raw scores of a view not used for its likelihood: the view is still settling.
+    estimation
+        Raw scores after that to estimate their distribution before the first score; until
+        ``learning + estimation`` readings every score is 0.0 (250 by default: under a day of
+        5-minute readings).
+    history
+        Memory, in readings, of the distribution of averaged raw scores (a running mean and
+        variance, then exponentially weighted): 8640, a month of 5-minute readings, as Numenta's.
+    window
+        Raw scores averaged before they are compared with that distribution (Numenta's 10).
+    spatial
+        A reading beyond ``[min, max]`` seen so far by more than this share of ``max - min`` scores
+        1.0 (Numenta's 5 %); 0 turns the rule off.
+
+    Examples
+    --------
+    >>> import math, random
+    >>> rng = random.Random(11)
+    >>> detector = LikelihoodEnsemble()
+    >>> hour = 3600.0
+    >>> day = [50 + 20 * math.sin(2 * math.pi * h / 24) for h in range(24)]
+    >>> scores = []
+    >>> for k in range(24 * 28):  # four weeks of hourly readings
+    ...     x = day[k % 24] + rng.gauss(0, 1) + (15 if 24 * 25 <= k < 24 * 25 + 6 else 0)
+    ...     scores.append(detector.score_one(x, k * hour))
+    ...     detector.learn_one(x, k * hour)
+    >>> max(scores[:24 * 25]) < 0.5  # three weeks and a half of routine
+    True
+    >>> max(scores[24 * 25:24 * 25 + 6]) > 0.5  # six hours 15 above the routine
+    True
+
+    References
+    ----------
+    S. Ahmad, A. Lavin, S. Purdy and Z. Agha, "Unsupervised real-time anomaly detection for
+    streaming data", Neurocomputing 262, 134-147, 2017 (likelihood, spatial rule). See the views'
+    modules for theirs.
+    """
+
+    def __init__(self, learning: int = 150, estimation: int = 100, history: int = 8640, window: int = 10,
+                 spatial: float = 0.05) -> None:
+        self.learning = learning
+        self.estimation = estimation
+        self.history = history
+        self.window = window
+        self.spatial = spatial
+
+    @property
+    def layout(self) -> tuple[Field, ...]:
+        return (
+            Field("e_mean"), Field("e_spread"), Field("e_count", dtype="int64"), *seasonal_fields("s_"),
+            *shape_fields("k_", SHAPE_WIDTH, SHAPE_STEP, SHAPE_BANK),
+            *flatline_fields("f_"), *likelihood_fields("l_", self.window, VIEWS),
+            Field("lo"), Field("hi"), Field("seen", dtype="int64"),
+        )
+
+    def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
+        s = self.state
+        out: Floats = _run(series, times, values, s["e_mean"], s["e_spread"], s["e_count"], s["s_level"],
+                           s["s_spread"], s["s_count"], s["k_recent"], s["k_bank"], s["k_kept"], s["k_n"],
+                           s["k_dist"], s["k_dn"], s["l_ring"], s["l_n"], s["l_mean"], s["l_var"], s["l_tail"],
+                           s["f_last"], s["f_run"], s["f_count"], s["f_steps"], s["f_repeats"], s["lo"], s["hi"],
+                           s["seen"], int(self.learning), int(self.estimation), int(self.history),
+                           float(self.spatial), mode)
+        return out

@@ -1,0 +1,127 @@
+"""Stuck sensor: a run of identical readings longer than the series' own habits make plausible.
+
+Every reading either repeats the previous one (within ``tolerance``) or not. The share ``p`` of
+repeats is learned per series (a Laplace-smoothed running, then exponentially weighted, count with
+a memory of ``memory`` readings); if repeats were independent, a run of ``r`` repeats would have
+probability ``p ** r``. Its surprise ``L = -r ln p`` (nats) gives the score ``L / (L + ln 10⁴)``:
+0.5 for a run as unlikely as one in ten thousand. A noisy sensor (``p`` near 0) is flagged after a
+few identical readings; one that reports in coarse steps (``p`` near 1) needs a long run; a
+series that has always been constant is never flagged (it has no habit to break).
+
+While a run is suspect (``min_run`` repeats or more), its repeats are not learned: a sensor stuck
+for a day keeps alarming instead of teaching the detector that being stuck is normal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from urbanpulse.analytics.arrays import Field, jit
+from urbanpulse.analytics.base import LEARN, SCORE, Detector
+
+__all__ = ["FlatLine", "flatline_fields", "flatline_step"]
+
+_HALF = math.log(1e4)
+
+
+def flatline_fields(prefix: str = "") -> tuple[Field, ...]:
+    return (Field(f"{prefix}last"), Field(f"{prefix}run", dtype="int64"), Field(f"{prefix}count", dtype="int64"),
+            Field(f"{prefix}steps"), Field(f"{prefix}repeats"))
+
+
+@jit
+def flatline_step(
+    last: NDArray[np.float64], run: NDArray[np.int64], count: NDArray[np.int64], steps: NDArray[np.float64],
+    repeats: NDArray[np.float64], i: int, x: float, tolerance: float, min_run: int, memory: int, warmup: int,
+    mode: int,
+) -> float:
+    """Score ``x`` by the run of repeats it would extend, then learn it (per ``mode``)."""
+    if not math.isfinite(x):
+        return 0.0
+    n = count[i]
+    same = n > 0 and abs(x - last[i]) <= tolerance
+    r = run[i] + 1 if same else 0
+    score = 0.0
+    if n >= warmup and r >= min_run:
+        p = (repeats[i] + 1.0) / (steps[i] + 2.0)
+        surprise = -r * math.log(p)
+        score = surprise / (surprise + _HALF)
+    if mode == SCORE:
+        return score
+    if n > 0 and not (same and r >= min_run):
+        keep = 1.0 - 1.0 / memory
+        steps[i] = steps[i] * keep + 1.0
+        repeats[i] = repeats[i] * keep + (1.0 if same else 0.0)
+    last[i] = x
+    run[i] = r
+    count[i] = n + 1
+    return 0.0 if mode == LEARN else score
+
+
+@jit
+def _run(
+    series: NDArray[np.int64], values: NDArray[np.float64], last: NDArray[np.float64], run: NDArray[np.int64],
+    count: NDArray[np.int64], steps: NDArray[np.float64], repeats: NDArray[np.float64], tolerance: float,
+    min_run: int, memory: int, warmup: int, mode: int,
+) -> NDArray[np.float64]:
+    out = np.empty(values.shape[0], np.float64)
+    for j in range(values.shape[0]):
+        out[j] = flatline_step(last, run, count, steps, repeats, series[j], values[j], tolerance, min_run, memory,
+                               warmup, mode)
+    return out
+
+
+class FlatLine(Detector):
+    """A stuck or flat-lined sensor: more identical readings in a row than its history makes likely.
+
+    Parameters
+    ----------
+    tolerance
+        Readings within this of the previous one count as a repeat, in the series' unit (0: equal).
+    min_run
+        Repeats in a row before a run is scored at all (a pair of equal readings is never news).
+    memory
+        Readings over which the share of repeats is learned (exponential forgetting).
+    warmup
+        Readings learned before the series is scored.
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(2)
+    >>> detector = FlatLine()
+    >>> for _ in range(500):
+    ...     detector.learn_one(round(rng.gauss(20.0, 0.5), 2))  # a thermometer, 0.01 resolution
+    >>> for _ in range(4):
+    ...     detector.learn_one(21.37)  # ... then stuck
+    >>> round(detector.score_one(21.37), 2)  # the fifth identical reading in a row
+    0.66
+    >>> detector.score_one(21.5)  # it moves again
+    0.0
+
+    References
+    ----------
+    A. B. Sharma, L. Golubchik and R. Govindan, "Sensor faults: detection methods and prevalence in
+    real-world datasets", ACM Transactions on Sensor Networks 6(3), 2010 ("constant" faults).
+    """
+
+    def __init__(self, tolerance: float = 0.0, min_run: int = 3, memory: int = 2000, warmup: int = 30) -> None:
+        self.tolerance = tolerance
+        self.min_run = min_run
+        self.memory = memory
+        self.warmup = warmup
+
+    @property
+    def layout(self) -> tuple[Field, ...]:
+        return flatline_fields()
+
+    def _run(self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64],
+             mode: int) -> NDArray[np.float64]:
+        s = self.state
+        out: NDArray[np.float64] = _run(series, values, s["last"], s["run"], s["count"], s["steps"], s["repeats"],
+                                        float(self.tolerance), int(self.min_run), int(self.memory),
+                                        int(self.warmup), mode)
+        return out
