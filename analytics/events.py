@@ -1,26 +1,139 @@
-"""From scores to events with hysteresis: pure functions, no I/O.
+"""From scores to events: confirmation, hysteresis, hold time and flapping. Pure functions, no I/O.
 
-A series whose score reaches ``open_score`` opens an event; while it is open, every reading scoring
-at least ``resolve_score`` belongs to it (last score, peak score and value, last seen, readings);
-the first reading scoring below ``resolve_score`` resolves it. The gap between the two thresholds
-keeps a series hovering around one threshold from flapping.
+Per series, in reading (measurement) time, with the :class:`Rules`:
 
-For a batch of scored points, :func:`transitions` says what happened to each event it touched,
-one :class:`Transition` per event and batch, in the order they ended (a series may open, resolve
-and open again within one batch).
+- **confirm**: a reading scoring at least ``open_score`` starts a candidate; ``min_readings``
+  consecutive such readings open the event, ``opened_at`` being the first of them (all count as its
+  readings). A reading below ``open_score`` drops an unconfirmed candidate, so a one-reading blip
+  opens nothing.
+- **update**: while open, every reading scoring at least ``resolve_score`` belongs to the event
+  (last score, peak score and value, last seen, readings) and ends any calm.
+- **hold**: a reading below ``resolve_score`` starts a calm; the event resolves at the first reading
+  ``hold_seconds`` or more after the calm began, the series having stayed below ``resolve_score``.
+  ``resolved_at`` is the calm's first reading -- when the anomaly ended; the hold delays the
+  decision, not the record.
+- **flapping**: an event whose opening is the ``flap_opens``-th of its series within
+  ``flap_window_seconds`` is flapping. When its hold ends it does not resolve but goes dormant: it
+  stays open, and the series' next confirmed candidate re-enters it (counting as an opening)
+  instead of opening another event. It resolves at the first reading at which fewer than
+  ``flap_opens`` openings lie within the window: the series stopped flapping.
+
+The gap between the two thresholds and the hold keep a series hovering near a threshold from
+opening and resolving on every other reading; flapping catches what still does.
+
+For a batch of scored points, :func:`advance` moves the per-series :class:`EventState` (which the
+checkpoint holds) and says what happened to each event it touched, one :class:`Transition` per
+event and batch, in the order they ended (a series may resolve one event and open the next).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Action", "Transition", "transitions"]
+__all__ = ["Action", "EventState", "Rules", "Transition", "advance", "transitions"]
+
+_NAN = math.nan
+# Per-series columns of the event state: dtype and value of a new series. Times are Unix seconds.
+_COLUMNS: dict[str, tuple[Any, Any]] = {
+    "is_open": (np.bool_, False),  # an event row is open (or acknowledged) for the series
+    "dormant": (np.bool_, False),  # ... flapping, its hold ended: waiting for a re-entry or the end
+    "flapping": (np.bool_, False),
+    "run": (np.int64, 0),  # consecutive readings >= open_score that are not part of an event yet
+    "run_first": (np.float64, _NAN), "run_last": (np.float64, _NAN), "run_peak": (np.float64, _NAN),
+    "run_peak_value": (np.float64, _NAN), "run_last_score": (np.float64, _NAN),
+    "calm_since": (np.float64, _NAN), "calm_score": (np.float64, _NAN),  # first reading of the calm
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """When events open, resolve and flap; see the module docstring. ``flap_opens`` < 2: no flapping."""
+
+    open_score: float
+    resolve_score: float
+    min_readings: int = 1
+    hold_seconds: float = 0.0
+    flap_opens: int = 0
+    flap_window_seconds: float = 3600.0
+
+    @property
+    def ring(self) -> int:
+        """Openings remembered per series: ``flap_opens``, or none when flapping is off."""
+        return self.flap_opens if self.flap_opens >= 2 else 0
+
+
+@dataclass(slots=True)
+class EventState:
+    """The event state of ``len(self)`` series: ``columns`` (see ``_COLUMNS``) and recent ``opens``.
+
+    ``opens[i]`` holds the times of series ``i``'s last ``ring`` openings, oldest first, NaN when
+    fewer. About 90 bytes a series, whatever the length of the stream.
+    """
+
+    columns: dict[str, NDArray[Any]]
+    opens: NDArray[np.float64]
+
+    @classmethod
+    def empty(cls, size: int = 0, ring: int = 0) -> EventState:
+        columns = {name: np.full(size, fill, dtype) for name, (dtype, fill) in _COLUMNS.items()}
+        return cls(columns, np.full((size, ring), _NAN))
+
+    @property
+    def is_open(self) -> NDArray[np.bool_]:
+        return self.columns["is_open"]
+
+    def __len__(self) -> int:
+        return int(self.columns["is_open"].shape[0])
+
+    def grow(self, size: int) -> None:
+        """Make room for series ``0 .. size - 1``; new series start with nothing open."""
+        extra = size - len(self)
+        if extra > 0:
+            for name, (dtype, fill) in _COLUMNS.items():
+                self.columns[name] = np.concatenate([self.columns[name], np.full(extra, fill, dtype)])
+            self.opens = np.concatenate([self.opens, np.full((extra, self.opens.shape[1]), _NAN)])
+
+    def fit(self, ring: int) -> None:
+        """Remember ``ring`` openings per series (keeping the newest when it shrinks)."""
+        have = self.opens.shape[1]
+        if ring < have:
+            self.opens = np.ascontiguousarray(self.opens[:, have - ring:])
+        elif ring > have:
+            self.opens = np.concatenate([np.full((len(self), ring - have), _NAN), self.opens], axis=1)
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        return {**self.columns, "opens": self.opens}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any], size: int) -> EventState:
+        """From ``arrays`` (an ``.npz``); columns it lacks (older checkpoints) take their defaults."""
+        names = set(getattr(arrays, "files", arrays))
+        state = cls.empty(size)
+        for name, (dtype, _) in _COLUMNS.items():
+            if name in names:
+                state.columns[name] = np.array(arrays[name], dtype=dtype)
+        if "opens" in names:
+            state.opens = np.array(arrays["opens"], dtype=np.float64)
+        if state.opens.ndim != 2 or any(a.shape[0] != size for a in (state.opens, *state.columns.values())):
+            msg = "checkpoint state is inconsistent: event columns differ in length"
+            raise ValueError(msg)
+        return state
+
+    def recent_opens(self, s: int, t: float, rules: Rules) -> int:
+        return int(np.count_nonzero(self.opens[s] > t - rules.flap_window_seconds))
+
+    def record_open(self, s: int, t: float) -> None:
+        if self.opens.shape[1]:
+            self.opens[s, :-1] = self.opens[s, 1:]
+            self.opens[s, -1] = t
 
 
 class Action(enum.StrEnum):
@@ -31,14 +144,18 @@ class Action(enum.StrEnum):
     RESOLVE = "resolve"  # resolved in this batch (it may have opened in it too)
 
 
+def _time(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """What one batch did to one event of series ``series``.
 
-    ``readings`` counts the readings of this batch that belong to the event (score at least
-    ``resolve_score`` while open); ``first_at``, ``last_seen_at``, ``peak_*`` describe them and are
-    ``None`` when there are none (the batch's first reading of the series resolved the event).
-    ``resolved_at`` and ``resolving_score`` are the resolving reading's time and score.
+    ``readings`` counts the readings of this batch (and of the candidate that confirmed it) that
+    belong to the event; ``first_at``, ``last_seen_at``, ``peak_*`` describe them and are ``None``
+    when there are none. ``resolved_at`` and ``resolving_score`` are the first calm reading's time
+    and score. ``flapping``: the event became flapping in this batch.
     """
 
     series: int
@@ -51,6 +168,7 @@ class Transition:
     peak_value: float | None
     resolved_at: datetime | None = None
     resolving_score: float | None = None
+    flapping: bool = False
 
     @property
     def action(self) -> Action:
@@ -63,13 +181,14 @@ class Transition:
 class _Episode:
     opened: bool
     readings: int = 0
-    first_at: datetime | None = None
-    last_seen_at: datetime | None = None
+    first_at: float | None = None
+    last_seen_at: float | None = None
     last_score: float | None = None
     peak_score: float | None = None
     peak_value: float | None = None
+    flapped: bool = field(default=False)
 
-    def add(self, time: datetime, score: float, value: float) -> None:
+    def add(self, time: float, score: float, value: float) -> None:
         self.readings += 1
         if self.first_at is None:
             self.first_at = time
@@ -78,46 +197,99 @@ class _Episode:
         if self.peak_score is None or score > self.peak_score:
             self.peak_score, self.peak_value = score, value
 
-    def end(self, series: int, resolved_at: datetime | None = None,
-            resolving_score: float | None = None) -> Transition:
-        return Transition(series, self.opened, self.readings, self.first_at, self.last_seen_at,
-                          self.last_score, self.peak_score, self.peak_value, resolved_at, resolving_score)
+    def take_run(self, c: dict[str, NDArray[Any]], s: int) -> None:
+        """Add the confirmed candidate of series ``s``: its readings, first and last time, peak."""
+        if self.first_at is None:
+            self.first_at = float(c["run_first"][s])
+        self.readings += int(c["run"][s])
+        self.last_seen_at, self.last_score = float(c["run_last"][s]), float(c["run_last_score"][s])
+        peak = float(c["run_peak"][s])
+        if self.peak_score is None or peak > self.peak_score:
+            self.peak_score, self.peak_value = peak, float(c["run_peak_value"][s])
+
+    def end(self, series: int, resolved_at: float | None = None, resolving_score: float | None = None) -> Transition:
+        return Transition(series, self.opened, self.readings, _time(self.first_at), _time(self.last_seen_at),
+                          self.last_score, self.peak_score, self.peak_value, _time(resolved_at), resolving_score,
+                          self.flapped)
+
+
+def _extend_run(c: dict[str, NDArray[Any]], s: int, t: float, score: float, value: float) -> None:
+    if c["run"][s] == 0:
+        c["run_first"][s], c["run_peak"][s] = t, -math.inf
+    c["run"][s] += 1
+    c["run_last"][s], c["run_last_score"][s] = t, score
+    if score > c["run_peak"][s]:
+        c["run_peak"][s], c["run_peak_value"][s] = score, value
+
+
+def advance(
+    series: NDArray[np.int64], scores: NDArray[np.float64], values: NDArray[np.float64],
+    times: Sequence[datetime], state: EventState, rules: Rules,
+) -> list[Transition]:
+    """Move ``state`` (in place) over a batch of scored points; return the event transitions.
+
+    ``series[j]``, ``scores[j]``, ``values[j]`` and ``times[j]`` describe point ``j``, in stream order.
+    """
+    c = state.columns
+    is_open, dormant, flapping, run = c["is_open"], c["dormant"], c["flapping"], c["run"]
+    calm_since, calm_score = c["calm_since"], c["calm_score"]
+    min_readings = max(1, rules.min_readings)
+    # Only series open, in a candidate or reaching open_score in this batch can change: skip the rest fast.
+    touched = np.union1d(np.flatnonzero(is_open | (run > 0)), series[scores >= rules.open_score])
+    out: list[Transition] = []
+    episodes: dict[int, _Episode] = {}
+
+    def resolve(s: int) -> None:
+        episode = episodes.pop(s, None) or _Episode(opened=False)
+        out.append(episode.end(s, float(calm_since[s]), float(calm_score[s])))
+        is_open[s] = dormant[s] = flapping[s] = False
+        calm_since[s] = calm_score[s] = _NAN
+
+    for j in np.flatnonzero(np.isin(series, touched)).tolist():
+        s, score, value, t = int(series[j]), float(scores[j]), float(values[j]), times[j].timestamp()
+        if is_open[s] and not dormant[s]:
+            episode = episodes.setdefault(s, _Episode(opened=False))
+            if score >= rules.resolve_score:
+                episode.add(t, score, value)
+                calm_since[s] = _NAN
+                continue
+            if math.isnan(calm_since[s]):
+                calm_since[s], calm_score[s] = t, score
+            if t - calm_since[s] < rules.hold_seconds:
+                continue
+            if flapping[s] and state.recent_opens(s, t, rules) >= rules.ring:
+                dormant[s] = True
+            else:
+                resolve(s)
+            continue
+        if is_open[s] and state.recent_opens(s, t, rules) < rules.ring:
+            resolve(s)  # a dormant flapping event whose series stopped flapping
+        if score < rules.open_score:
+            run[s] = 0
+            continue
+        _extend_run(c, s, t, score, value)
+        if run[s] < min_readings:
+            continue
+        episode = episodes.setdefault(s, _Episode(opened=not is_open[s]))  # open: a dormant event re-entered
+        episode.take_run(c, s)
+        state.record_open(s, float(c["run_first"][s]))
+        run[s] = 0
+        is_open[s], dormant[s], calm_since[s] = True, False, _NAN
+        if rules.ring and not flapping[s] and state.recent_opens(s, t, rules) >= rules.ring:
+            flapping[s] = episode.flapped = True
+    out.extend(episode.end(s) for s, episode in episodes.items())
+    return out
 
 
 def transitions(
-    series: NDArray[np.int64],
-    scores: NDArray[np.float64],
-    values: NDArray[np.float64],
-    times: Sequence[datetime],
-    is_open: NDArray[np.bool_],
-    open_score: float,
-    resolve_score: float,
+    series: NDArray[np.int64], scores: NDArray[np.float64], values: NDArray[np.float64],
+    times: Sequence[datetime], is_open: NDArray[np.bool_], open_score: float, resolve_score: float,
 ) -> tuple[list[Transition], NDArray[np.bool_]]:
-    """The event transitions of a batch of scored points, and the open flags after it.
+    """Plain hysteresis (no confirmation, hold or flapping): the transitions and the open flags after.
 
-    ``series[j]``, ``scores[j]``, ``values[j]`` and ``times[j]`` describe point ``j``, in stream
-    order; ``is_open[s]`` says whether series ``s`` has an open event before the batch (it is not
-    modified; the flags after the batch are returned).
+    ``is_open[s]`` says whether series ``s`` has an open event before the batch; it is not modified.
     """
-    now_open = is_open.copy()
-    # Only series already open or reaching open_score in this batch can change: skip the rest fast.
-    touched = np.union1d(np.flatnonzero(is_open), series[scores >= open_score])
-    out: list[Transition] = []
-    episodes: dict[int, _Episode] = {}
-    for j in np.flatnonzero(np.isin(series, touched)).tolist():
-        s, score, value, time = int(series[j]), float(scores[j]), float(values[j]), times[j]
-        if now_open[s]:
-            episode = episodes.pop(s, None) or _Episode(opened=False)
-            if score < resolve_score:
-                out.append(episode.end(s, time, score))
-                now_open[s] = False
-                continue
-            episode.add(time, score, value)
-            episodes[s] = episode
-        elif score >= open_score:
-            episode = _Episode(opened=True)
-            episode.add(time, score, value)
-            episodes[s] = episode
-            now_open[s] = True
-    out.extend(episode.end(s) for s, episode in episodes.items())
-    return out, now_open
+    state = EventState.empty(is_open.shape[0])
+    state.columns["is_open"][:] = is_open
+    out = advance(series, scores, values, times, state, Rules(open_score, resolve_score))
+    return out, state.is_open

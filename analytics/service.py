@@ -2,9 +2,11 @@
 
 ``Analytics`` is an async context manager owning two connections: one for reading batches and
 writing events and checkpoints, one that LISTENs on ingest's ``urbanpulse_batches`` channel.
-``step()`` scores everything committed since the checkpoint, chunk by chunk, each chunk's events
-and checkpoint in one transaction (see :mod:`urbanpulse.analytics.store`). ``run()`` steps whenever
-ingest notifies, or every ``poll_seconds`` (notifications are a hint; the horizon is the truth).
+``step()`` scores everything committed since the checkpoint, chunk by chunk, each chunk's events,
+incidents, outbox rows and checkpoint in one transaction (see :mod:`urbanpulse.analytics.store`).
+``run()`` steps whenever ingest notifies, or every ``poll_seconds`` (notifications are a hint; the
+horizon is the truth), and meanwhile publishes the outbox on MQTT (:mod:`urbanpulse.analytics.publish`)
+unless the ``publish`` setting is off.
 
 Errors: a database error in a step rolls its chunk back and drops the in-memory state, which the
 next step reloads from the checkpoint, so nothing is half-applied. ``run()`` retries a lost
@@ -18,16 +20,18 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from urbanpulse.analytics.events import Transition, transitions
+from urbanpulse.analytics.events import Rules, Transition, advance
 from urbanpulse.analytics.ewma import score_learn
+from urbanpulse.analytics.publish import Publisher
 from urbanpulse.analytics.state import SeriesState
-from urbanpulse.analytics.store import Chunk, load_checkpoint, read_chunk, save
+from urbanpulse.analytics.store import Chunk, Policy, Written, load_checkpoint, read_chunk, save
 from urbanpulse.ingest.writer import NOTIFY_CHANNEL
 from urbanpulse.settings import Settings
 
@@ -39,6 +43,7 @@ log = logging.getLogger("urbanpulse.analytics")
 CLIP = 3.0
 SCALE = 3.0
 MAX_RETRY_SECONDS = 30.0
+PUBLISH_GRACE_SECONDS = 5.0  # how long a stopping run() lets the publisher finish its last drain
 
 
 @dataclass(slots=True)
@@ -50,10 +55,35 @@ class AnalyticsStats:
     batches: int = 0  # ingest batches consumed
     chunks: int = 0  # transactions of events + checkpoint
     events_opened: int = 0
-    events_updated: int = 0
+    events_updated: int = 0  # events that got readings (not every update is published)
     events_resolved: int = 0
+    events_flapping: int = 0
+    incidents_opened: int = 0
+    changes_queued: int = 0  # outbox rows written for MQTT
     notifications: int = 0
     reconnects: int = 0
+
+
+def rules(settings: Settings) -> Rules:
+    """The event rules of ``settings``."""
+    a = settings.analytics
+    return Rules(
+        open_score=a.open_score, resolve_score=a.resolve_score,
+        min_readings=a.min_readings,
+        hold_seconds=a.resolve_hold_seconds,
+        flap_opens=a.flap_opens,
+        flap_window_seconds=a.flap_window_seconds,
+    )
+
+
+def policy(settings: Settings) -> Policy:
+    """How ``settings`` rates, groups and publishes event changes."""
+    a = settings.analytics
+    return Policy(
+        download_line_mbps=a.download_line_mbps,
+        incident_window=timedelta(seconds=a.incident_window_seconds),
+        update_every=timedelta(seconds=a.publish_update_seconds),
+    )
 
 
 class Analytics:
@@ -74,6 +104,9 @@ class Analytics:
         self._entered = False
         self._state: SeriesState | None = None
         self._horizon: int | None = None  # the checkpoint's horizon, None before the first one
+        self.rules = rules(settings)
+        self.policy = policy(settings)
+        self.publisher = Publisher(settings)
 
     async def __aenter__(self) -> Self:
         self._entered = True
@@ -112,11 +145,12 @@ class Analytics:
                 p = chunk.points
                 scores = score_learn(p.series, p.values, state.min_sigma, state.ewma.mean, state.ewma.spread,
                                      state.ewma.count, float(a.alpha), int(a.warmup), CLIP, SCALE)
-                changes, state.is_open = transitions(p.series, scores, p.values, p.times, state.is_open,
-                                                     a.open_score, a.resolve_score)
-                await save(conn, a.checkpoint_name, self._horizon, chunk.horizon, state, changes)
+                state.events.fit(self.rules.ring)
+                changes = advance(p.series, scores, p.values, p.times, state.events, self.rules)
+                written = await save(conn, a.checkpoint_name, self._horizon, chunk.horizon, state, changes,
+                                     self.policy)
                 self._horizon = chunk.horizon
-                self._count(chunk, changes)
+                self._count(chunk, changes, written)
                 scored += p.readings
                 if not chunk.more:
                     break
@@ -125,7 +159,7 @@ class Analytics:
             raise
         return scored
 
-    def _count(self, chunk: Chunk, changes: list[Transition]) -> None:
+    def _count(self, chunk: Chunk, changes: list[Transition], written: Written) -> None:
         s = self.stats
         s.chunks += 1
         s.batches += len(chunk.batch_ids)
@@ -135,6 +169,11 @@ class Analytics:
             s.events_opened += t.opened
             s.events_updated += not t.opened and t.readings > 0
             s.events_resolved += t.resolved_at is not None
+            s.events_flapping += t.flapping
+        s.incidents_opened += written.incidents_opened
+        s.changes_queued += written.outbox
+        if written.outbox:
+            self.publisher.wake.set()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Step on every notification (or every ``poll_seconds``) until ``stop`` is set."""
@@ -142,6 +181,8 @@ class Analytics:
         poll = self.settings.analytics.poll_seconds
         delay = poll
         stopper = asyncio.ensure_future(stop.wait())
+        publishing = (asyncio.create_task(self.publisher.run(stop))
+                      if self.settings.analytics.publish else None)
         try:
             while not stop.is_set():
                 self._wake.clear()  # before the step: a notification during it means another step
@@ -161,6 +202,11 @@ class Analytics:
                 waker.cancel()
         finally:
             stopper.cancel()
+            if publishing is not None:
+                if not stop.is_set():
+                    publishing.cancel()  # run() ends on an error
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(publishing, PUBLISH_GRACE_SECONDS)  # a drain in progress may finish
 
     async def _ensure_listening(self) -> None:
         if self._listener is not None and not self._listener.done():

@@ -1,4 +1,4 @@
-"""What analytics scores and checkpoints: series keys, their baselines, their open-event flags.
+"""What analytics scores and checkpoints: series keys, their baselines, their event state.
 
 A series is one metric of one device, ``(device_id, metric)``; metric names are unique across
 kinds, so the metric also names the kind. Which metrics are scored is declared here, once.
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from urbanpulse.analytics.events import EventState
 from urbanpulse.analytics.ewma import EwmaState
 from urbanpulse.contract import Kind, metrics
 
@@ -37,7 +38,7 @@ MIN_SIGMA: dict[str, float] = {
 
 METRIC_KIND: dict[str, Kind] = {m.name: kind for kind in Kind for m in metrics(kind)}
 
-_FORMAT = 1
+_FORMAT = 2  # 2 added the event state (confirmation, hold, flapping); 1 had only is_open
 
 
 def scored_metrics(kind: Kind) -> tuple[str, ...]:
@@ -47,14 +48,14 @@ def scored_metrics(kind: Kind) -> tuple[str, ...]:
 
 @dataclass(slots=True)
 class SeriesState:
-    """A consumer's whole state: series ``i`` is ``keys[i]``, with baseline ``ewma[i]`` and flag ``is_open[i]``.
+    """A consumer's whole state: series ``i`` is ``keys[i]``, with baseline ``ewma[i]`` and event state ``events[i]``.
 
     ``min_sigma[i]`` is configuration (``MIN_SIGMA`` of the series' metric), derived, not checkpointed.
     """
 
     keys: list[tuple[str, str]] = field(default_factory=list)
     ewma: EwmaState = field(default_factory=EwmaState.empty)
-    is_open: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    events: EventState = field(default_factory=EventState.empty)
     index: dict[tuple[str, str], int] = field(init=False)
     min_sigma: NDArray[np.float64] = field(init=False)
 
@@ -62,6 +63,11 @@ class SeriesState:
         self.index = {key: i for i, key in enumerate(self.keys)}
         self.min_sigma = np.zeros(0, np.float64)
         self.sync()
+
+    @property
+    def is_open(self) -> NDArray[np.bool_]:
+        """Whether series ``i`` has an open (or acknowledged) event: a view, writable in place."""
+        return self.events.is_open
 
     def series(self, device_id: str, metric: str) -> int:
         """The index of ``(device_id, metric)``, added when new (call :meth:`sync` before scoring)."""
@@ -75,9 +81,7 @@ class SeriesState:
     def sync(self) -> None:
         """Size the arrays to the keys: new series start with an empty baseline and no open event."""
         self.ewma.grow(len(self.keys))
-        extra = len(self.keys) - self.is_open.shape[0]
-        if extra > 0:
-            self.is_open = np.concatenate([self.is_open, np.zeros(extra, np.bool_)])
+        self.events.grow(len(self.keys))
         new = self.keys[self.min_sigma.shape[0]:]
         if new:
             floors = np.array([MIN_SIGMA.get(metric, 0.0) for _, metric in new], np.float64)
@@ -88,23 +92,26 @@ class SeriesState:
         self.sync()
         text = "\n".join(f"{device}\t{metric}" for device, metric in self.keys).encode()
         buf = io.BytesIO()
-        np.savez(buf, format=np.array([_FORMAT]), keys=np.frombuffer(text, np.uint8), is_open=self.is_open,
-                 mean=self.ewma.mean, spread=self.ewma.spread, count=self.ewma.count)
+        arrays: dict[str, Any] = {"format": np.array([_FORMAT]), "keys": np.frombuffer(text, np.uint8),
+                                  "mean": self.ewma.mean, "spread": self.ewma.spread, "count": self.ewma.count,
+                                  **self.events.arrays()}
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SeriesState:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            if int(arrays["format"][0]) != _FORMAT:
+            if int(arrays["format"][0]) not in {1, _FORMAT}:
                 msg = f"checkpoint state format {int(arrays['format'][0])} is not {_FORMAT}"
                 raise ValueError(msg)
             text = arrays["keys"].tobytes().decode()
             keys = [(d, m) for d, m in (line.split("\t") for line in text.split("\n"))] if text else []
-            ewma, is_open = EwmaState.from_arrays(arrays), np.array(arrays["is_open"], dtype=np.bool_)
-        if not len(ewma) == is_open.shape[0] == len(keys):
-            msg = "checkpoint state is inconsistent: keys and arrays differ in length"
-            raise ValueError(msg)
-        return cls(keys, ewma, is_open)
+            ewma = EwmaState.from_arrays(arrays)
+            if len(ewma) != len(keys):
+                msg = "checkpoint state is inconsistent: keys and arrays differ in length"
+                raise ValueError(msg)
+            events = EventState.from_arrays(arrays, len(keys))
+        return cls(keys, ewma, events)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ transaction still running, so every batch below it has committed (or never will)
 the batches with ``last_horizon <= xid < horizon`` and moves on: a transaction that started early
 and commits late holds the horizon back until it ends, so its batch is never skipped.
 
-Writing: a chunk's events and the checkpoint (horizon and detector state) go in one transaction,
-so after a crash the consumer resumes exactly where its events stop. The checkpoint update is
+Writing: a chunk's events, their incidents, the outbox rows that publish their changes and the
+checkpoint (horizon, detector and event state) go in one transaction, so after a crash the consumer
+resumes exactly where its events stop and every committed change is published. The checkpoint update is
 fenced on the horizon it was loaded at: a second consumer under the same name fails with
 :class:`CheckpointConflictError` instead of raising every event twice.
 """
@@ -16,15 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 
 from urbanpulse.analytics.events import Transition
+from urbanpulse.analytics.incidents import Incidents, lock_families, place_of
+from urbanpulse.analytics.publish import Change, outbox_rows
+from urbanpulse.analytics.severity import Severity, family, severity
 from urbanpulse.analytics.state import METRIC_KIND, Points, SeriesState, points, scored_metrics
 from urbanpulse.contract import Kind
 
-__all__ = ["DETECTOR", "CheckpointConflictError", "Chunk", "load_checkpoint", "plan_chunk", "read_chunk", "save"]
+__all__ = ["DETECTOR", "CheckpointConflictError", "Chunk", "Policy", "Written", "load_checkpoint", "plan_chunk",
+           "read_chunk", "save"]
 
 DETECTOR = "ewma"
 MAX_TRANSACTIONS = 1000  # ingest transactions (batches) looked at per chunk
@@ -83,22 +89,33 @@ VALUES (%(name)s, %(horizon)s::text::xid8, %(state)s, now())
 ON CONFLICT (name) DO UPDATE SET horizon = EXCLUDED.horizon, state = EXCLUDED.state, updated_at = now()
 WHERE c.horizon = %(previous)s::text::xid8
 """
-# Every change goes through the one open row of (device, metric, detector): a repeat updates it.
-_EVENT_UPSERT = """
+# Every change goes through the one open row of (device, metric, detector): a repeat updates it,
+# also when another writer inserted it concurrently (the arbiter is the partial unique index).
+_RANKS = "ARRAY['info', 'warning', 'critical']"
+_EVENT_UPSERT = f"""
 INSERT INTO events AS e (device_id, kind, metric, detector, opened_at, last_seen_at, peak_score,
-                         last_score, peak_value, readings)
+                         last_score, peak_value, readings, severity, flapping, notified_at, notified_severity)
 VALUES (%(device_id)s, %(kind)s, %(metric)s, %(detector)s, %(first_at)s, %(last_seen_at)s,
-        %(peak_score)s, %(last_score)s, %(peak_value)s, %(readings)s)
+        %(peak_score)s, %(last_score)s, %(peak_value)s, %(readings)s, %(severity)s, %(flapping)s,
+        %(last_seen_at)s, %(severity)s)
 ON CONFLICT (device_id, metric, detector) WHERE status <> 'resolved' DO UPDATE SET
     last_seen_at = GREATEST(e.last_seen_at, EXCLUDED.last_seen_at),
     last_score = EXCLUDED.last_score,
     peak_value = CASE WHEN EXCLUDED.peak_score > e.peak_score THEN EXCLUDED.peak_value ELSE e.peak_value END,
     peak_score = GREATEST(e.peak_score, EXCLUDED.peak_score),
-    readings = e.readings + EXCLUDED.readings
+    readings = e.readings + EXCLUDED.readings,
+    severity = CASE WHEN array_position({_RANKS}, EXCLUDED.severity) > array_position({_RANKS}, e.severity)
+               THEN EXCLUDED.severity ELSE e.severity END,
+    flapping = e.flapping OR EXCLUDED.flapping
+RETURNING id, xmax = 0, severity, notified_severity, notified_at, last_seen_at, incident_id
 """
+_EVENT_PLACE = "UPDATE events SET province = %s, district = %s, incident_id = %s WHERE id = %s"
+_EVENT_NOTIFIED = "UPDATE events SET notified_at = last_seen_at, notified_severity = severity WHERE id = %s"
 _EVENT_RESOLVE = """
-UPDATE events SET status = 'resolved', resolved_at = %(resolved_at)s, last_score = %(resolving_score)s
+UPDATE events SET status = 'resolved', resolved_at = %(resolved_at)s, last_score = %(resolving_score)s,
+    closed_at = now()
 WHERE device_id = %(device_id)s AND metric = %(metric)s AND detector = %(detector)s AND status <> 'resolved'
+RETURNING id, incident_id
 """
 
 
@@ -141,21 +158,89 @@ async def read_chunk(conn: Conn, since: int, state: SeriesState) -> Chunk | None
     return Chunk(next_horizon, ids, Points.concat(parts), more=next_horizon != horizon)
 
 
-def _event_params(state: SeriesState, t: Transition) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How event changes are rated, grouped and published (from ``AnalyticsSettings``)."""
+
+    download_line_mbps: float = 40.0
+    incident_window: timedelta = timedelta(minutes=15)
+    update_every: timedelta = timedelta(minutes=5)  # reading time between two 'updated' messages of one event
+
+
+@dataclass(slots=True)
+class Written:
+    """What one chunk's transaction wrote."""
+
+    opened: int = 0
+    updated: int = 0
+    resolved: int = 0
+    flapping: int = 0
+    incidents_opened: int = 0
+    outbox: int = 0  # statements queued for MQTT
+
+
+def _event_params(state: SeriesState, t: Transition, policy: Policy) -> dict[str, Any]:
     device_id, metric = state.keys[t.series]
+    rated = severity(metric, t.peak_value, t.peak_score or 0.0, baseline=float(state.ewma.mean[t.series]),
+                     download_line_mbps=policy.download_line_mbps)
     return {
         "device_id": device_id, "kind": METRIC_KIND[metric].value, "metric": metric, "detector": DETECTOR,
         "first_at": t.first_at, "last_seen_at": t.last_seen_at, "peak_score": t.peak_score,
         "last_score": t.last_score, "peak_value": t.peak_value, "readings": t.readings,
-        "resolved_at": t.resolved_at, "resolving_score": t.resolving_score,
+        "resolved_at": t.resolved_at, "resolving_score": t.resolving_score, "severity": rated.value,
+        "flapping": t.flapping,
     }
+
+
+async def _queue(conn: Conn, out: Written, subject_id: int, change: Change) -> None:
+    for statement, params in outbox_rows("event", subject_id, change):
+        await conn.execute(statement, params)
+        out.outbox += 1
+
+
+async def _apply(conn: Conn, t: Transition, p: dict[str, Any], incidents: Incidents, out: Written,
+                 policy: Policy) -> None:
+    """Write one transition: upsert its readings, place a new event in an incident, resolve; queue the changes."""
+    if t.readings:
+        row = await (await conn.execute(_EVENT_UPSERT, p)).fetchone()
+        assert row is not None
+        event_id, inserted, rated, notified_severity, notified_at, last_seen_at, incident_id = row
+        if inserted:
+            place = await place_of(conn, p["device_id"], p["kind"], t.first_at)
+            assert t.first_at is not None
+            incident_id = await incidents.join(family(p["metric"]), place, t.first_at, Severity(rated),
+                                               p["device_id"], p["metric"])
+            await conn.execute(_EVENT_PLACE, [place.province, place.district, incident_id, event_id])
+            await _queue(conn, out, event_id, "opened")
+            out.opened += 1
+        elif not t.flapping and (
+            notified_severity is None or notified_at is None or rated != notified_severity
+            or last_seen_at - notified_at >= policy.update_every
+        ):
+            await conn.execute(_EVENT_NOTIFIED, [event_id])
+            await _queue(conn, out, event_id, "updated")
+            out.updated += 1
+            if rated != notified_severity:
+                incidents.touch(incident_id)
+        if t.flapping:
+            await conn.execute(_EVENT_NOTIFIED, [event_id])
+            await _queue(conn, out, event_id, "flapping")
+            out.flapping += 1
+    if t.resolved_at is not None:
+        row = await (await conn.execute(_EVENT_RESOLVE, p)).fetchone()
+        if row is not None:  # None: an operator resolved it already
+            await _queue(conn, out, int(row[0]), "resolved")
+            incidents.touch(row[1])
+            out.resolved += 1
 
 
 async def save(
     conn: Conn, name: str, previous: int | None, horizon: int, state: SeriesState,
-    transitions: Sequence[Transition],
-) -> None:
-    """Write ``transitions`` to ``events`` and the checkpoint, in one transaction."""
+    transitions: Sequence[Transition], policy: Policy | None = None,
+) -> Written:
+    """Write ``transitions`` to ``events`` (and incidents and the outbox) and the checkpoint, in one transaction."""
+    policy = policy or Policy()
+    out = Written()
     async with conn.transaction():
         cur = await conn.execute(_CHECKPOINT_SAVE, {
             "name": name, "horizon": horizon, "state": state.to_bytes(), "previous": previous,
@@ -163,9 +248,10 @@ async def save(
         if cur.rowcount != 1:
             msg = f"checkpoint {name!r} was moved by another consumer (expected horizon {previous})"
             raise CheckpointConflictError(msg)
+        await lock_families(conn, (family(state.keys[t.series][1]) for t in transitions))
+        incidents = Incidents(conn, policy.incident_window, policy.update_every)
         for t in transitions:  # in order: a series may resolve one event and open the next
-            params = _event_params(state, t)
-            if t.readings:
-                await conn.execute(_EVENT_UPSERT, params)
-            if t.resolved_at is not None:
-                await conn.execute(_EVENT_RESOLVE, params)
+            await _apply(conn, t, _event_params(state, t, policy), incidents, out, policy)
+        await incidents.finish()
+        out.incidents_opened, out.outbox = incidents.opened, out.outbox + incidents.outbox
+    return out

@@ -91,6 +91,26 @@ class AnalyticsSettings(BaseModel):
     resolve_score: float = Field(0.4, description="An open event resolves when the score falls below this.")
     poll_seconds: float = Field(1.0, description="Longest wait between checks for committed batches.")
     checkpoint_name: str = Field("ewma", description="Name of this consumer's checkpoint row.")
+    min_readings: int = Field(
+        2, description="Consecutive readings scoring >= open_score needed before an event opens (no blips)."
+    )
+    resolve_hold_seconds: float = Field(
+        300.0, description="Reading time the score must stay below resolve_score before an event resolves."
+    )
+    flap_opens: int = Field(
+        3, description="Openings of one series within flap_window_seconds that make its event 'flapping'."
+    )
+    flap_window_seconds: float = Field(3600.0, description="The flapping window.")
+    incident_window_seconds: float = Field(
+        900.0, description="Events opening this close to an incident's members (same family and place) join it."
+    )
+    download_line_mbps: float = Field(
+        40.0, description="Mobile download line (Mbit/s) under which a province is called slow (severity rule)."
+    )
+    publish: bool = Field(True, description="Publish event and incident changes on MQTT (urbanpulse/v1/ops/...).")
+    publish_update_seconds: float = Field(
+        300.0, description="Least reading time between two 'updated' messages of one event or incident."
+    )
 
 
 class SimSettings(BaseModel):
