@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
+from urbanpulse.gateway.service import Gateway
 from urbanpulse.localstack import GatewayProcess
 from urbanpulse.settings import Settings
 from urbanpulse.sim.city import fleet
+from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.stream import SimMessage, messages
 
 
@@ -28,6 +31,25 @@ def gateway_process(settings: Settings, spool_dir: Path, log: Path) -> GatewayPr
         "URBANPULSE_GATEWAY__METRICS_PORT": "0",
         "URBANPULSE_GATEWAY__REQUIRE_REGISTRATION": "false",
     }, log)
+
+
+async def through_gateway(settings: Settings, sent: list[SimMessage], *, concurrency: int = 100,
+                          published_at: dict[int, float] | None = None) -> tuple[Gateway, set[int]]:
+    """Run a gateway, publish ``sent`` (every PUBACK awaited), wait until the gateway acknowledged as many
+    messages, stop it cleanly; returns the gateway (for its stats) and the acknowledged indices."""
+    stop = asyncio.Event()
+    async with Gateway(settings) as gateway:
+        task = asyncio.create_task(gateway.run(stop))
+        await gateway.subscribed.wait()
+        report = await publish(sent, settings.broker, concurrency=concurrency, published_at=published_at)
+        assert len(report.acked) == len(sent)
+        for _ in range(600):
+            if gateway.stats.acked >= len(sent):
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+    return gateway, report.acked
 
 
 def stored_keys(dsn: str) -> dict[str, list[tuple[str, datetime]]]:

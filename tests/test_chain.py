@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from faults import through_gateway
 
 from urbanpulse.analytics.service import Analytics
 from urbanpulse.dashboards.macros import expand
 from urbanpulse.dashboards.render import dashboard_json, panel_queries
-from urbanpulse.gateway.service import Gateway
 from urbanpulse.settings import Settings
 from urbanpulse.sim.city import fleet, provinces
-from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.stream import MALFORMATIONS, SimMessage, Spike, messages
 
 pytestmark = pytest.mark.integration
@@ -29,22 +28,6 @@ def simulation() -> list[SimMessage]:
                          malformed_rate=0.05, spikes=(SPIKE,)))
 
 
-async def run_gateway_until(settings: Settings, sent: list[SimMessage]) -> Gateway:
-    stop = asyncio.Event()
-    async with Gateway(settings) as gateway:
-        task = asyncio.create_task(gateway.run(stop))
-        await gateway.subscribed.wait()
-        report = await publish(sent, settings.broker, concurrency=100)
-        assert len(report.acked) == len(sent)
-        for _ in range(300):
-            if gateway.stats.acked >= len(sent):
-                break
-            await asyncio.sleep(0.1)
-        stop.set()
-        await task
-    return gateway
-
-
 def test_simulated_city_end_to_end(settings: Settings) -> None:
     sent = simulation()
     malformed = [m for m in sent if not m.valid]
@@ -53,7 +36,7 @@ def test_simulated_city_end_to_end(settings: Settings) -> None:
     assert 0.03 < len(malformed) / len(sent) < 0.07
     assert set(Counter(m.malformed for m in malformed)) == set(MALFORMATIONS)
 
-    gateway = asyncio.run(run_gateway_until(settings, sent))
+    gateway, _ = asyncio.run(through_gateway(settings, sent))
     assert gateway.stats.messages == len(sent)
 
     with psycopg.connect(settings.database.dsn) as conn:

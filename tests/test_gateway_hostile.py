@@ -23,15 +23,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from faults import through_gateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from urbanpulse.contract import DEVICE_ID_PATTERN, READING_MODELS, Kind, reading_topic
 from urbanpulse.gateway.parse import parse_message
 from urbanpulse.gateway.senml import UNITS
-from urbanpulse.gateway.service import Gateway
 from urbanpulse.settings import Settings
-from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.stream import SimMessage
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -314,22 +313,6 @@ def corpus(count: int, seed: int, now: datetime) -> list[Case]:
     return out
 
 
-async def _run(settings: Settings, sent: list[SimMessage]) -> Gateway:
-    stop = asyncio.Event()
-    async with Gateway(settings) as gateway:
-        task = asyncio.create_task(gateway.run(stop))
-        await gateway.subscribed.wait()
-        report = await publish(sent, settings.broker, concurrency=100)
-        assert len(report.acked) == len(sent)
-        for _ in range(600):
-            if gateway.stats.acked >= len(sent):
-                break
-            await asyncio.sleep(0.1)
-        stop.set()
-        await task
-    return gateway
-
-
 @pytest.mark.integration
 def test_hostile_payloads_through_broker_and_gateway(settings: Settings) -> None:
     cases = corpus(2000, seed=20260301, now=datetime.now(UTC).replace(microsecond=0))
@@ -339,7 +322,7 @@ def test_hostile_payloads_through_broker_and_gateway(settings: Settings) -> None
     assert len(valid) > 300
     sent = [SimMessage(c.topic, c.payload, c.kind.value, c.device_id, c.time if c.valid else None,
                        None if c.valid else c.family) for c in cases]
-    gateway = asyncio.run(_run(settings, sent))
+    gateway, _ = asyncio.run(through_gateway(settings, sent))
     assert gateway.stats.messages == len(cases)
     with psycopg.connect(settings.database.dsn) as conn:
         for kind in Kind:

@@ -14,14 +14,12 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from conftest import make_settings
+from faults import through_gateway
 
 from urbanpulse.contract import reading_topic, status_topic
 from urbanpulse.gateway.registry import set_enabled, spec
-from urbanpulse.gateway.service import Gateway
 from urbanpulse.localstack import MosquittoServer
-from urbanpulse.settings import Settings
 from urbanpulse.sim.city import fleet
-from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.register import register_fleet
 from urbanpulse.sim.stream import SimMessage
 
@@ -54,7 +52,7 @@ def test_only_registered_devices_may_publish(database: str, broker: MosquittoSer
                    "traffic-00000", None),  # a traffic device sending air readings
         SimMessage(status_topic("air-00000"), b"online", "status", "air-00000", None),
     ]
-    asyncio.run(_through_gateway(settings, sent))
+    asyncio.run(through_gateway(settings, sent, concurrency=10))
     with psycopg.connect(database) as conn:
         stored = conn.execute("SELECT device_id, seq FROM air_readings").fetchall()
         reasons = [r[0] for r in conn.execute("SELECT reason FROM dead_letters ORDER BY id").fetchall()]
@@ -73,19 +71,3 @@ def test_only_registered_devices_may_publish(database: str, broker: MosquittoSer
 def test_registry_spec_refuses_service_prefix() -> None:
     with pytest.raises(ValueError, match="reserved"):
         spec(device_id="urbanpulse-gateway", kind="air")
-
-
-async def _through_gateway(settings: Settings, sent: list[SimMessage]) -> Gateway:
-    stop = asyncio.Event()
-    async with Gateway(settings) as gateway:
-        task = asyncio.create_task(gateway.run(stop))
-        await gateway.subscribed.wait()
-        report = await publish(sent, settings.broker, concurrency=10)
-        assert len(report.acked) == len(sent)
-        for _ in range(100):
-            if gateway.stats.acked >= len(sent):
-                break
-            await asyncio.sleep(0.1)
-        stop.set()
-        await task
-    return gateway

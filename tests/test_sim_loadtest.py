@@ -7,36 +7,20 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from faults import steady_stream
+from faults import steady_stream, through_gateway
 from rich.console import Console
 
-from urbanpulse.gateway.service import Gateway
 from urbanpulse.settings import Settings
 from urbanpulse.sim.loadtest import FaultPlan, LoadSpec, run
-from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.reconcile import reconcile
-from urbanpulse.sim.stream import SimMessage
 
 pytestmark = pytest.mark.integration
-
-
-async def _publish(settings: Settings, sent: list[SimMessage], published_at: dict[int, float]) -> set[int]:
-    stop = asyncio.Event()
-    async with Gateway(settings) as gateway:
-        task = asyncio.create_task(gateway.run(stop))
-        await gateway.subscribed.wait()
-        report = await publish(sent, settings.broker, published_at=published_at)
-        while gateway.stats.acked < len(sent):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
-    return report.acked
 
 
 def test_reconciliation_catches_a_planted_loss_and_duplicate(settings: Settings) -> None:
     sent = steady_stream(devices_per_kind=5, steps=20)
     published_at: dict[int, float] = {}
-    acked = asyncio.run(_publish(settings, sent, published_at))
+    _, acked = asyncio.run(through_gateway(settings, sent, published_at=published_at))
     clean = reconcile(settings.database.dsn, sent, acked, published_at)
     assert clean.ok
     assert (clean.acked_readings, clean.stored, clean.lost, clean.duplicates) == (300, 300, 0, 0)
