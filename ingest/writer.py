@@ -1,9 +1,11 @@
 """The write path: one transaction per batch, binary COPY into staging, idempotent insert.
 
-Readings are COPYed (binary) into a temporary staging table, then moved with
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` so a redelivered or duplicated reading -- same device
-and time -- is stored once. Dead letters and the batch record go in the same transaction, and a
-``NOTIFY urbanpulse_batches`` wakes consumers when it commits.
+Readings are first COPYed (binary) straight into their table inside a savepoint: when none of them is
+stored yet -- the usual case -- that is all. If the COPY hits the primary key (a redelivered or
+duplicated reading: same device and time), the savepoint is rolled back and the readings go the
+idempotent way: COPY into a temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT DO
+NOTHING``, so a duplicate is stored once. Dead letters and the batch record go in the same
+transaction, and a ``NOTIFY urbanpulse_batches`` wakes consumers when it commits.
 
 Error policy: any error rolls the whole batch back and is raised to the caller (the gateway), which
 keeps the messages unacknowledged and retries; nothing is half-written.
@@ -11,7 +13,7 @@ keeps the messages unacknowledged and retries; nothing is half-written.
 
 from __future__ import annotations
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import TupleRow
 
 from urbanpulse.contract import Kind
@@ -23,23 +25,35 @@ _DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason", "field", "d
 _DEAD_LETTER_TYPES = ("timestamptz", "text", "bytea", "text", "text", "text", "text", "int8")
 
 
-async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int) -> int:
-    table = table_name(kind)
-    stage = f"stage_{table}"
+async def _copy(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int, target: str) -> None:
     columns = table_columns(kind)
     names = [c.name for c in reading_columns(kind)]
+    column_list = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), column_list)
+    async with conn.cursor().copy(copy_sql) as copy:
+        copy.set_types([c.pg_type for c in columns])
+        for reading, received in zip(batch.readings[kind], batch.received_at[kind], strict=True):
+            values = reading.__dict__
+            await copy.write_row([*(values[name] for name in names), received, batch_id])
+
+
+async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int) -> int:
+    table = table_name(kind)
+    try:
+        async with conn.transaction():  # a savepoint: a duplicate undoes only this COPY
+            await _copy(conn, kind, batch, batch_id, table)
+        return len(batch.readings[kind])
+    except errors.UniqueViolation:
+        pass  # some readings are stored already (or repeat within the batch): the idempotent way
+    stage = f"stage_{table}"
+    columns = table_columns(kind)
     await conn.execute(
         sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
             sql.Identifier(stage), sql.Identifier(table)
         )
     )
     column_list = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(stage), column_list)
-    async with conn.cursor().copy(copy_sql) as copy:
-        copy.set_types([c.pg_type for c in columns])
-        for reading, received in zip(batch.readings[kind], batch.received_at[kind], strict=True):
-            values = reading.__dict__
-            await copy.write_row([*(values[name] for name in names), received, batch_id])
+    await _copy(conn, kind, batch, batch_id, stage)
     cur = await conn.execute(
         sql.SQL("INSERT INTO {} ({cols}) SELECT {cols} FROM {} ON CONFLICT DO NOTHING").format(
             sql.Identifier(table), sql.Identifier(stage), cols=column_list

@@ -28,7 +28,7 @@ def urbanpulse_services() -> dict[str, Any]:
 
 def test_compose_has_the_whole_stack() -> None:
     services = compose()["services"]
-    expected = {"timescale", "mosquitto", "grafana", "migrate", "gateway", "analytics", "sim", "dashboards"}
+    expected = {"timescale", "mosquitto", "grafana", "migrate", "gateway", "analytics", "maintain", "sim", "dashboards"}
     assert expected <= set(services)
     for name, svc in services.items():
         for dep in svc.get("depends_on", {}):

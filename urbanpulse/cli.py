@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +20,7 @@ from urbanpulse.sim import commands as sim_commands
 
 app = typer.Typer(help="urbanpulse: city IoT telemetry — gateway, storage, detection, dashboards.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
-db_app = typer.Typer(help="Database schema: migrate, status.", no_args_is_help=True)
+db_app = typer.Typer(help="Database: migrate, maintain, status.", no_args_is_help=True)
 dashboards_app = typer.Typer(help="Grafana provisioning generated from code.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dashboards_app, name="dashboards")
@@ -125,17 +127,66 @@ def db_migrate() -> None:
     """Apply the schema migrations the database lacks."""
     from urbanpulse.ingest.migrate import migrate  # noqa: PLC0415
 
-    done = migrate(Settings().database.dsn)
+    settings = Settings()
+    done = migrate(settings.database.dsn, settings.storage)
     console.print("up to date" if not done else "applied: " + ", ".join(f"{m.version:03d}_{m.name}" for m in done))
+
+
+@db_app.command("maintain")
+def db_maintain(
+    every: Annotated[bool, typer.Option(help="Keep running, every STORAGE__MAINTAIN_SECONDS, until stopped.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Run the storage job: partitions, retention, rollups and AQI (once, or --every few minutes)."""
+    from urbanpulse.ingest.maintain import maintain, maintain_every  # noqa: PLC0415
+
+    settings = Settings()
+    if not every:
+        for line in maintain(settings.database.dsn, settings.storage).lines():
+            console.print(line)
+        return
+    _logging(verbose)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await maintain_every(settings.database.dsn, settings.storage, stop)
+
+    asyncio.run(main())
 
 
 @db_app.command("status")
 def db_status() -> None:
-    """Show applied migrations and table sizes."""
+    """Show the backend, applied migrations, table sizes, chunks or partitions, compression, rollup watermarks."""
     from urbanpulse.ingest.status import status  # noqa: PLC0415
 
     for line in status(Settings().database.dsn):
         console.print(line)
+
+
+@app.command()
+def export(
+    kind: Annotated[str, typer.Option(help="air, traffic, ispeed, or a rollup view (air_hourly, ispeed_1d, ...).")],
+    time_from: Annotated[datetime, typer.Option("--from", help="Start (inclusive), ISO 8601; no zone = UTC.")],
+    time_to: Annotated[datetime, typer.Option("--to", help="End (exclusive), ISO 8601; no zone = UTC.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Export readings (or a rollup) of a time range to Parquet or CSV."""
+    from urbanpulse.ingest.export import export as run_export  # noqa: PLC0415
+
+    if fmt not in ("parquet", "csv"):
+        console.print(f"[red]unknown format {fmt!r}[/]: parquet or csv")
+        raise typer.Exit(2)
+    lo, hi = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (time_from, time_to))
+    try:
+        rows = run_export(Settings().database.dsn, kind, lo, hi, fmt, out)  # type: ignore[arg-type]
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    console.print(f"{rows} rows of {kind} -> {out}")
 
 
 @dashboards_app.command("build")

@@ -7,7 +7,9 @@ defaults are those of the local stack that ``urbanpulse up`` starts.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +34,48 @@ class DatabaseSettings(BaseModel):
     )
     pool_min: int = Field(1, description="Connections the pool keeps open.")
     pool_max: int = Field(4, description="Connections the pool may open at most.")
+
+
+class StorageSettings(BaseModel):
+    """How readings are stored and rolled up. Env: ``URBANPULSE_STORAGE__<NAME>``; durations as ``1 day``,
+    ``12 hours`` or ISO 8601 (``P30D``).
+
+    Keys marked *fixed* shape tables and continuous aggregates, so they count when the schema is
+    created and later changes are ignored (``urbanpulse db status`` shows the values in force); the others
+    apply at the next ``urbanpulse db migrate`` or ``urbanpulse db maintain``.
+    """
+
+    backend: Literal["auto", "timescaledb", "postgres"] = Field(
+        "auto",
+        description="Fixed. `auto`: TimescaleDB when the extension is installed and preloaded, else native "
+        "partitioning; `timescaledb` / `postgres` force one (`timescaledb` fails if unavailable).",
+    )
+    air_chunk_interval: timedelta = Field(timedelta(days=1), description="Fixed. Chunk / partition width, air.")
+    traffic_chunk_interval: timedelta = Field(timedelta(days=1), description="Fixed. Chunk / partition width, traffic.")
+    ispeed_chunk_interval: timedelta = Field(timedelta(days=7), description="Fixed. Chunk / partition width, ispeed.")
+    air_retention: timedelta = Field(
+        timedelta(days=365), description="Raw air readings older than this are dropped (rollups are kept)."
+    )
+    traffic_retention: timedelta = Field(timedelta(days=90), description="The same for traffic readings.")
+    ispeed_retention: timedelta = Field(timedelta(days=730), description="The same for speed tests.")
+    compress_after: timedelta = Field(
+        timedelta(days=8), description="TimescaleDB: chunks older than this go to the columnstore."
+    )
+    premake: timedelta = Field(timedelta(days=7), description="Native: partitions are created this far ahead.")
+    refresh_lookback: timedelta = Field(
+        timedelta(days=8),
+        description="How far back rollups are refreshed for late data; keep it above GATEWAY__MAX_LATE_SECONDS.",
+    )
+    ispeed_slow_mbps: float = Field(
+        40.0, description="Fixed. The download line (Mbit/s) of the speed-test rollups' share under the line."
+    )
+    day_timezone: str = Field(
+        "Asia/Ho_Chi_Minh", description="Fixed. Where a day starts for daily rollups and the daily AQI."
+    )
+    typical_weeks: int = Field(4, description="Weeks behind a traffic segment's typical speed per hour of week.")
+    maintain_seconds: float = Field(
+        300.0, description="How often `urbanpulse db maintain --every` and `urbanpulse up` run the storage job."
+    )
 
 
 class GatewaySettings(BaseModel):
@@ -135,6 +179,7 @@ class Settings(BaseSettings):
     )
     broker: BrokerSettings = BrokerSettings()
     database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
     gateway: GatewaySettings = GatewaySettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     sim: SimSettings = SimSettings()

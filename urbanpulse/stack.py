@@ -1,7 +1,7 @@
 """``urbanpulse up``: the whole chain on one machine, no Docker needed.
 
 Starts a throwaway PostgreSQL and Mosquitto from the system binaries in ``data_dir`` (or uses the
-configured ones), migrates, then runs gateway, analytics and the live simulator in one event loop
+configured ones), migrates, then runs gateway, analytics, the storage job and the live simulator in one event loop
 and shows live counts until Ctrl-C, after which everything stops cleanly.
 """
 
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from urbanpulse.ingest.maintain import maintain_every
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.localstack import MosquittoServer, PostgresServer, free_port
 from urbanpulse.settings import Settings
@@ -93,6 +94,7 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
             asyncio.create_task(gateway.run(stop)),
             asyncio.create_task(analytics.run(stop)),
             asyncio.create_task(run_live(settings.broker, settings.sim, stop, stats=sim_stats)),
+            asyncio.create_task(maintain_every(settings.database.dsn, settings.storage, stop)),
         ]
         async with await psycopg.AsyncConnection.connect(settings.database.dsn, autocommit=True) as conn:
             with Live(console=console, refresh_per_second=2) as live:
@@ -111,10 +113,10 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
 
 def up(settings: Settings, console: Console, *, external: bool, duration: float | None) -> None:
     if external:
-        migrate(settings.database.dsn)
+        migrate(settings.database.dsn, settings.storage)
         asyncio.run(run_stack(settings, console, duration))
         return
     with local_servers(settings, console) as local:
-        migrate(local.database.dsn)
+        migrate(local.database.dsn, local.storage)
         console.print(f"database: {local.database.dsn}\nbroker:   mqtt://127.0.0.1:{local.broker.port}")
         asyncio.run(run_stack(local, console, duration))

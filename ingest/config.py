@@ -1,0 +1,58 @@
+"""Storage configuration in the database: backend choice, chunk sizes, retention, rollup parameters.
+
+The settings are :class:`urbanpulse.settings.StorageSettings` (env ``URBANPULSE_STORAGE__<NAME>``);
+:func:`write_config` stores them in the ``storage_config`` table, where the migrations and the
+maintenance job read them. Two kinds of key:
+
+- fixed when the schema is created (``backend``, ``*_chunk_interval``, ``ispeed_slow_mbps``,
+  ``day_timezone``): they shape tables and continuous aggregates, so a later change is ignored
+  (``urbanpulse db status`` shows the values in force);
+- runtime (everything else): updated by every ``migrate`` and ``maintain`` run.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from urbanpulse.settings import StorageSettings
+
+FIXED_KEYS = frozenset(
+    {"backend", "air_chunk_interval", "traffic_chunk_interval", "ispeed_chunk_interval", "ispeed_slow_mbps",
+     "day_timezone"}
+)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, timedelta):
+        return f"{int(value.total_seconds())} seconds"
+    return str(value)
+
+
+def write_config(conn: psycopg.Connection[TupleRow], config: StorageSettings) -> None:
+    """Create ``storage_config`` if needed; insert every key, update only the runtime ones."""
+    conn.execute("CREATE TABLE IF NOT EXISTS storage_config (key text PRIMARY KEY, value text NOT NULL)")
+    for name in type(config).model_fields:
+        value = _text(getattr(config, name))
+        if name in FIXED_KEYS:
+            conn.execute("INSERT INTO storage_config VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", [name, value])
+        else:
+            conn.execute(
+                "INSERT INTO storage_config VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                [name, value],
+            )
+
+
+def read_config(conn: psycopg.Connection[TupleRow]) -> dict[str, str]:
+    """Every key of ``storage_config`` (``backend_in_use`` included once migration 003 ran)."""
+    exists = conn.execute("SELECT to_regclass('storage_config') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return {}
+    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM storage_config").fetchall()}
+
+
+def backend_in_use(conn: psycopg.Connection[TupleRow]) -> str | None:
+    """``timescaledb`` or ``postgres`` once migration 003 chose, else ``None``."""
+    return read_config(conn).get("backend_in_use")

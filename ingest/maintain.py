@@ -1,0 +1,131 @@
+"""``urbanpulse db maintain``: the storage job urbanpulse runs itself (every few minutes).
+
+On native PostgreSQL:
+
+- partitions: creates each readings table's partitions up to ``premake`` ahead, moves readings that
+  landed in the default partition into partitions of their own (within the retention window, up to
+  ``premake`` ahead; later ones wait in the default partition), drops partitions (and default rows)
+  past the kind's retention;
+- rollups: recomputes the buckets of ``air_device_1h``, ``traffic_device_15m``, ``ispeed_1h`` and
+  ``ispeed_1d`` touched by the batches committed since the last run (ingest/refresh.py) and moves
+  their watermarks to the current bucket.
+
+On TimescaleDB, retention, columnstore and the refresh of the continuous aggregates are policies
+run by TimescaleDB's scheduler; this job refreshes the aggregates once more over the lookback window
+(so the AQI below reads the latest late data).
+
+On both: hourly and daily VN_AQI per station (air_aqi_1h, air_aqi_1d) and per district
+(air_district_1h, air_district_1d) of the hours touched since the last run (and the hours and days
+depending on them), and the traffic segments' typical speeds (at most every ``typical_every``).
+
+Error policy: each step is its own transaction; an error rolls that step back and is raised (the
+next run redoes it: every step is idempotent). An advisory lock keeps two runs from overlapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from urbanpulse.contract import Kind
+from urbanpulse.ingest.columns import table_name
+from urbanpulse.ingest.config import backend_in_use, read_config, write_config
+from urbanpulse.ingest.refresh import horizon, refresh_aqi, refresh_table, refresh_typical_speed
+from urbanpulse.ingest.rollups import AIR_1H, BASE
+from urbanpulse.ingest.timescale import refresh_aggregates
+from urbanpulse.settings import StorageSettings
+
+_LOCK_KEY = 0x75726271  # 'urbq'
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class MaintainReport:
+    """What one run did."""
+
+    backend: str
+    partitions_created: dict[str, int] = field(default_factory=dict)
+    partitions_dropped: dict[str, int] = field(default_factory=dict)
+    buckets_recomputed: dict[str, int] = field(default_factory=dict)
+    typical_speed_refreshed: bool = False
+
+    def lines(self) -> list[str]:
+        out = [f"backend: {self.backend}"]
+        for table, n in self.partitions_created.items():
+            out.append(f"{table}: {n} partitions created, {self.partitions_dropped.get(table, 0)} dropped")
+        out += [f"{name}: {n} buckets recomputed" for name, n in self.buckets_recomputed.items()]
+        out.append("traffic typical speed: " + ("recomputed" if self.typical_speed_refreshed else "fresh"))
+        return out
+
+
+def _partitions(conn: psycopg.Connection[TupleRow], report: MaintainReport) -> None:
+    config = read_config(conn)
+    for kind in Kind:
+        table = table_name(kind)
+        retention = config[f"{kind.value}_retention"]
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT readings_ensure_partitions(%(t)s, now(), now() + %(ahead)s::interval),"
+                " (SELECT readings_ensure_partitions(%(t)s, min(time), max(time) + interval '1 microsecond')"
+                "  FROM " + table + "_default"
+                "  WHERE time >= now() - %(keep)s::interval AND time < now() + %(ahead)s::interval),"
+                " readings_drop_partitions(%(t)s, now() - %(keep)s::interval)",
+                {"t": table, "ahead": config["premake"], "keep": retention},
+            ).fetchone()
+            assert row is not None
+        report.partitions_created[table] = int(row[0]) + int(row[1] or 0)
+        report.partitions_dropped[table] = int(row[2])
+
+
+def maintain(
+    dsn: str, config: StorageSettings | None = None, typical_every: timedelta = timedelta(hours=1)
+) -> MaintainReport:
+    """Run the storage job once (see the module docstring); ``config`` updates the runtime settings."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
+        try:
+            if config is not None:
+                write_config(conn, config)
+            backend = backend_in_use(conn)
+            if backend is None:
+                msg = "the database is not migrated (run `urbanpulse db migrate` first)"
+                raise RuntimeError(msg)
+            report = MaintainReport(backend)
+            if backend == "postgres":
+                _partitions(conn, report)
+            else:
+                refresh_aggregates(conn)
+            until = horizon(conn)
+            if backend == "postgres":
+                for rollup in BASE:
+                    with conn.transaction():
+                        report.buckets_recomputed[rollup.name] = refresh_table(conn, rollup, until)
+            with conn.transaction():
+                report.buckets_recomputed["air_aqi"] = refresh_aqi(conn, until, AIR_1H)
+            with conn.transaction():
+                report.typical_speed_refreshed = refresh_typical_speed(conn, typical_every)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+    return report
+
+
+async def maintain_every(dsn: str, config: StorageSettings, stop: asyncio.Event) -> None:
+    """Run :func:`maintain` now and then every ``config.maintain_seconds`` until ``stop`` is set.
+
+    A failed run is logged and tried again at the next period (every step is idempotent), so a database
+    outage delays the rollups but never stops the job.
+    """
+    while not stop.is_set():
+        try:
+            report = await asyncio.to_thread(maintain, dsn, config)
+            log.debug("storage maintenance: %s", "; ".join(report.lines()))
+        except (psycopg.Error, OSError) as exc:
+            log.warning("storage maintenance failed, retrying in %.0f s: %s", config.maintain_seconds, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.maintain_seconds)

@@ -1,0 +1,53 @@
+"""The rollups, declared once: name, source kind, bucket width.
+
+The backend-specific *base* rollups (TimescaleDB continuous aggregates, or tables + views on native
+PostgreSQL, same names and columns) are listed in :data:`BASE`; the AQI tables that urbanpulse
+maintains itself on both backends in :data:`AQI`. Migrations 006/007 create them; ``maintain``
+refreshes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from urbanpulse.contract import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One rollup: ``name`` (the relation dashboards read), the kind it summarises, its bucket."""
+
+    name: str
+    kind: Kind
+    width: str  # a PostgreSQL interval
+    daily: bool = False  # buckets are days in storage_config.day_timezone
+
+    def bucket_sql(self, column: str = "time") -> str:
+        """SQL expression of the bucket of ``column`` (the same as the rollup's definition)."""
+        if self.daily:
+            return f"date_trunc('day', {column}, (SELECT storage_setting('day_timezone')))"
+        return f"date_bin('{self.width}', {column}, '2000-01-03 00:00+00')"
+
+
+AIR_1H = Rollup("air_device_1h", Kind.AIR, "1 hour")
+TRAFFIC_15M = Rollup("traffic_device_15m", Kind.TRAFFIC, "15 minutes")
+ISPEED_1H = Rollup("ispeed_1h", Kind.ISPEED, "1 hour")
+ISPEED_1D = Rollup("ispeed_1d", Kind.ISPEED, "1 day", daily=True)
+BASE: tuple[Rollup, ...] = (AIR_1H, TRAFFIC_15M, ISPEED_1H, ISPEED_1D)
+
+# Hourly / daily VN_AQI per station (with the hour's means), computed from air_device_1h (NowCast and
+# 8-hour O3 need windows over buckets, which continuous aggregates cannot express).
+AQI_1H = Rollup("air_aqi_1h", Kind.AIR, "1 hour")
+AQI_1D = Rollup("air_aqi_1d", Kind.AIR, "1 day", daily=True)
+AQI: tuple[Rollup, ...] = (AQI_1H, AQI_1D)
+# Per district, from the two above (maintained with them).
+DISTRICT_1H = Rollup("air_district_1h", Kind.AIR, "1 hour")
+DISTRICT_1D = Rollup("air_district_1d", Kind.AIR, "1 day", daily=True)
+
+# The relations dashboards and the read-only role use (views; same names and columns on both backends).
+VIEWS: tuple[str, ...] = (
+    "air_device_1h", "air_hourly", "air_hourly_district", "air_hourly_province",
+    "air_daily", "air_daily_district", "air_daily_province",
+    "traffic_device_15m", "traffic_15m", "traffic_15m_district", "traffic_typical_speed",
+    "ispeed_1h", "ispeed_1d",
+)

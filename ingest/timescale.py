@@ -1,0 +1,78 @@
+"""TimescaleDB specifics: policies from the configuration, refreshing continuous aggregates.
+
+Policies (set by ``migrate`` after the migrations, replaced each run so a changed setting applies):
+
+- retention: ``add_retention_policy(<kind>_readings, drop_after => <kind>_retention)``;
+- columnstore: ``add_columnstore_policy(<kind>_readings, after => compress_after)``;
+- refresh: each continuous aggregate from ``refresh_lookback`` ago up to its last complete bucket,
+  every bucket width (at most hourly). Real-time aggregation is on, so newer buckets are computed
+  from the readings at query time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from urbanpulse.contract import Kind
+from urbanpulse.ingest.columns import table_name
+from urbanpulse.ingest.config import read_config
+from urbanpulse.ingest.rollups import BASE
+
+_REFRESH_ATTEMPTS = 150  # x 0.2 s
+
+
+def _exists(conn: psycopg.Connection[TupleRow], name: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
+    return bool(row and row[0])
+
+
+def sync_policies(conn: psycopg.Connection[TupleRow]) -> None:
+    """Replace the retention, columnstore and refresh policies with ones from ``storage_config``."""
+    config = read_config(conn)
+    for kind in Kind:
+        table = table_name(kind)
+        conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", [table])
+        conn.execute("SELECT add_retention_policy(%s, drop_after => %s::interval)",
+                     [table, config[f"{kind.value}_retention"]])
+        conn.execute("CALL remove_columnstore_policy(%s, if_exists => true)", [table])
+        conn.execute("CALL add_columnstore_policy(%s, after => %s::interval, if_not_exists => true)",
+                     [table, config["compress_after"]])
+    for rollup in BASE:
+        if not _exists(conn, rollup.name):
+            continue
+        conn.execute("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", [rollup.name])
+        conn.execute(
+            "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval, end_offset => %s::interval,"
+            " schedule_interval => least(%s::interval, interval '1 hour'))",
+            [rollup.name, config["refresh_lookback"], rollup.width, rollup.width],
+        )
+
+
+def refresh_aggregates(conn: psycopg.Connection[TupleRow]) -> None:
+    """Refresh every continuous aggregate over the lookback window, up to its last complete bucket.
+
+    The first time (no ``rollup_state`` row yet) from the beginning: an aggregate created over existing
+    readings (a database migrated in the field) holds them all afterwards, not only the lookback's.
+    ``conn`` must be in autocommit mode (``refresh_continuous_aggregate`` refuses transactions).
+    """
+    lookback = read_config(conn)["refresh_lookback"]
+    for rollup in BASE:
+        row = conn.execute(f"SELECT {rollup.bucket_sql('now()')},"
+                           " NOT EXISTS (SELECT 1 FROM rollup_state WHERE name = %s)", [rollup.name]).fetchone()
+        assert row is not None
+        end, first = row
+        for attempt in itertools.count():
+            try:
+                conn.execute("CALL refresh_continuous_aggregate(%s, CASE WHEN %s THEN NULL ELSE now() - %s::interval"
+                             " END, %s)", [rollup.name, first, lookback, end])
+                break
+            except psycopg.errors.LockNotAvailable:  # the refresh policy is at it: wait for it
+                if attempt >= _REFRESH_ATTEMPTS:
+                    raise
+                time.sleep(0.2)
+        conn.execute("INSERT INTO rollup_state (name, watermark) VALUES (%s, %s) ON CONFLICT (name)"
+                     " DO UPDATE SET watermark = EXCLUDED.watermark, updated_at = now()", [rollup.name, end])

@@ -1,0 +1,111 @@
+"""The read-only Grafana role, ``status`` and ``export``, on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+import psycopg
+import pytest
+from test_storage_backend import HOUR, NOW, air, backend, ispeed, store, write
+
+from urbanpulse.ingest.export import export
+from urbanpulse.ingest.maintain import maintain
+from urbanpulse.ingest.rollups import VIEWS
+from urbanpulse.ingest.status import status
+
+__all__ = ["backend", "store"]  # fixtures
+pytestmark = pytest.mark.integration
+
+WRITES = [
+    "INSERT INTO air_readings SELECT * FROM air_readings LIMIT 1",
+    "UPDATE air_readings SET pm25 = 0",
+    "DELETE FROM air_readings",
+    "TRUNCATE air_readings",
+    "INSERT INTO air_aqi_1h_store SELECT * FROM air_aqi_1h_store",
+    "DELETE FROM traffic_typical_speed",
+    "CREATE TABLE public.grafana_was_here (x int)",
+    "CREATE VIEW grafana_view AS SELECT 1",
+    "DROP VIEW air_hourly",
+    "ALTER TABLE air_readings ADD COLUMN x int",
+    "SELECT secret_hash FROM devices",
+    "SELECT * FROM storage_config",
+    "SELECT * FROM dead_letters",
+]
+MAINTENANCE = {"postgres": "SELECT readings_drop_partitions('air_readings', now())",
+               "timescaledb": "SELECT drop_chunks('air_readings', now())"}
+
+
+def test_grafana_role_reads_and_cannot_write(store: str, backend: str) -> None:
+    write(store, [air("air-1", NOW - k * HOUR) for k in range(5)] + [ispeed("sp-1", NOW - HOUR, 30.0)])
+    maintain(store)
+    with psycopg.connect(store) as conn:
+        role = conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'urbanpulse_grafana'").fetchone()
+        assert role == (False,)
+        conn.execute("SET ROLE urbanpulse_grafana")
+        for view in (*VIEWS, "air_readings", "traffic_readings", "ispeed_readings"):
+            conn.execute(f"SELECT * FROM {view} WHERE true LIMIT 5").fetchall()
+        assert conn.execute("SELECT count(*) FROM air_hourly").fetchone() == (5,)
+        for statement in [*WRITES, MAINTENANCE[backend]]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(statement)  # type: ignore[arg-type]
+
+
+def test_status_describes_the_storage(store: str, backend: str) -> None:
+    write(store, [air("air-1", NOW - k * HOUR) for k in range(60)])
+    if backend == "timescaledb":
+        with psycopg.connect(store, autocommit=True) as conn:
+            conn.execute("SELECT compress_chunk(c)"
+                         " FROM show_chunks('air_readings', older_than => now() - interval '1 day') c")
+    maintain(store)
+    text = "\n".join(status(store))
+    assert f"backend: {backend}" in text
+    assert "air_readings: 60 rows" in text
+    if backend == "timescaledb":
+        assert "in the columnstore, compression ratio" in text
+        assert "ratio n/a" not in text.split("\n")[2]
+    else:
+        assert "default with 0 rows" in text
+    assert "rollup air_device_1h" in text or backend == "timescaledb"
+    assert "rollup air_aqi_1h" in text
+
+
+def test_export_writes_parquet_and_csv(store: str, tmp_path: Path) -> None:
+    write(store, [air("air-1", NOW - k * HOUR) for k in range(10)])
+    n = export(store, "air", NOW - 5 * HOUR, NOW + timedelta(seconds=1), "parquet", tmp_path / "air.parquet")
+    frame = pl.read_parquet(tmp_path / "air.parquet")
+    assert n == frame.height == 6
+    assert frame["time"].is_sorted()
+    assert "pm25" in frame.columns
+    assert export(store, "air_hourly", NOW - 24 * HOUR, NOW, "csv", tmp_path / "h.csv") == 9
+    assert pl.read_csv(tmp_path / "h.csv").height == 9
+    assert export(store, "traffic", NOW - HOUR, NOW, "csv", tmp_path / "none.csv") == 0
+    with pytest.raises(ValueError, match="nothing to export"):
+        export(store, "devices", NOW - HOUR, NOW, "csv", tmp_path / "x.csv")
+
+
+def test_cli_maintain_status_and_export(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from urbanpulse.cli import app  # noqa: PLC0415
+
+    write(store, [air("air-1", NOW - k * HOUR) for k in range(4)])
+    monkeypatch.setenv("URBANPULSE_DATABASE__DSN", store)
+    monkeypatch.setenv("URBANPULSE_STORAGE__AIR_RETENTION", "P30D")
+    runner = CliRunner()
+    done = runner.invoke(app, ["db", "maintain"])
+    assert done.exit_code == 0, done.output
+    assert "air_aqi: " in done.output
+    shown = runner.invoke(app, ["db", "status"])
+    assert "air_retention=2592000" in shown.output  # the environment's retention is in force
+    out = tmp_path / "air.csv"
+    hi = (NOW + HOUR).isoformat()
+    exported = runner.invoke(app, ["export", "--kind", "air", "--from", (NOW - 10 * HOUR).isoformat(), "--to", hi,
+                                   "--out", str(out), "--format", "csv"])
+    assert exported.exit_code == 0, exported.output
+    assert pl.read_csv(out).height == 4
+    refused = runner.invoke(app, ["export", "--kind", "devices", "--from", NOW.isoformat(), "--to", hi,
+                                  "--out", str(out)])
+    assert refused.exit_code == 2
+    assert "nothing to export" in refused.output
