@@ -4,7 +4,10 @@
 
     <out_dir>/provisioning/datasources/urbanpulse.yaml   -> /etc/grafana/provisioning/datasources/
     <out_dir>/provisioning/dashboards/urbanpulse.yaml    -> /etc/grafana/provisioning/dashboards/
-    <out_dir>/dashboards/urbanpulse-city.json            -> /var/lib/grafana/dashboards/
+    <out_dir>/dashboards/<folder>/<uid>.json             -> /var/lib/grafana/dashboards/<folder>/
+
+The provider takes Grafana folders from the sub-folders (``foldersFromFilesStructure``): FOLDERS below.
+The data source logs in as the read-only role ``urbanpulse_grafana`` (migrations 008 and 011).
 
 Grafana interpolates environment variables in provisioning YAML (``$VAR``, ``${VAR}``,
 ``$__env{VAR}``, ``$__file{path}``; ``$$`` is a literal ``$``) -- but has no ``${VAR:-default}``
@@ -17,18 +20,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from urbanpulse.dashboards import panels
+from urbanpulse.dashboards.model import Dashboard
 from urbanpulse.dashboards.render import dashboard_json, dumps
 from urbanpulse.dashboards.sqlquery import DATASOURCE_TYPE, DATASOURCE_UID
 from urbanpulse.settings import Settings
 
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards"
-FOLDER = "urbanpulse"
+READ_ONLY_ROLE = "urbanpulse_grafana"
+# Grafana folder (a sub-folder of DASHBOARDS_PATH) of each dashboard; the rest go to OPERATIONS.
+OPERATIONS = "urbanpulse operations"
+FOLDERS = {"urbanpulse-platform": "urbanpulse platform"}
 ENV_HOST = "URBANPULSE_GRAFANA_DB_HOST"
-ENV_USER = "URBANPULSE_GRAFANA_DB_USER"
 ENV_PASSWORD = "URBANPULSE_GRAFANA_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 POSTGRES_VERSION = 1500  # PostgreSQL 15: enables the data source's 12+ features
 
@@ -51,7 +59,7 @@ def datasource_config(settings: Settings, *, timescaledb: bool = False) -> dict[
                 "uid": DATASOURCE_UID,
                 "access": "proxy",
                 "url": f"${{{ENV_HOST}}}",
-                "user": f"${{{ENV_USER}}}",
+                "user": READ_ONLY_ROLE,
                 "isDefault": True,
                 "editable": False,
                 "jsonData": {
@@ -67,20 +75,19 @@ def datasource_config(settings: Settings, *, timescaledb: bool = False) -> dict[
 
 
 def provider_config() -> dict[str, Any]:
-    """The dashboard-provider provisioning document: every JSON file under the mounted folder."""
+    """The dashboard-provider provisioning document: every JSON file under the mounted folder, one Grafana
+    folder per sub-folder."""
     return {
         "apiVersion": 1,
         "providers": [
             {
                 "name": "urbanpulse",
                 "orgId": 1,
-                "folder": FOLDER,
-                "folderUid": FOLDER,
                 "type": "file",
                 "disableDeletion": True,
                 "allowUiUpdates": False,
                 "updateIntervalSeconds": 30,
-                "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
+                "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": True},
             }
         ],
     }
@@ -96,8 +103,23 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def dashboard_filename(board: panels.Dashboard) -> str:
-    return f"{board.uid}.json"
+def dashboard_filename(board: Dashboard) -> str:
+    """Where ``board`` goes under ``dashboards/``: its folder, then its uid."""
+    return f"{FOLDERS.get(board.uid, OPERATIONS)}/{board.uid}.json"
+
+
+def grant_login(dsn: str, password: str) -> None:
+    """Let the read-only role log in with ``password`` (it is created ``NOLOGIN`` by migration 008)."""
+    statement = sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(READ_ONLY_ROLE), sql.Literal(password))
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(statement)
+
+
+def detect_timescaledb(dsn: str) -> bool:
+    """Whether the migrated database at ``dsn`` stores readings in TimescaleDB (``storage_config``)."""
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        row = conn.execute("SELECT value FROM storage_config WHERE key = 'backend_in_use'").fetchone()
+    return row is not None and row[0] == "timescaledb"
 
 
 def build(out_dir: Path, settings: Settings, *, timescaledb: bool = False) -> list[Path]:

@@ -12,31 +12,20 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as models
 
-from urbanpulse.dashboards import panels as spec
+from urbanpulse.dashboards import model as spec
 from urbanpulse.dashboards.sqlquery import SqlQueryBuilder, datasource_ref
+from urbanpulse.dashboards.viz import panel_builder
 
 _ALL = models.VariableOption(selected=True, text=["All"], value=["$__all"])
 
 
-def _variable(variable: spec.Variable) -> dashboard_builders.QueryVariable | dashboard_builders.CustomVariable:
-    if variable.type == "custom":
-        return (
-            dashboard_builders.CustomVariable(variable.name)
-            .label(variable.label)
-            .description(variable.description)
-            .values(variable.query)
-            .multi(True)
-            .include_all(True)
-            .current(_ALL)
-        )
-    return (
+def _variable(variable: spec.Variable) -> dashboard_builders.QueryVariable:
+    builder = (
         dashboard_builders.QueryVariable(variable.name)
         .label(variable.label)
         .description(variable.description)
@@ -45,72 +34,10 @@ def _variable(variable: spec.Variable) -> dashboard_builders.QueryVariable | das
         .definition(variable.query)
         .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(models.VariableSort.DISABLED)
-        .multi(True)
-        .include_all(True)
-        .current(_ALL)
     )
-
-
-def _target(panel: spec.Panel) -> SqlQueryBuilder:
-    return SqlQueryBuilder().ref_id("A").raw_sql(panel.sql).format(panel.format)
-
-
-def _grid(panel: spec.Panel) -> models.GridPos:
-    return models.GridPos(x=panel.grid.x, y=panel.grid.y, w=panel.grid.w, h=panel.grid.h)
-
-
-def _timeseries(panel: spec.Panel, panel_id: int) -> timeseries.Panel:
-    builder = (
-        timeseries.Panel()
-        .id(panel_id)
-        .title(panel.title)
-        .description(panel.description)
-        .datasource(datasource_ref())
-        .with_target(_target(panel))
-        .grid_pos(_grid(panel))
-        .unit(panel.unit)
-        .color_scheme(dashboard_builders.FieldColor().mode(models.FieldColorModeId.PALETTE_CLASSIC))
-        .line_width(1)
-        .fill_opacity(10)
-        .show_points(common.VisibilityMode.NEVER)
-        .span_nulls(False)
-        .legend(
-            common_builders.VizLegendOptions()
-            .display_mode(common.LegendDisplayMode.TABLE)
-            .placement(common.LegendPlacement.BOTTOM)
-            .show_legend(True)
-            .calcs(["mean", "max"])
-        )
-        .tooltip(
-            common_builders.VizTooltipOptions()
-            .mode(common.TooltipDisplayMode.MULTI)
-            .sort(common.SortOrder.DESCENDING)
-        )
-    )
-    if panel.threshold is not None:
-        builder = builder.thresholds(
-            dashboard_builders.ThresholdsConfig()
-            .mode(models.ThresholdsMode.ABSOLUTE)
-            .steps([models.Threshold(value=None, color="red"), models.Threshold(value=panel.threshold, color="green")])
-        ).thresholds_style(
-            common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
-        )
-    return builder
-
-
-def _table(panel: spec.Panel, panel_id: int) -> table.Panel:
-    return (
-        table.Panel()
-        .id(panel_id)
-        .title(panel.title)
-        .description(panel.description)
-        .datasource(datasource_ref())
-        .with_target(_target(panel))
-        .grid_pos(_grid(panel))
-        .unit(panel.unit)
-        .show_header(True)
-        .cell_height(common.TableCellHeight.SM)
-    )
+    if variable.single:
+        return builder.multi(False).include_all(False)
+    return builder.multi(True).include_all(True).current(_ALL)
 
 
 def _builtin_annotations() -> dashboard_builders.AnnotationQuery:
@@ -127,6 +54,29 @@ def _builtin_annotations() -> dashboard_builders.AnnotationQuery:
     )
 
 
+def _annotation(annotation: spec.Annotation) -> dashboard_builders.AnnotationQuery:
+    return (
+        dashboard_builders.AnnotationQuery()
+        .name(annotation.name)
+        .datasource(datasource_ref())
+        .enable(True)
+        .icon_color(annotation.colour)
+        .target(SqlQueryBuilder().ref_id("Anno").raw_sql(annotation.sql).format("table"))
+    )
+
+
+def _nav_links() -> list[dashboard_builders.DashboardLink]:
+    """A drop-down to every urbanpulse dashboard, keeping the time range and the variables."""
+    return [
+        dashboard_builders.DashboardLink("urbanpulse")
+        .type(models.DashboardLinkType.DASHBOARDS)
+        .tags(["urbanpulse"])
+        .as_dropdown(True)
+        .include_vars(True)
+        .keep_time(True)
+    ]
+
+
 def dashboard_model(board: spec.Dashboard) -> models.Dashboard:
     """The SDK's dashboard model of ``board``."""
     builder = (
@@ -140,17 +90,18 @@ def dashboard_model(board: spec.Dashboard) -> models.Dashboard:
         .refresh(board.refresh)
         .timezone("browser")
         .annotation(_builtin_annotations())
+        .links(_nav_links())  # type: ignore[arg-type]
     )
+    for annotation in board.annotations:
+        builder = builder.annotation(_annotation(annotation))
     for variable in board.variables:
         builder = builder.with_variable(_variable(variable))
     for panel_id, panel in enumerate(board.panels, start=1):
-        builder = builder.with_panel(
-            _timeseries(panel, panel_id) if panel.type == "timeseries" else _table(panel, panel_id)
-        )
+        builder = builder.with_panel(panel_builder(panel, panel_id))
     return builder.build()
 
 
-def dashboard_json(board: spec.Dashboard = spec.CITY) -> dict[str, Any]:
+def dashboard_json(board: spec.Dashboard) -> dict[str, Any]:
     """``board`` as Grafana dashboard JSON data (plain dicts and lists)."""
     return cast(dict[str, Any], json.loads(json.dumps(dashboard_model(board), cls=JSONEncoder)))
 
@@ -197,6 +148,12 @@ def panel_queries(document: Mapping[str, Any]) -> list[PanelQuery]:
                 )
             )
     return out
+
+
+def annotation_queries(document: Mapping[str, Any]) -> dict[str, str]:
+    """The SQL of every SQL annotation in dashboard JSON ``document``, by annotation name."""
+    items = (document.get("annotations") or {}).get("list") or []
+    return {a["name"]: str(a["target"]["rawSql"]) for a in items if "rawSql" in (a.get("target") or {})}
 
 
 def variable_queries(document: Mapping[str, Any]) -> dict[str, str]:

@@ -1,102 +1,69 @@
-"""Every panel's SQL, expanded as Grafana would, runs against a real database and returns plottable rows.
+"""Every panel of every dashboard, expanded as Grafana would, runs AS the read-only role on a real database
+and returns rows with the columns and types its visualisation needs.
 
-The database is filled the way the gateway fills it: simulated messages (with a PM2.5 spike and some
-malformed ones) are parsed by the gateway's parser into ingest batches and written by ingest's writer;
-one open and one resolved event are inserted by hand. Then, for each panel, for the last 1 h, 24 h and
-7 d of the data, and for a one-value and an every-value selection of the (multi-value) template
-variables, the query is expanded with ``$__interval`` as Grafana picks it for ~200 points, and run.
+One database per backend for the whole module (native PostgreSQL always, TimescaleDB when the cluster
+preloads it): 8 days of the simulator's history for a small fleet in two provinces (``dashboards.sample``),
+rollups built by ``maintain()``, events and incidents. For each dashboard, for the last 1 h, 24 h and
+7 d, and for two selections of its template variables -- every value ("All") and one province, one of its
+districts, one device, one operator, each taken from the variable's own query run on the database -- each
+query is expanded with ``$__interval`` as Grafana picks it (~200 points, never under the panel's min
+interval; a panel's relative time override shortens the range) and run after ``SET ROLE urbanpulse_grafana``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+import itertools
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
-from urbanpulse.contract import Kind
 from urbanpulse.dashboards import panels
-from urbanpulse.dashboards.macros import auto_interval, expand
-from urbanpulse.dashboards.render import dashboard_json, panel_queries, variable_queries
-from urbanpulse.gateway.parse import parse_message
-from urbanpulse.ingest.batch import Batch
-from urbanpulse.ingest.writer import write_batch
-from urbanpulse.sim.city import fleet
-from urbanpulse.sim.stream import Spike, messages
+from urbanpulse.dashboards.macros import auto_interval, expand, parse_interval
+from urbanpulse.dashboards.model import Dashboard, Panel
+from urbanpulse.dashboards.render import annotation_queries, dashboard_json, panel_queries, variable_queries
+from urbanpulse.dashboards.sample import Sample, fill
+from urbanpulse.ingest.migrate import migrate
+from urbanpulse.localstack import PostgresServer
+from urbanpulse.settings import StorageSettings
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
-STEP = timedelta(minutes=1)
-STEPS = 4 * 60  # four hours of readings
-END = START + STEPS * STEP
+TIMESCALE = "timescaledb" in os.environ.get("URBANPULSE_TEST_PG_PRELOAD", "")
 RANGES = (timedelta(hours=1), timedelta(hours=24), timedelta(days=7))
-SPIKE = Spike(device_id="air-00003", metric="pm25", start=200, length=5, factor=6.0)
+TIMES = {"timestamptz", "timestamp"}
+NUMBERS = {"int2", "int4", "int8", "float4", "float8", "numeric"}
+TEXTS = {"text", "varchar", "name"}
+_names = itertools.count()
 
-TIMESTAMP_OIDS = {"timestamptz", "timestamp"}
-NUMERIC_TYPES = {"int2", "int4", "int8", "float4", "float8", "numeric"}
+Columns = list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
-class Loaded:
+class Filled:
     dsn: str
-    provinces: tuple[str, ...]
-    dead_letters: int
+    backend: str
+    sample: Sample
 
 
-async def _populate(dsn: str) -> tuple[set[str], int]:
-    devices = fleet(10, seed=11)
-    provinces = {d.province.name for d in devices if d.kind is Kind.ISPEED}
-    dead = 0
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        batch = Batch()
-        stream = messages(devices, START, STEPS, STEP, seed=11, malformed_rate=0.03, spikes=(SPIKE,))
-        for index, message in enumerate(stream):
-            received_at = START + (index // len(devices)) * STEP + timedelta(seconds=2)
-            parsed = parse_message(message.topic, message.payload, received_at)
-            if parsed.kind is not None:
-                for reading in parsed.readings:
-                    batch.add(parsed.kind, reading, received_at)
-            for letter in parsed.rejected:
-                batch.reject(letter)
-            if len(batch) >= 2000:
-                dead += (await write_batch(conn, batch)).dead_letters
-                batch = Batch()
-        if len(batch):
-            dead += (await write_batch(conn, batch)).dead_letters
-        await conn.execute(
-            "INSERT INTO events (device_id, kind, metric, detector, status, severity, opened_at, last_seen_at,"
-            " resolved_at, peak_score, last_score, peak_value, readings) VALUES"
-            " (%s, 'air', 'pm25', 'ewma', 'open', 'critical', %s, %s, NULL, 0.97, 0.91, 180.0, 5),"
-            " ('traffic-00001', 'traffic', 'speed_kmh', 'ewma', 'resolved', 'warning', %s, %s, %s,"
-            "  0.85, 0.2, 4.0, 3)",
-            [SPIKE.device_id, START + SPIKE.start * STEP, START + (SPIKE.start + 4) * STEP,
-             END - timedelta(minutes=50), END - timedelta(minutes=45), END - timedelta(minutes=40)],
-        )
-    return provinces, dead
+@pytest.fixture(scope="module", params=["postgres", "timescaledb"])
+def filled(request: pytest.FixtureRequest, pg_cluster: PostgresServer) -> Filled:
+    if request.param == "timescaledb" and not TIMESCALE:
+        pytest.skip("TimescaleDB case: run with URBANPULSE_TEST_PG_PRELOAD=timescaledb")
+    name = f"dash{os.getpid()}_{next(_names)}"
+    admin = pg_cluster.dsn.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = pg_cluster.dsn.rsplit("/", 1)[0] + f"/{name}"
+    migrate(dsn, StorageSettings(backend=request.param))
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    return Filled(dsn, str(request.param), fill(dsn, end))
 
 
-@pytest.fixture
-def loaded(database: str) -> Loaded:
-    provinces, dead = asyncio.run(_populate(database))
-    assert dead > 0, "the stream should have produced malformed messages"
-    return Loaded(database, tuple(sorted(provinces)), dead)
-
-
-def _selections(data: Loaded) -> list[dict[str, Sequence[str]]]:
-    """One value of each variable, then every value (what "All" sends), both as multi-value lists."""
-    return [
-        {"kind": ["air"], "province": [data.provinces[0]]},
-        {"kind": [k.value for k in Kind], "province": list(data.provinces)},
-    ]
-
-
-def _run(conn: psycopg.Connection[Any], sql: str) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+def run(conn: psycopg.Connection[Any], sql: str) -> tuple[Columns, list[tuple[Any, ...]]]:
     cur = conn.execute(sql.encode())
     assert cur.description is not None
     columns = []
@@ -106,107 +73,139 @@ def _run(conn: psycopg.Connection[Any], sql: str) -> tuple[list[tuple[str, str]]
     return columns, cur.fetchall()
 
 
-def _check_time_series(columns: list[tuple[str, str]], rows: list[tuple[Any, ...]], lo: datetime,
-                       interval: timedelta, allowed: set[str] | None, label: str) -> None:
-    name, kind = columns[0]
-    assert name == "time", label
-    # $__timeGroup is an epoch number on plain PostgreSQL (Grafana reads it as seconds), a
-    # timestamptz under TimescaleDB's time_bucket.
-    assert kind in TIMESTAMP_OIDS | {"numeric", "float8"}, (label, kind)
-    assert any(k in NUMERIC_TYPES for n, k in columns[1:] if n != "metric"), (label, columns)
-    times = [r[0] for r in rows]
-    assert times == sorted(times), f"{label}: rows must be ordered by time"
-    if kind in ("numeric", "float8"):
-        assert all(lo.timestamp() - interval.total_seconds() <= float(t) <= END.timestamp() for t in times), label
-    names = [n for n, _ in columns]
-    if allowed is not None and "metric" in names:
-        got = {r[names.index("metric")] for r in rows}
-        assert got <= allowed, (label, got - allowed)
+def grafana(dsn: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("SET ROLE urbanpulse_grafana")
+    return conn
 
 
-def _allowed_series(title: str, selection: dict[str, Sequence[str]]) -> set[str] | None:
-    if title == panels.ISPEED_DOWNLOAD.title:
-        return set(selection["province"])
-    if title == panels.READING_RATE.title:
-        return set(selection["kind"])
-    return None
-
-
-def test_every_panel_returns_rows_for_every_range(loaded: Loaded) -> None:
-    document = dashboard_json()
-    queries = panel_queries(document)
-    assert {q.panel_title for q in queries} == {p.title for p in panels.CITY.panels}
-    declared = {p.title: p for p in panels.CITY.panels}
-    checked = 0
-    with psycopg.connect(loaded.dsn) as conn:
-        for span in RANGES:
-            time_from, time_to = END - span, END
-            interval = auto_interval(span, 200)
-            for selection in _selections(loaded):
-                for query in queries:
-                    sql = expand(query.raw_sql, time_from=time_from, time_to=time_to, interval=interval,
-                                 variables=selection)
-                    label = f"{query.panel_title} / last {span} / {selection}"
-                    columns, rows = _run(conn, sql)
-                    assert rows, f"{label}: no rows\n{sql}"
-                    if query.panel_type == "timeseries":
-                        assert query.format == "time_series", label
-                        _check_time_series(columns, rows, time_from, interval,
-                                           _allowed_series(query.panel_title, selection), label)
-                    else:
-                        assert query.format == "table", label
-                        assert tuple(n for n, _ in columns) == declared[query.panel_title].columns, label
-                    checked += 1
-    assert checked == len(RANGES) * 2 * len(queries)
-
-
-def test_tables_show_what_they_say(loaded: Loaded) -> None:
-    variables = {"kind": [k.value for k in Kind], "province": list(loaded.provinces)}
+def selections(conn: psycopg.Connection[Any], board: Dashboard, data: Filled) -> list[dict[str, list[str]]]:
+    """"All" for every variable, then the first value of each, each query run with the choices before it."""
+    queries = variable_queries(dashboard_json(board))
     span = timedelta(days=7)
-    with psycopg.connect(loaded.dsn) as conn:
-        events_sql = expand(panels.EVENTS.sql, time_from=END - span, time_to=END,
-                            interval=auto_interval(span), variables=variables)
-        _, rows = _run(conn, events_sql)
-        # open first, then resolved ones that were still active inside the range
-        assert [(r[0], r[1], r[6]) for r in rows] == [(SPIKE.device_id, "pm25", "open"),
-                                                       ("traffic-00001", "speed_kmh", "resolved")]
-        later = expand(panels.EVENTS.sql, time_from=END - timedelta(minutes=30), time_to=END,
-                       interval=auto_interval(span), variables=variables)
-        _, rows = _run(conn, later)
-        assert [r[6] for r in rows] == ["open"]  # resolved 40 min before END: outside the last 30 min
-        letters_sql = expand(panels.DEAD_LETTERS.sql, time_from=END - span, time_to=END + STEP,
-                             interval=auto_interval(span), variables=variables)
-        _, rows = _run(conn, letters_sql)
-        assert sum(int(r[3]) for r in rows) == loaded.dead_letters
+    out = []
+    for pick_all in (True, False):
+        chosen: dict[str, list[str]] = {}
+        for variable in board.variables:
+            sql = expand(queries[variable.name], time_from=data.sample.end - span, time_to=data.sample.end,
+                         interval=auto_interval(span), variables=chosen)
+            _, rows = run(conn, sql)
+            values = [str(r[0]) for r in rows]
+            assert values, f"{board.uid}: variable {variable.name} has no values\n{sql}"
+            if variable.name == "device" and variable.single:
+                values = [data.sample.event_device]
+            chosen[variable.name] = values if pick_all and not variable.single else values[:1]
+        out.append(chosen)
+    return out
 
 
-def test_rate_panel_counts_readings_per_minute(loaded: Loaded) -> None:
-    """With one reading per device a minute, each full bucket shows the number of devices."""
-    span = timedelta(hours=1)
-    sql = expand(panels.READING_RATE.sql, time_from=END - span, time_to=END - timedelta(seconds=1),
-                 interval=timedelta(minutes=5), variables={"kind": ["traffic"]})
-    with psycopg.connect(loaded.dsn) as conn:
-        _, rows = _run(conn, sql)
-    rates = [Decimal(str(r[2])) for r in rows]
-    assert rates, sql
-    assert max(rates) <= 10  # 10 traffic devices, a reading each a minute; malformed ones are missing
-    assert sum(rates) / len(rates) > 9
+def check_columns(panel: Panel, query_type: str, columns: Columns, label: str) -> None:
+    names = [n for n, _ in columns]
+    types = dict(columns)
+    if query_type == "timeseries":
+        assert names[0] == "time", label
+        # $__timeGroup is epoch seconds on plain PostgreSQL, a timestamptz with TimescaleDB's time_bucket
+        assert types["time"] in TIMES | {"numeric", "float8"}, (label, columns)
+        assert types.get("metric") in TEXTS, (label, columns)
+        assert any(t in NUMBERS for n, t in columns[1:] if n != "metric"), (label, columns)
+    elif query_type == "layer":  # a map's second query: the air stations and their AQI
+        assert {"lat", "lon", "aqi"} <= set(names), (label, columns)
+    elif panel.type == "table":
+        assert tuple(names) == panel.columns, label
+    else:
+        assert set(panel.columns) <= set(names), (label, columns)
+        assert any(t in NUMBERS for t in types.values()), (label, columns)
+    if panel.type == "geomap":
+        assert types["lat"] == types["lon"] == "float8", (label, columns)
+    if panel.type == "bargauge":
+        assert types[names[0]] in TEXTS, (label, columns)
 
 
-def test_variable_query_lists_provinces(loaded: Loaded) -> None:
-    sql = expand(variable_queries(dashboard_json())["province"], time_from=END - timedelta(hours=1),
-                 time_to=END, interval=timedelta(seconds=20))
-    with psycopg.connect(loaded.dsn) as conn:
-        _, rows = _run(conn, sql)
-    assert tuple(r[0] for r in rows) == loaded.provinces
+def check_times(rows: list[tuple[Any, ...]], lo: datetime, hi: datetime, slack: timedelta, label: str) -> None:
+    times = [r[0] if isinstance(r[0], datetime) else datetime.fromtimestamp(float(r[0]), UTC) for r in rows]
+    assert times == sorted(times), f"{label}: rows must be ordered by time"
+    assert all(lo - slack <= t <= hi for t in times), (label, times[0], times[-1])
 
 
-def test_timescaledb_expansion_uses_time_bucket() -> None:
-    for query in panel_queries(dashboard_json()):
-        sql = expand(query.raw_sql, time_from=END - timedelta(hours=1), time_to=END,
-                     interval=timedelta(seconds=20), variables={"kind": ["air"], "province": ["Ha Noi"]},
-                     timescaledb=True)
-        if query.panel_type == "timeseries":
-            assert "time_bucket('20.000s',time) AS \"time\"" in sql, query.panel_title
-            assert "floor(" not in sql, query.panel_title
-        assert "$" not in sql, (query.panel_title, sql)
+@pytest.mark.parametrize("board", panels.DASHBOARDS, ids=lambda b: b.uid)
+def test_every_panel_returns_rows(filled: Filled, board: Dashboard) -> None:
+    document = dashboard_json(board)
+    declared = {p.title: p for p in board.panels}
+    end = filled.sample.end
+    timescale = filled.backend == "timescaledb"
+    checked = 0
+    with grafana(filled.dsn) as conn:
+        for chosen in selections(conn, board, filled):
+            for span, query in itertools.product(RANGES, panel_queries(document)):
+                panel = declared[query.panel_title]
+                shown = min(span, parse_interval(panel.time_from)) if panel.time_from else span
+                floor = parse_interval(panel.min_interval) if panel.min_interval else timedelta(0)
+                interval = max(auto_interval(shown, 200), floor)
+                lo = end - shown
+                sql = expand(query.raw_sql, time_from=lo, time_to=end, interval=interval, variables=chosen,
+                             timescaledb=timescale)
+                label = f"{board.uid} / {query.panel_title} [{query.ref_id}] / last {span} / {chosen}"
+                assert "$" not in sql.replace("$$", ""), f"{label}: unexpanded\n{sql}"
+                columns, rows = run(conn, sql)
+                assert rows, f"{label}: no rows\n{sql}"
+                assert query.format == ("time_series" if panel.type == "timeseries" else "table"), label
+                check_columns(panel, panel.type if query.ref_id == "A" else "layer", columns, label)
+                if panel.type == "timeseries":
+                    check_times(rows, lo, end, interval + floor + timedelta(days=1 if floor >= timedelta(days=1)
+                                                                           else 0), label)
+                checked += 1
+    assert checked == len(RANGES) * 2 * len(panel_queries(document))
+
+
+@pytest.mark.parametrize("board", panels.DASHBOARDS, ids=lambda b: b.uid)
+def test_annotations_show_events(filled: Filled, board: Dashboard) -> None:
+    annotations = annotation_queries(dashboard_json(board))
+    assert set(annotations) == {"Events"}
+    end = filled.sample.end
+    with grafana(filled.dsn) as conn:
+        for span in RANGES:
+            sql = expand(annotations["Events"], time_from=end - span, time_to=end, interval=auto_interval(span))
+            columns, rows = run(conn, sql)
+            assert [n for n, _ in columns] == ["time", "timeend", "text", "tags"], board.uid
+            assert columns[0][1] == columns[1][1] == "timestamptz"
+            assert rows, (board.uid, span)
+
+
+def test_panels_show_what_they_say(filled: Filled) -> None:
+    from urbanpulse.dashboards import events, network, overview, platform  # noqa: PLC0415
+
+    end = filled.sample.end
+    span = timedelta(days=7)
+    provinces = sorted({d.province.name for d in filled.sample.devices})
+    variables = {"province": provinces, "district": sorted({d.district.name for d in filled.sample.devices}),
+                 "operator": ["Viettel", "VNPT", "MobiFone", "Vinaphone", "Vietnamobile"]}
+
+    def rows(panel: Panel) -> list[tuple[Any, ...]]:
+        sql = expand(panel.sql, time_from=end - span, time_to=end, interval=timedelta(hours=1), variables=variables)
+        with grafana(filled.dsn) as conn:
+            return run(conn, sql)[1]
+
+    devices = filled.sample.devices
+    assert rows(overview.ONLINE)[0] == (len(devices[::2]) - (1 if len(devices) % 2 else 0), len(devices) - 1)
+    # per province: one open (critical), one acknowledged, one resolved incident
+    assert rows(overview.INCIDENTS)[0] == (2 * len(provinces), len(provinces))
+    assert rows(events.STATES)[0] == (len(provinces),) * 3
+    ranking = rows(network.RANKING)
+    assert [r[1] for r in ranking] == sorted((r[1] for r in ranking), reverse=True)
+    assert {r[0] for r in ranking} <= set(provinces)
+    storage = rows(platform.STORAGE)
+    assert [r[0] for r in storage] == ["air_readings", "ispeed_readings", "traffic_readings"]
+    assert all(r[1] > 0 for r in storage)
+    assert rows(platform.SIZE)[0][0] > 0
+
+
+def test_role_reads_no_secrets(filled: Filled) -> None:
+    with grafana(filled.dsn) as conn:
+        for statement in ("SELECT secret_hash FROM devices", "SELECT payload FROM dead_letters",
+                          "SELECT * FROM event_outbox", "SELECT * FROM storage_config"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)  # type: ignore[arg-type]
+        columns, _ = run(conn, "SELECT * FROM grafana_dead_letters LIMIT 1")
+        assert "payload" not in dict(columns)
+        columns, _ = run(conn, "SELECT * FROM grafana_devices LIMIT 1")
+        assert "secret_hash" not in dict(columns)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from urbanpulse.analytics.events_cli import events_app
+from urbanpulse.dashboards.commands import dashboards_app
 from urbanpulse.gateway.devices_cli import broker_app, devices_app
 from urbanpulse.settings import Settings
 from urbanpulse.sim import commands as sim_commands
@@ -21,7 +22,6 @@ from urbanpulse.sim import commands as sim_commands
 app = typer.Typer(help="urbanpulse: city IoT telemetry — gateway, storage, detection, dashboards.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 db_app = typer.Typer(help="Database: migrate, maintain, status.", no_args_is_help=True)
-dashboards_app = typer.Typer(help="Grafana provisioning generated from code.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(devices_app, name="devices", help="Device registry: add, import, list, disable, rotate secrets.")
@@ -187,18 +187,6 @@ def export(
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     console.print(f"{rows} rows of {kind} -> {out}")
-
-
-@dashboards_app.command("build")
-def dashboards_build(
-    out: Annotated[Path, typer.Option(help="Folder to write provisioning and dashboards into.")] = Path("out/grafana"),
-    timescaledb: Annotated[bool, typer.Option(help="The datasource is TimescaleDB (time_bucket).")] = False,
-) -> None:
-    """Write Grafana provisioning (datasource, dashboard provider) and dashboard JSON."""
-    from urbanpulse.dashboards.build import build  # noqa: PLC0415
-
-    for path in build(out, Settings(), timescaledb=timescaledb):
-        console.print(str(path))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""Air quality (uid ``urbanpulse-air``): hourly VN_AQI per station and district in the official category
+colours, PM2.5 and PM10 trends, the pollutant driving the index, the daily AQI table."""
+
+from __future__ import annotations
+
+from urbanpulse.dashboards.common import (
+    DISTRICT,
+    PLACE,
+    PROVINCE,
+    TO_DEVICE,
+    device_variable,
+    events_annotation,
+    overlapping,
+)
+from urbanpulse.dashboards.model import AQI_CATEGORY_COLOURS, AQI_STEPS, Dashboard, Grid, Panel
+
+HOURS = overlapping("bucket", "1 hour")
+DAYS = overlapping("bucket", "1 day")
+
+
+def _district_trend(title: str, column: str, grid: Grid, description: str, unit: str = "conμgm3") -> Panel:
+    """A readings-weighted hourly mean of ``column`` per district."""
+    weight = "readings" if column.startswith("pm") else column.replace("_mean", "_n")
+    return Panel(
+        title, "timeseries",
+        "SELECT $__timeGroupAlias(bucket, $__interval), district AS metric,\n"
+        f"  sum({column} * {weight}) / nullif(sum({weight}), 0) AS {column}\n"
+        f"FROM air_hourly_district WHERE {HOURS} AND {PLACE}\n"
+        "GROUP BY 1, 2\nORDER BY 1, 2",
+        unit, grid, description, min_interval="1h",
+    )
+
+
+AQI_STATION = Panel(
+    "Hourly VN_AQI per station", "timeseries",
+    "SELECT $__timeGroupAlias(bucket, $__interval), device_id AS metric, max(aqi) AS aqi\n"
+    f"FROM air_hourly WHERE {HOURS} AND {PLACE} AND device_id IN ($device) AND aqi IS NOT NULL\n"
+    "GROUP BY 1, 2\nORDER BY 1, 2",
+    "none", Grid(0, 0, 12, 9),
+    "Hourly VN_AQI (PM NowCast, gases' hourly means) of each station; the bands are the official categories.",
+    min_interval="1h", steps=AQI_STEPS, threshold_style="area",
+)
+AQI_DISTRICT = Panel(
+    "Hourly VN_AQI per district", "timeseries",
+    "SELECT $__timeGroupAlias(bucket, $__interval), district AS metric, max(aqi) AS aqi\n"
+    f"FROM air_hourly_district WHERE {HOURS} AND {PLACE} AND aqi IS NOT NULL\n"
+    "GROUP BY 1, 2\nORDER BY 1, 2",
+    "none", Grid(12, 0, 12, 9), "Hourly VN_AQI of each district: that of its worst station.",
+    min_interval="1h", steps=AQI_STEPS, threshold_style="area",
+)
+PM25 = _district_trend("PM2.5 per district", "pm25_mean", Grid(0, 9, 12, 8),
+                       "Hourly PM2.5 mean of each district (readings-weighted over its stations).")
+PM10 = _district_trend("PM10 per district", "pm10_mean", Grid(12, 9, 12, 8),
+                       "Hourly PM10 mean of each district (readings-weighted over its stations).")
+DRIVER = Panel(
+    "Pollutant driving the index", "bargauge",
+    "SELECT aqi_pollutant AS pollutant, count(*) AS station_hours\n"
+    f"FROM air_hourly WHERE {HOURS} AND {PLACE} AND device_id IN ($device) AND aqi_pollutant IS NOT NULL\n"
+    "GROUP BY 1\nORDER BY 2 DESC",
+    "none", Grid(0, 17, 8, 9), "Station-hours of the range whose hourly VN_AQI each pollutant set.",
+    columns=("pollutant", "station_hours"),
+)
+DAILY = Panel(
+    "Daily VN_AQI", "table",
+    "SELECT bucket AS day, device_id, province, district, aqi, aqi_category, aqi_pollutant,\n"
+    "  round(pm25_mean::numeric, 1) AS pm25_mean, round(pm10_mean::numeric, 1) AS pm10_mean\n"
+    f"FROM air_daily WHERE {DAYS} AND {PLACE} AND device_id IN ($device)\n"
+    "ORDER BY day DESC, aqi DESC NULLS LAST, device_id\nLIMIT 1000",
+    "none", Grid(8, 17, 16, 9),
+    "Daily VN_AQI per station (PM 24-hour means, gases' largest hourly means, 8-hour O3); today so far.",
+    columns=("day", "device_id", "province", "district", "aqi", "aqi_category", "aqi_pollutant", "pm25_mean",
+             "pm10_mean"),
+    steps=AQI_STEPS, colour_by="aqi", value_colours=AQI_CATEGORY_COLOURS, links=(TO_DEVICE,),
+)
+
+AIR = Dashboard(
+    uid="urbanpulse-air",
+    title="urbanpulse — air quality",
+    description="VN_AQI (Decision 1459/QĐ-TCMT) hourly and daily, PM trends and what drives the index.",
+    variables=(PROVINCE, DISTRICT, device_variable("air")),
+    panels=(AQI_STATION, AQI_DISTRICT, PM25, PM10, DRIVER, DAILY),
+    annotations=(events_annotation("air"),),
+)

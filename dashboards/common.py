@@ -1,0 +1,82 @@
+"""What several dashboards share: template variables, SQL fragments, event annotations, drill-down links.
+
+Every relation named here is readable by the read-only role ``urbanpulse_grafana`` (migrations 008 and
+011): the readings, the rollup views, and the ``grafana_*`` views and ``grafana_storage()``.
+"""
+
+from __future__ import annotations
+
+from urbanpulse.dashboards.model import Annotation, Link, Variable
+
+
+# Rollup rows whose bucket overlaps the range: an hour that started before the range still counts.
+def overlapping(column: str, width: str) -> str:
+    """``column`` (a bucket start) of a bucket ``width`` wide overlapping the dashboard's range."""
+    return f"{column} > $__timeFrom()::timestamptz - interval '{width}' AND {column} <= $__timeTo()"
+
+
+PLACE = "province IN ($province) AND district IN ($district)"
+
+PROVINCE = Variable(
+    "province",
+    "Province",
+    "SELECT province FROM grafana_devices WHERE province IS NOT NULL\n"
+    "UNION\n"
+    f"SELECT province FROM ispeed_1d WHERE {overlapping('bucket', '1 day')}\n"
+    "ORDER BY 1",
+    "Provinces with registered devices or speed tests in the range.",
+)
+DISTRICT = Variable(
+    "district",
+    "District",
+    "SELECT DISTINCT district FROM grafana_devices WHERE province IN ($province) AND district IS NOT NULL ORDER BY 1",
+    "Districts of the chosen provinces.",
+)
+OPERATOR = Variable(
+    "operator",
+    "Operator",
+    f"SELECT DISTINCT operator FROM ispeed_1d WHERE {overlapping('bucket', '1 day')} AND province IN ($province)"
+    " ORDER BY 1",
+    "Mobile operators with speed tests in the chosen provinces and range.",
+)
+
+
+def device_variable(kind: str) -> Variable:
+    """The devices of ``kind`` in the chosen provinces and districts."""
+    return Variable(
+        "device",
+        "Device",
+        f"SELECT device_id FROM grafana_devices WHERE kind = '{kind}' AND {PLACE} ORDER BY 1",
+        f"Registered {kind} devices of the chosen districts.",
+    )
+
+
+DEVICE_ONE = Variable(
+    "device", "Device", "SELECT device_id FROM grafana_devices ORDER BY 1", "The device shown.", single=True
+)
+
+
+def events_annotation(*kinds: str) -> Annotation:
+    """Events of ``kinds`` (warning and critical) on the time axis, from opening to resolution."""
+    listed = ", ".join(f"'{k}'" for k in kinds)
+    return Annotation(
+        "Events",
+        "SELECT opened_at AS time, coalesce(resolved_at, last_seen_at) AS timeend,\n"
+        "  format('%s %s: %s on %s (%s)', severity, kind, metric, device_id, status) AS text,\n"
+        "  concat_ws(',', severity, kind, province, district) AS tags\n"
+        "FROM grafana_events\n"
+        f"WHERE kind IN ({listed}) AND severity <> 'info'\n"
+        "  AND opened_at <= $__timeTo() AND coalesce(resolved_at, 'infinity') >= $__timeFrom()\n"
+        "ORDER BY opened_at\n"
+        "LIMIT 500",
+    )
+
+
+TO_DEVICE = Link(
+    "Device detail", "/d/urbanpulse-device/device?var-device=${__data.fields.device_id}&${__url_time_range}"
+)
+TO_AIR = Link(
+    "Air quality of this district",
+    "/d/urbanpulse-air/air-quality?var-province=${__data.fields.province}"
+    "&var-district=${__data.fields.district}&${__url_time_range}",
+)

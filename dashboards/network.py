@@ -1,0 +1,74 @@
+"""Mobile network (uid ``urbanpulse-network``): crowd-sourced 4G speed tests (iSpeed) against the
+40 Mbit/s line -- medians per province and operator, share of slow tests, ranking, map, trends.
+
+A median per province over several operators (or hours) is the tests-weighted mean of the rollup's
+medians: exact for one operator and hour, an approximation otherwise (medians do not add up).
+"""
+
+from __future__ import annotations
+
+from urbanpulse.dashboards.common import OPERATOR, PROVINCE, events_annotation, overlapping
+from urbanpulse.dashboards.model import SHARE_STEPS, SLOW_MBPS, SPEED_STEPS, Dashboard, Grid, Panel
+
+HOURS = f"{overlapping('bucket', '1 hour')} AND province IN ($province) AND operator IN ($operator)"
+DAYS = f"{overlapping('bucket', '1 day')} AND province IN ($province) AND operator IN ($operator)"
+MEDIAN = "sum(download_median * tests) / sum(tests)"
+
+
+def _median(by: str, grid: Grid) -> Panel:
+    return Panel(
+        f"Median download per {by}", "timeseries",
+        f"SELECT $__timeGroupAlias(bucket, $__interval), {by} AS metric, {MEDIAN} AS download_mbps\n"
+        f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
+        "Mbits", grid, f"Median 4G download of speed tests per {by}; the dashed line is {SLOW_MBPS:g} Mbit/s.",
+        min_interval="1h", steps=SPEED_STEPS, threshold_style="dashed",
+    )
+
+
+BY_PROVINCE = _median("province", Grid(0, 0, 12, 8))
+BY_OPERATOR = _median("operator", Grid(12, 0, 12, 8))
+SHARE = Panel(
+    "Share of tests under 40 Mbit/s", "timeseries",
+    "SELECT $__timeGroupAlias(bucket, $__interval), province AS metric,\n"
+    "  sum(tests_below_line)::float8 / sum(tests) AS share_below_line\n"
+    f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
+    "percentunit", Grid(0, 8, 12, 8), f"Share of speed tests with a download under {SLOW_MBPS:g} Mbit/s.",
+    min_interval="1h", steps=SHARE_STEPS, max_value=1.0,
+)
+RANKING = Panel(
+    "Provinces ranked by median download", "bargauge",
+    f"SELECT province, {MEDIAN} AS download_mbps\nFROM ispeed_1h WHERE {HOURS}\n"
+    "GROUP BY province\nORDER BY 2 DESC",
+    "Mbits", Grid(12, 8, 12, 8), f"Median download over the range, fastest first; red under {SLOW_MBPS:g} Mbit/s.",
+    columns=("province", "download_mbps"), steps=SPEED_STEPS,
+)
+MAP = Panel(
+    "Speed tests", "geomap",
+    "SELECT time, device_id, province, operator, network, lat, lon, download_mbps\n"
+    "FROM ispeed_readings WHERE $__timeFilter(time) AND province IN ($province) AND operator IN ($operator)\n"
+    "ORDER BY time DESC\nLIMIT 2000",
+    "Mbits", Grid(0, 16, 12, 12), f"The latest 2,000 tests of the range, red under {SLOW_MBPS:g} Mbit/s.",
+    columns=("lat", "lon", "download_mbps"), colour_by="download_mbps", steps=SPEED_STEPS,
+)
+TREND = Panel(
+    "Daily median download per province", "timeseries",
+    f"SELECT $__timeGroupAlias(bucket, $__interval), province AS metric, {MEDIAN} AS download_mbps\n"
+    f"FROM ispeed_1d WHERE {DAYS}\nGROUP BY 1, 2\nORDER BY 1, 2",
+    "Mbits", Grid(12, 16, 12, 6), "The daily trend of each province's median download.",
+    min_interval="1d", steps=SPEED_STEPS, threshold_style="dashed",
+)
+TESTS = Panel(
+    "Tests per operator", "timeseries",
+    "SELECT $__timeGroupAlias(bucket, $__interval), operator AS metric, sum(tests) AS tests\n"
+    f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
+    "short", Grid(12, 22, 12, 6), "Speed tests per interval and operator.", min_interval="1h", bars=True,
+)
+
+NETWORK = Dashboard(
+    uid="urbanpulse-network",
+    title="urbanpulse — mobile network (iSpeed)",
+    description=f"Crowd-sourced 4G speed tests against the {SLOW_MBPS:g} Mbit/s line, per province and operator.",
+    variables=(PROVINCE, OPERATOR),
+    panels=(BY_PROVINCE, BY_OPERATOR, SHARE, RANKING, MAP, TREND, TESTS),
+    annotations=(events_annotation("ispeed"),),
+)
