@@ -7,9 +7,12 @@ exactly one incident (possibly of one member). At an event's opening, in reading
 - **place**: the device's province and district in ``devices`` when it is registered there; for a
   speed test without a registered province, the province of the reading that opened the event;
   otherwise province ``unknown`` (and no district).
-- **join**: the event joins the active (not resolved) incident of its family and province whose
-  members opened within the window around it (``opened_at - window`` .. ``last_opened_at + window``,
-  so the window slides with each new member), preferring a province-wide one, then one of its own
+- **join**: the event joins the active (not resolved) incident of its family and province that is
+  still going on around it: from ``opened_at - window`` on, up to ``last_opened_at + window`` (the
+  window slides with each new member) or as long as a member was anomalous within the window before
+  it (its last anomalous reading or resolution at or after ``t - window``). So a haze whose stations
+  cross the line one by one over hours stays one incident, while an event after the place has been
+  calm for a window opens a new one. A province-wide incident is preferred, then one of its own
   district.
 - **roll up**: joining a district incident from another district (or from no district) turns it
   into a province incident: a haze over two districts of a province is one provincial incident.
@@ -94,9 +97,12 @@ def title(family: str, scope: str, province: str, district: str | None, members:
 
 
 _FIND = """
-SELECT id, scope, district FROM incidents
+SELECT id, scope, district FROM incidents i
 WHERE kind = %(kind)s AND province = %(province)s AND status <> 'resolved'
-  AND %(t)s >= opened_at - %(window)s AND %(t)s <= last_opened_at + %(window)s
+  AND %(t)s >= opened_at - %(window)s
+  AND (%(t)s <= last_opened_at + %(window)s
+       OR EXISTS (SELECT 1 FROM events e WHERE e.incident_id = i.id
+                  AND COALESCE(e.resolved_at, e.last_seen_at) >= %(t)s - %(window)s))
 ORDER BY scope = 'province' DESC, district IS NOT DISTINCT FROM %(district)s DESC, last_opened_at DESC, id
 LIMIT 1
 """

@@ -24,6 +24,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
+import numpy as np
 import psycopg
 from psycopg import AsyncConnection, sql
 
@@ -42,6 +43,11 @@ log = logging.getLogger("urbanpulse.analytics")
 # Detector parameters that are not settings (yet): see RobustEwmaZScore for their meaning.
 CLIP = 3.0
 SCALE = 3.0
+# The slow view: a second baseline with a memory of about 100 readings and a tighter Huber clip, so
+# a shift that builds up over an hour (a haze easing in) is not absorbed before it is seen; a
+# reading scores the larger of the two views.
+SLOW_ALPHA = 0.01
+SLOW_CLIP = 2.0
 MAX_RETRY_SECONDS = 30.0
 PUBLISH_GRACE_SECONDS = 5.0  # how long a stopping run() lets the publisher finish its last drain
 
@@ -145,6 +151,9 @@ class Analytics:
                 p = chunk.points
                 scores = score_learn(p.series, p.values, state.min_sigma, state.ewma.mean, state.ewma.spread,
                                      state.ewma.count, float(a.alpha), int(a.warmup), CLIP, SCALE)
+                slow = score_learn(p.series, p.values, state.min_sigma, state.slow.mean, state.slow.spread,
+                                   state.slow.count, SLOW_ALPHA, int(a.warmup), SLOW_CLIP, SCALE)
+                np.maximum(scores, slow, out=scores)
                 state.events.fit(self.rules.ring)
                 changes = advance(p.series, scores, p.values, p.times, state.events, self.rules)
                 written = await save(conn, a.checkpoint_name, self._horizon, chunk.horizon, state, changes,

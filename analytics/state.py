@@ -38,7 +38,7 @@ MIN_SIGMA: dict[str, float] = {
 
 METRIC_KIND: dict[str, Kind] = {m.name: kind for kind in Kind for m in metrics(kind)}
 
-_FORMAT = 2  # 2 added the event state (confirmation, hold, flapping); 1 had only is_open
+_FORMAT = 3  # 3 added the slow baseline; 2 the event state (confirmation, hold, flapping); 1 had only is_open
 
 
 def scored_metrics(kind: Kind) -> tuple[str, ...]:
@@ -48,13 +48,15 @@ def scored_metrics(kind: Kind) -> tuple[str, ...]:
 
 @dataclass(slots=True)
 class SeriesState:
-    """A consumer's whole state: series ``i`` is ``keys[i]``, with baseline ``ewma[i]`` and event state ``events[i]``.
+    """A consumer's whole state: series ``i`` is ``keys[i]``, with baselines ``ewma[i]`` (fast) and ``slow[i]``
+    and event state ``events[i]``.
 
     ``min_sigma[i]`` is configuration (``MIN_SIGMA`` of the series' metric), derived, not checkpointed.
     """
 
     keys: list[tuple[str, str]] = field(default_factory=list)
     ewma: EwmaState = field(default_factory=EwmaState.empty)
+    slow: EwmaState = field(default_factory=EwmaState.empty)
     events: EventState = field(default_factory=EventState.empty)
     index: dict[tuple[str, str], int] = field(init=False)
     min_sigma: NDArray[np.float64] = field(init=False)
@@ -81,6 +83,7 @@ class SeriesState:
     def sync(self) -> None:
         """Size the arrays to the keys: new series start with an empty baseline and no open event."""
         self.ewma.grow(len(self.keys))
+        self.slow.grow(len(self.keys))
         self.events.grow(len(self.keys))
         new = self.keys[self.min_sigma.shape[0]:]
         if new:
@@ -94,6 +97,8 @@ class SeriesState:
         buf = io.BytesIO()
         arrays: dict[str, Any] = {"format": np.array([_FORMAT]), "keys": np.frombuffer(text, np.uint8),
                                   "mean": self.ewma.mean, "spread": self.ewma.spread, "count": self.ewma.count,
+                                  "slow_mean": self.slow.mean, "slow_spread": self.slow.spread,
+                                  "slow_count": self.slow.count,
                                   **self.events.arrays()}
         np.savez(buf, **arrays)
         return buf.getvalue()
@@ -101,7 +106,7 @@ class SeriesState:
     @classmethod
     def from_bytes(cls, data: bytes) -> SeriesState:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            if int(arrays["format"][0]) not in {1, _FORMAT}:
+            if int(arrays["format"][0]) not in {1, 2, _FORMAT}:
                 msg = f"checkpoint state format {int(arrays['format'][0])} is not {_FORMAT}"
                 raise ValueError(msg)
             text = arrays["keys"].tobytes().decode()
@@ -111,7 +116,13 @@ class SeriesState:
                 msg = "checkpoint state is inconsistent: keys and arrays differ in length"
                 raise ValueError(msg)
             events = EventState.from_arrays(arrays, len(keys))
-        return cls(keys, ewma, events)
+            # Older checkpoints have no slow baseline: it starts afresh (and warms up again).
+            slow = (EwmaState.from_arrays({k: arrays[f"slow_{k}"] for k in ("mean", "spread", "count")})
+                    if "slow_mean" in arrays.files else EwmaState.empty(len(keys)))
+            if len(slow) != len(keys):
+                msg = "checkpoint state is inconsistent: keys and slow baseline differ in length"
+                raise ValueError(msg)
+        return cls(keys, ewma, slow, events)
 
 
 @dataclass(frozen=True, slots=True)
