@@ -73,11 +73,20 @@ DAILY = Panel(
     steps=AQI_STEPS, colour_by="aqi", value_colours=AQI_CATEGORY_COLOURS, links=(TO_DEVICE,),
 )
 
+PROVINCES = Panel(
+    "Daily VN_AQI per province", "bargauge",
+    "SELECT province, max(aqi) AS aqi\n"
+    f"FROM air_daily_province WHERE {DAYS} AND province IN ($province) AND aqi IS NOT NULL\n"
+    "GROUP BY province\nORDER BY 2 DESC",
+    "none", Grid(0, 26, 24, 7), "Worst daily VN_AQI of each province's districts over the days of the range.",
+    columns=("province", "aqi"), steps=AQI_STEPS,
+)
+
 AIR = Dashboard(
     uid="urbanpulse-air",
     title="urbanpulse — air quality",
     description="VN_AQI (Decision 1459/QĐ-TCMT) hourly and daily, PM trends and what drives the index.",
     variables=(PROVINCE, DISTRICT, device_variable("air")),
-    panels=(AQI_STATION, AQI_DISTRICT, PM25, PM10, DRIVER, DAILY),
+    panels=(AQI_STATION, AQI_DISTRICT, PM25, PM10, DRIVER, DAILY, PROVINCES),
     annotations=(events_annotation("air"),),
 )

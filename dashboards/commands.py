@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -51,3 +52,19 @@ def build(
         run_grant(settings.database.dsn, password)
     for path in run_build(out, settings, timescaledb=_timescaledb(timescaledb, settings)):
         console.print(str(path))
+
+
+def report(
+    day: Annotated[str, typer.Option("--date", help="The day, YYYY-MM-DD (in the storage day time zone).")],
+    out: Annotated[Path, typer.Option(help="Folder for index.html and its PNG charts.")] = Path("out/report"),
+) -> None:
+    """Render the operations centre's daily briefing (AQI, 4G ranking, traffic hot spots, incidents) as HTML."""
+    from urbanpulse.dashboards.report import write_report  # noqa: PLC0415
+
+    settings = Settings()
+    try:
+        when = date.fromisoformat(day)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--date {day!r}: expected YYYY-MM-DD") from exc
+    page = write_report(settings.database.dsn, when, out, settings.storage.day_timezone)
+    console.print(str(page))

@@ -12,7 +12,7 @@ from urbanpulse.dashboards.model import Annotation, Link, Variable
 # Rollup rows whose bucket overlaps the range: an hour that started before the range still counts.
 def overlapping(column: str, width: str) -> str:
     """``column`` (a bucket start) of a bucket ``width`` wide overlapping the dashboard's range."""
-    return f"{column} > $__timeFrom()::timestamptz - interval '{width}' AND {column} <= $__timeTo()"
+    return f"{column} > $__timeFrom()::timestamptz - interval '{width}' AND {column} < $__timeTo()"
 
 
 PLACE = "province IN ($province) AND district IN ($district)"

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from urbanpulse.analytics.events_cli import events_app
-from urbanpulse.dashboards.commands import dashboards_app
+from urbanpulse.dashboards.commands import dashboards_app, report
 from urbanpulse.gateway.devices_cli import broker_app, devices_app
 from urbanpulse.settings import Settings
 from urbanpulse.sim import commands as sim_commands
@@ -31,6 +31,7 @@ console = Console()
 app.command()(sim_commands.sim)
 app.command()(sim_commands.loadtest)
 app.command()(sim_commands.backfill)
+app.command()(report)
 
 
 def _logging(verbose: bool) -> None:
