@@ -33,13 +33,15 @@ ONLINE = Panel(
     "none", Grid(0, 0, 5, 4), "Enabled devices of the chosen districts connected to the broker now.",
     columns=("online",), current=True,
 )
+IN_PLACE = f"SELECT device_id FROM grafana_devices WHERE {PLACE}"
 RATE = Panel(
     "Readings per minute", "stat",
     "SELECT coalesce(sum(n), 0) / greatest(extract(epoch FROM $__timeTo()::timestamptz - $__timeFrom()::timestamptz)"
     " / 60, 1) AS readings_per_minute\n"
     "FROM (\n"
-    f"  SELECT sum(readings) AS n FROM air_hourly_district WHERE $__timeFilter(bucket) AND {PLACE}\n"
-    f"  UNION ALL SELECT sum(readings) FROM traffic_15m_district WHERE $__timeFilter(bucket) AND {PLACE}\n"
+    f"  SELECT sum(readings) AS n FROM air_device_1h WHERE $__timeFilter(bucket) AND device_id IN ({IN_PLACE})\n"
+    "  UNION ALL SELECT sum(readings) FROM traffic_device_15m WHERE $__timeFilter(bucket)"
+    f" AND device_id IN ({IN_PLACE})\n"
     "  UNION ALL SELECT sum(tests) FROM ispeed_1h WHERE $__timeFilter(bucket) AND province IN ($province)\n"
     ") AS kinds",
     "short", Grid(5, 0, 5, 4), "Readings stored per minute of the range, every kind (from the rollups).",
