@@ -68,3 +68,36 @@ def report(
         raise typer.BadParameter(f"--date {day!r}: expected YYYY-MM-DD") from exc
     page = write_report(settings.database.dsn, when, out, settings.storage.day_timezone)
     console.print(str(page))
+
+
+@dashboards_app.command("push")
+def push(
+    url: Annotated[str, typer.Option(help="Grafana's base URL, e.g. http://localhost:3000.")],
+    db_host: Annotated[str | None, typer.Option(
+        help="host:port of the database as Grafana sees it; default: from URBANPULSE_DATABASE__DSN.")] = None,
+    timescaledb: Annotated[bool | None, typer.Option(
+        help="The data source is TimescaleDB; default: detected from the database.")] = None,
+) -> None:
+    """Create or update the data source, folders and dashboards in a running Grafana (idempotent).
+
+    Credentials: GRAFANA_TOKEN (a service-account token), else GRAFANA_USER / GRAFANA_PASSWORD
+    (default admin / admin); the read-only role's password: $URBANPULSE_GRAFANA_DB_PASSWORD.
+    """
+    from grafana_client.api import GrafanaApi  # noqa: PLC0415
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+    from urbanpulse.dashboards.push import datasource_payload  # noqa: PLC0415
+    from urbanpulse.dashboards.push import push as run_push  # noqa: PLC0415
+
+    settings = Settings()
+    if db_host is None:
+        parts = conninfo_to_dict(settings.database.dsn)
+        db_host = f"{parts.get('host') or '127.0.0.1'}:{parts.get('port') or 5432}"
+    token = os.environ.get("GRAFANA_TOKEN")
+    credential: str | tuple[str, str] = token or (os.environ.get("GRAFANA_USER", "admin"),
+                                                  os.environ.get("GRAFANA_PASSWORD", "admin"))
+    api = GrafanaApi.from_url(url, credential=credential)
+    datasource = datasource_payload(settings, timescaledb=_timescaledb(timescaledb, settings), host=db_host,
+                                    password=os.environ.get(PASSWORD_ENV, ""))
+    for action in run_push(api, datasource):
+        console.print(f"{action.kind} {action.uid}: {action.done}")
