@@ -8,7 +8,6 @@ with store-and-forward -- so the report's ``acked`` set is exactly what the brok
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -93,25 +92,42 @@ async def _publish_round(
         finally:
             slots.release()
 
-    tasks = set()
-    for index, message in todo:
-        if stop.is_set():
-            failed.append((index, message))
-            continue
-        if index in report.acked:
-            continue
-        if rate:
-            ahead = report.attempts / rate - (time.monotonic() - started)
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-        await slots.acquire()
-        report.attempts += 1
-        report.published += 1
-        task = asyncio.create_task(one(index, message))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(*tasks)
-    if failed and not stop.is_set():
-        raise aiomqtt.MqttError(f"{len(failed)} publishes were not acknowledged")
+    tasks: set[asyncio.Task[None]] = set()
+    # A dropped connection does not fail the publishes waiting for their PUBACK (they would time out one
+    # by one, and paho queues new ones silently once its in-flight window is full): on a drop, stop
+    # waiting for all of them and let publish() reconnect and send what is not acknowledged.
+    lost = client._disconnected  # aiomqtt has no public signal for a dropped connection
+
+    def abandon(_: object) -> None:
+        for task in tasks:
+            task.cancel()
+
+    lost.add_done_callback(abandon)
+    try:
+        for index, message in todo:
+            if stop.is_set():
+                failed.append((index, message))
+                continue
+            if failed or lost.done():  # the connection is gone: reconnect before sending more
+                break
+            if index in report.acked:
+                continue
+            if rate:
+                ahead = report.attempts / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            await slots.acquire()
+            if lost.done():
+                slots.release()
+                break
+            report.attempts += 1
+            report.published += 1
+            task = asyncio.create_task(one(index, message))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        lost.remove_done_callback(abandon)
+    if (failed or lost.done()) and not stop.is_set():  # publish() reconnects, sends what is not acknowledged
+        raise aiomqtt.MqttError(f"connection lost; {len(failed)} publishes were refused or timed out")
     return [(i, m) for i, m in failed if i not in report.acked]
