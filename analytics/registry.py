@@ -3,8 +3,8 @@
 Names contain no ``_`` or ``.`` (NAB's results layout needs that). Adding a detector adds a row.
 
 >>> sorted(DETECTORS)  # doctest: +NORMALIZE_WHITESPACE
-['cusum', 'cusum-lh', 'ensemble', 'ewma', 'ewma-lh', 'flatline', 'flatline-lh', 'seasonal', 'seasonal-lh',
- 'shape', 'shape-lh']
+['context', 'cusum', 'cusum-lh', 'ensemble', 'ewma', 'ewma-lh', 'flatline', 'flatline-lh', 'seasonal',
+ 'seasonal-lh', 'shape', 'shape-lh']
 >>> DETECTORS["ewma"]().score_one(1.0)  # nothing learned yet
 0.0
 """
@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import Field, jit
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
+from urbanpulse.analytics.context import ContextNovelty
 from urbanpulse.analytics.cusum import Cusum
 from urbanpulse.analytics.ensemble import LikelihoodEnsemble
 from urbanpulse.analytics.ewma import _learn_point, _score_point
@@ -101,6 +102,8 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     **RAW,
     # Each raw detector calibrated by the anomaly likelihood, as the ensemble calibrates its views.
     **{f"{name}-lh": _calibrated(make) for name, make in RAW.items()},
+    # Already a share in [0, 1] per series; through the likelihood it ranks worse than without (see README).
+    "context": ContextNovelty,
     "ensemble": LikelihoodEnsemble,
 }
 BEST = "ensemble"  # the default of the CLI and the NAB bench

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.registry import create
 
-NAMES = ["ewma", "seasonal", "cusum", "flatline", "shape", "ensemble"]
+NAMES = ["ewma", "seasonal", "cusum", "flatline", "shape", "context", "ensemble"]
 STEP = 300.0
 
 

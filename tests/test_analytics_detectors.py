@@ -27,7 +27,7 @@ T0 = 1_700_000_000.0
 # a spike among many is, by design, not unlikely for it.
 TARGET = {"ewma": "spike", "seasonal": "spike", "cusum": "shift", "flatline": "stuck", "shape": "spike",
           "ewma-lh": "spike", "seasonal-lh": "shift", "cusum-lh": "shift", "flatline-lh": "stuck",
-          "shape-lh": "spread", "ensemble": "spike"}
+          "shape-lh": "spread", "context": "spike", "ensemble": "spike"}
 
 
 def make(name: str) -> Detector:
