@@ -21,6 +21,7 @@ from urbanpulse.dashboards.model import (
     Grid,
     Panel,
 )
+from urbanpulse.dashboards.traffic import LONG_RANGE
 
 RECENT_HOURS = "$__timeTo()::timestamptz - interval '3 hours' < bucket AND bucket <= $__timeTo()"
 STATUS = ("CASE WHEN NOT enabled THEN 0 WHEN online THEN 2 ELSE 1 END AS status_code,\n"
@@ -40,11 +41,14 @@ RATE = Panel(
     " / 60, 1) AS readings_per_minute\n"
     "FROM (\n"
     f"  SELECT sum(readings) AS n FROM air_device_1h WHERE $__timeFilter(bucket) AND device_id IN ({IN_PLACE})\n"
-    "  UNION ALL SELECT sum(readings) FROM traffic_device_15m WHERE $__timeFilter(bucket)"
+    f"  UNION ALL SELECT sum(readings) FROM traffic_device_15m WHERE NOT ({LONG_RANGE}) AND $__timeFilter(bucket)"
+    f" AND device_id IN ({IN_PLACE})\n"
+    f"  UNION ALL SELECT sum(readings) FROM traffic_device_1h WHERE {LONG_RANGE} AND $__timeFilter(bucket)"
     f" AND device_id IN ({IN_PLACE})\n"
     "  UNION ALL SELECT sum(tests) FROM ispeed_1h WHERE $__timeFilter(bucket) AND province IN ($province)\n"
     ") AS kinds",
-    "short", Grid(5, 0, 5, 4), "Readings stored per minute of the range, every kind (from the rollups).",
+    "short", Grid(5, 0, 5, 4),
+    "Readings stored per minute of the range, every kind (from the rollups; traffic's hourly one over a day).",
     columns=("readings_per_minute",),
 )
 INCIDENTS = Panel(

@@ -1,10 +1,13 @@
 """Traffic (uid ``urbanpulse-traffic``): volume, speed, occupancy and congestion index by district and
 segment, hot spots, and today against the typical week.
 
-The panels read the base rollup ``traffic_device_15m`` with the registry's place and, for congestion, the
-segment's typical speed for the hour of week -- the definitions of the ``traffic_15m`` views, written out
-so that a filter on district or device reaches the rows before the typical-speed join (several times
-faster on a month of 500 devices than the views).
+The panels read the per-detector rollups with the registry's place and, for congestion, the segment's
+typical speed for the hour of week -- the definitions of the ``traffic_15m`` / ``traffic_1h`` views, written
+out so that a filter on district or device reaches the rows before the typical-speed join (several times
+faster on a month of 500 devices than the views). Time series read ``traffic_device_15m`` while Grafana's
+interval is under an hour and ``traffic_device_1h`` from an hour on (ranges of about two days and more);
+the hot-spot table reads the hourly rollup for ranges over a day. On hourly rows the congestion index is
+that of each detector-hour's speed (vehicle-weighted), rather than of each quarter-hour.
 """
 
 from __future__ import annotations
@@ -12,14 +15,35 @@ from __future__ import annotations
 from urbanpulse.dashboards.common import DISTRICT, PROVINCE, TO_DEVICE, device_variable, events_annotation, overlapping
 from urbanpulse.dashboards.model import CONGESTION_STEPS, Dashboard, Grid, Panel
 
-JOINS = "traffic_device_15m AS b JOIN grafana_devices AS d USING (device_id)\n"
-PLACE = f"{overlapping('b.bucket', '15 minutes')} AND d.province IN ($province) AND d.district IN ($district)"
+COLUMNS = "bucket, device_id, readings, vehicles, speed_kmh, speed_x_vehicles, occupancy_pct"
+# Hourly buckets once the interval is an hour or more (multiples of an hour: they nest, so sums are exact),
+# the hourly rollup for tables over more than a day; the false branch is pruned when the query is planned.
+HOURLY_INTERVAL = "$__interval_ms >= 3600000"
+LONG_RANGE = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '1 day'"
+
+
+def source(hourly: str) -> str:
+    """The per-detector rollup rows ``b`` of the buckets overlapping the range: ``traffic_device_1h`` where
+    ``hourly`` holds (a condition on constants), ``traffic_device_15m`` otherwise."""
+    return (
+        f"(SELECT {COLUMNS} FROM traffic_device_15m WHERE NOT ({hourly}) AND {overlapping('bucket', '15 minutes')}\n"
+        f" UNION ALL SELECT {COLUMNS} FROM traffic_device_1h WHERE {hourly} AND {overlapping('bucket', '1 hour')})"
+        " AS b"
+    )
+
+
+def joins(hourly: str = HOURLY_INTERVAL) -> str:
+    return f"{source(hourly)}\nJOIN grafana_devices AS d USING (device_id)\n"
+
+
+PLACE = "d.province IN ($province) AND d.district IN ($district)"
 SEGMENTS = f"{PLACE} AND b.device_id IN ($device)"
-# The hour of week of each 15-minute bucket of the range, computed once per bucket (a time-zone conversion
-# per rollup row costs more than the rest of the query), then the segment's typical speed for it.
+# The hour of week of each 15-minute step of the range (hourly buckets start on one too), computed once per
+# step (a time-zone conversion per rollup row costs more than the rest of the query), then the segment's
+# typical speed for it.
 TYPICAL = (
     "JOIN (SELECT g AS bucket, hour_of_week(g, (SELECT storage_setting('day_timezone'))) AS how\n"
-    "      FROM generate_series(date_bin('15 minutes', $__timeFrom()::timestamptz - interval '15 minutes',"
+    "      FROM generate_series(date_bin('1 hour', $__timeFrom()::timestamptz - interval '1 hour',"
     " '2000-01-03 00:00+00'),\n"
     "                           $__timeTo()::timestamptz, interval '15 minutes') AS g\n"
     "      OFFSET 0) AS h ON h.bucket = b.bucket\n"  # OFFSET 0: computed here, not pulled up into the join
@@ -37,7 +61,7 @@ def _grouped(key: str, sums: str, value: str, where: str, typical: bool) -> str:
     return (
         f"SELECT $__timeGroupAlias(bucket, $__interval), metric, {value}\n"
         f"FROM (\n  SELECT b.bucket, {key} AS metric, {sums}\n"
-        f"  FROM {JOINS}{TYPICAL if typical else ''}  WHERE {where}\n  GROUP BY 1, 2\n) AS q\n"
+        f"  FROM {joins()}{TYPICAL if typical else ''}  WHERE {where}\n  GROUP BY 1, 2\n) AS q\n"
         "GROUP BY 1, 2\nORDER BY 1, 2"
     )
 
@@ -71,7 +95,7 @@ BIN = "date_bin($__interval_ms * interval '1 millisecond', b.bucket, '2000-01-03
 SEGMENT_SPEED = Panel(
     "Speed per segment", "timeseries",
     f"SELECT {BIN}, b.device_id AS metric, {SPEED} AS speed_kmh\n"
-    f"FROM {JOINS}WHERE {SEGMENTS}\nGROUP BY 1, 2\nORDER BY 1, 2",
+    f"FROM {joins()}WHERE {SEGMENTS}\nGROUP BY 1, 2\nORDER BY 1, 2",
     "velocitykmh", Grid(0, 16, 12, 8), "Vehicle-weighted mean speed of each chosen segment (detector).",
     min_interval="15m",
 )
@@ -80,7 +104,7 @@ TYPICAL_WEEK = Panel(
     "SELECT time, v.metric, v.speed AS speed_kmh\n"
     f"FROM (\n  SELECT {BIN}, {SPEED} AS measured,\n"
     "    sum(t.speed_kmh * b.vehicles) / nullif(sum(b.vehicles) FILTER (WHERE t.speed_kmh IS NOT NULL), 0) AS typical\n"
-    f"  FROM {JOINS}{TYPICAL}  WHERE {SEGMENTS}\n  GROUP BY 1\n) AS q\n"
+    f"  FROM {joins()}{TYPICAL}  WHERE {SEGMENTS}\n  GROUP BY 1\n) AS q\n"
     "CROSS JOIN LATERAL (VALUES ('measured', measured), ('typical', typical)) AS v(metric, speed)\n"
     "WHERE v.speed IS NOT NULL\nORDER BY 1, 2",
     "velocitykmh", Grid(12, 16, 12, 8),
@@ -95,7 +119,7 @@ HOT_SPOTS = Panel(
     "  round((sum(t.speed_kmh * b.vehicles) / nullif(sum(b.vehicles) FILTER (WHERE t.speed_kmh IS NOT NULL), 0))"
     "::numeric, 1) AS typical_speed_kmh,\n"
     "  sum(b.vehicles)::bigint AS vehicles\n"
-    f"FROM {JOINS}{TYPICAL}WHERE {SEGMENTS}\n"
+    f"FROM {joins(LONG_RANGE)}{TYPICAL}WHERE {SEGMENTS}\n"
     "GROUP BY b.device_id, d.province, d.district\nORDER BY congestion_index DESC NULLS LAST, b.device_id\nLIMIT 20",
     "none", Grid(0, 24, 24, 8), "The most congested segments of the range; click one for its device page.",
     columns=("device_id", "province", "district", "congestion_index", "speed_kmh", "typical_speed_kmh", "vehicles"),

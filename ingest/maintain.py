@@ -6,9 +6,9 @@ On native PostgreSQL:
   landed in the default partition into partitions of their own (within the retention window, up to
   ``premake`` ahead; later ones wait in the default partition), drops partitions (and default rows)
   past the kind's retention;
-- rollups: recomputes the buckets of ``air_device_1h``, ``traffic_device_15m``, ``ispeed_1h`` and
-  ``ispeed_1d`` touched by the batches committed since the last run (ingest/refresh.py) and moves
-  their watermarks to the current bucket.
+- rollups: recomputes the buckets of ``air_device_1h``, ``traffic_device_15m``, ``traffic_device_1h``
+  (from ``traffic_device_15m``, after it), ``ispeed_1h`` and ``ispeed_1d`` touched by the batches
+  committed since the last run (ingest/refresh.py) and moves their watermarks to the current bucket.
 
 On TimescaleDB, retention, columnstore and the refresh of the continuous aggregates are policies
 run by TimescaleDB's scheduler; this job refreshes the aggregates once more over the lookback window

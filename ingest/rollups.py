@@ -2,7 +2,7 @@
 
 The backend-specific *base* rollups (TimescaleDB continuous aggregates, or tables + views on native
 PostgreSQL, same names and columns) are listed in :data:`BASE`; the AQI tables that urbanpulse
-maintains itself on both backends in :data:`AQI`. Migrations 006/007 create them; ``maintain``
+maintains itself on both backends in :data:`AQI`. Migrations 006/007/012 create them; ``maintain``
 refreshes them.
 """
 
@@ -31,9 +31,13 @@ class Rollup:
 
 AIR_1H = Rollup("air_device_1h", Kind.AIR, "1 hour")
 TRAFFIC_15M = Rollup("traffic_device_15m", Kind.TRAFFIC, "15 minutes")
+# Hourly, from traffic_device_15m (hierarchical continuous aggregate, or a table refreshed after it):
+# dashboards read it for ranges longer than a day.
+TRAFFIC_1H = Rollup("traffic_device_1h", Kind.TRAFFIC, "1 hour")
 ISPEED_1H = Rollup("ispeed_1h", Kind.ISPEED, "1 hour")
 ISPEED_1D = Rollup("ispeed_1d", Kind.ISPEED, "1 day", daily=True)
-BASE: tuple[Rollup, ...] = (AIR_1H, TRAFFIC_15M, ISPEED_1H, ISPEED_1D)
+# In refresh order: a rollup computed from another comes after it.
+BASE: tuple[Rollup, ...] = (AIR_1H, TRAFFIC_15M, TRAFFIC_1H, ISPEED_1H, ISPEED_1D)
 
 # Hourly / daily VN_AQI per station (with the hour's means), computed from air_device_1h (NowCast and
 # 8-hour O3 need windows over buckets, which continuous aggregates cannot express).
@@ -49,5 +53,6 @@ VIEWS: tuple[str, ...] = (
     "air_device_1h", "air_hourly", "air_hourly_district", "air_hourly_province",
     "air_daily", "air_daily_district", "air_daily_province",
     "traffic_device_15m", "traffic_15m", "traffic_15m_district", "traffic_typical_speed",
+    "traffic_device_1h", "traffic_1h", "traffic_1h_district",
     "ispeed_1h", "ispeed_1d",
 )

@@ -106,10 +106,11 @@ def test_migrations_choose_and_record_the_backend(store: str, backend: str) -> N
             assert [r[0] for r in rows] == ["air_readings", "ispeed_readings", "traffic_readings"]
             caggs = conn.execute("SELECT view_name, materialized_only"
                                  " FROM timescaledb_information.continuous_aggregates ORDER BY 1").fetchall()
-            assert caggs == [(n, False) for n in ("air_device_1h", "ispeed_1d", "ispeed_1h", "traffic_device_15m")]
+            assert caggs == [(n, False) for n in ("air_device_1h", "ispeed_1d", "ispeed_1h", "traffic_device_15m",
+                                                  "traffic_device_1h")]
             jobs = conn.execute("SELECT proc_name, count(*) FROM timescaledb_information.jobs"
                                 " WHERE hypertable_name IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall()
-            assert dict(jobs) == {"policy_compression": 3, "policy_refresh_continuous_aggregate": 4,
+            assert dict(jobs) == {"policy_compression": 3, "policy_refresh_continuous_aggregate": 5,
                                   "policy_retention": 3}
         else:
             kinds = conn.execute("SELECT relname, relkind FROM pg_class WHERE relname IN"

@@ -168,6 +168,36 @@ def check_traffic(dsn: str, typical: bool) -> None:
     got = frame(dsn, "SELECT device_id, bucket, readings, vehicles, speed_kmh, occupancy_pct, congestion_index"
                      " FROM traffic_15m")
     assert_same(got, q.select(got.columns), ["device_id", "bucket"])
+    check_traffic_hourly(readings, profile, dsn, typical)
+
+
+def check_traffic_hourly(readings: pl.DataFrame, profile: pl.DataFrame, dsn: str, typical: bool) -> None:
+    """traffic_1h (hierarchical on the 15-minute rollup) and traffic_1h_district against the raw rows."""
+    h = readings.group_by("device_id", "hour").agg(
+        pl.len().alias("readings"), pl.col("vehicle_count").sum().alias("vehicles"), pl.col("sxv").sum(),
+        pl.col("occupancy_pct").mean()).rename({"hour": "bucket"})
+    local = pl.col("bucket").dt.convert_time_zone(str(ZONE))
+    h = h.with_columns(((local.dt.weekday() - 1) * 24 + local.dt.hour()).cast(pl.Int64).alias("how"))
+    h = h.join(profile, on=["device_id", "how"]).with_columns(
+        pl.when(pl.col("vehicles") > 0).then(pl.col("sxv") / pl.col("vehicles")).alias("speed_kmh"),
+        pl.when((pl.col("vehicles") > 0) & typical)
+        .then((1 - pl.col("sxv") / pl.col("vehicles") / pl.col("typical")).clip(0, 1)).alias("congestion_index"))
+    got = frame(dsn, "SELECT device_id, bucket, readings, vehicles, speed_kmh, occupancy_pct, congestion_index"
+                     " FROM traffic_1h")
+    assert_same(got, h.select(got.columns), ["device_id", "bucket"])
+    places = pl.DataFrame({"device_id": list(DEVICES), "district": [d for _, d in DEVICES.values()]})
+    h = h.join(places, on="device_id", how="left").with_columns(pl.col("district").fill_null("unknown"))
+    district = h.group_by("bucket", "district").agg(
+        pl.col("readings").sum(), pl.col("vehicles").sum(),
+        (pl.col("sxv").sum() / pl.col("vehicles").sum()).alias("speed_kmh"),
+        ((pl.col("occupancy_pct") * pl.col("readings")).sum() / pl.col("readings").sum()).alias("occupancy_pct"),
+        ((pl.col("congestion_index") * pl.col("vehicles")).sum()
+         / pl.col("vehicles").filter(pl.col("congestion_index").is_not_null()).sum()).alias("congestion_index"))
+    if not typical:
+        district = district.with_columns(pl.lit(None).alias("congestion_index"))
+    got = frame(dsn, "SELECT bucket, district, readings, vehicles, speed_kmh, occupancy_pct, congestion_index"
+                     " FROM traffic_1h_district")
+    assert_same(got, district.select(got.columns), ["bucket", "district"])
 
 
 def check_ispeed(dsn: str) -> None:
