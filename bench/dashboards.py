@@ -1,7 +1,7 @@
 """Every dashboard panel's query on 30 days x 500 devices: p50 / p95, run as Grafana's read-only role.
 
     python bench/dashboards.py [--devices 500] [--days 30] [--step-minutes 10] [--runs 15]
-                               [--ranges 24h,7d] [--backend postgres|timescaledb]
+                               [--ranges 1h,24h,7d,30d] [--backend postgres|timescaledb]
 
 Generates ``--days`` of readings for ``--devices`` devices (40 % air, 40 % traffic, 20 % speed-test
 phones; 8 provinces, 40 districts; air and traffic every ``--step-minutes``, a speed test every 30 min)
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--step-minutes", type=int, default=10)
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--ranges", default="24h,7d", help="dashboard ranges to time, e.g. 1h,24h,7d,30d")
+    parser.add_argument("--ranges", default="1h,24h,7d,30d", help="dashboard ranges to time, e.g. 1h,24h,7d,30d")
     parser.add_argument("--backend", choices=("postgres", "timescaledb"), default="postgres")
     args = parser.parse_args()
     conf = {"shared_buffers": "1GB", "work_mem": "64MB"}

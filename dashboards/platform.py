@@ -11,9 +11,11 @@ from __future__ import annotations
 from urbanpulse.dashboards.common import events_annotation
 from urbanpulse.dashboards.model import Dashboard, Grid, Panel
 
-_RATE_KINDS = (  # summed per rollup bucket first: Grafana's numeric epoch grouping then sees few rows
+# Summed per rollup bucket first: Grafana's numeric epoch grouping then sees few rows. Hourly rollups only
+# (traffic_device_1h, not the 15-minute one): these panels group by an hour at least.
+_RATE_KINDS = (
     "  SELECT bucket, 'air' AS kind, sum(readings) AS n FROM air_device_1h WHERE $__timeFilter(bucket) GROUP BY 1\n"
-    "  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_device_15m WHERE $__timeFilter(bucket)"
+    "  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_device_1h WHERE $__timeFilter(bucket)"
     " GROUP BY 1\n"
     "  UNION ALL SELECT bucket, 'ispeed', sum(tests) FROM ispeed_1h WHERE $__timeFilter(bucket) GROUP BY 1\n"
 )
