@@ -32,15 +32,12 @@ def _district_trend(title: str, column: str, grid: Grid, description: str, unit:
 
 
 # Per station, hundreds of series: the interval's bucket as a timestamp (date_bin), cheaper than Grafana's
-# numeric epoch arithmetic on every row; the station-hours' AQI straight from air_aqi_1h (what air_hourly
-# reads, without its wide rows: an index-only scan, migration 012) with the registry's place.
+# numeric epoch arithmetic on every row.
 AQI_STATION = Panel(
     "Hourly VN_AQI per station", "timeseries",
-    "SELECT date_bin($__interval_ms * interval '1 millisecond', a.bucket, '2000-01-03 00:00+00') AS time,"
-    " a.device_id AS metric, max(a.aqi) AS aqi\n"
-    "FROM air_aqi_1h AS a JOIN grafana_devices AS d USING (device_id)\n"
-    f"WHERE {overlapping('a.bucket', '1 hour')} AND d.province IN ($province) AND d.district IN ($district)\n"
-    "  AND a.device_id IN ($device) AND a.aqi IS NOT NULL\n"
+    "SELECT date_bin($__interval_ms * interval '1 millisecond', bucket, '2000-01-03 00:00+00') AS time,"
+    " device_id AS metric, max(aqi) AS aqi\n"
+    f"FROM air_hourly WHERE {HOURS} AND {PLACE} AND device_id IN ($device) AND aqi IS NOT NULL\n"
     "GROUP BY 1, 2\nORDER BY 1, 2",
     "none", Grid(0, 0, 12, 9),
     "Hourly VN_AQI (PM NowCast, gases' hourly means) of each station; the bands are the official categories.",
