@@ -37,7 +37,9 @@ def joins(hourly: str = HOURLY_INTERVAL) -> str:
 
 
 PLACE = "d.province IN ($province) AND d.district IN ($district)"
-SEGMENTS = f"{PLACE} AND b.device_id IN ($device)"
+# The device filter on the registry side: the same rows through the join, and the rollups' live parts (a
+# plan per readings partition) are planned without a 200-value list each (planning 50 -> 10-25 ms).
+SEGMENTS = f"{PLACE} AND d.device_id IN ($device)"
 # The hour of week of each 15-minute step of the range (hourly buckets start on one too), computed once per
 # step (a time-zone conversion per rollup row costs more than the rest of the query), then the segment's
 # typical speed for it.
