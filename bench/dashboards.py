@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from queries import GENERATE as AIR  # the air readings, as bench/queries.py makes them
 
 from urbanpulse.dashboards import panels
 from urbanpulse.dashboards.macros import auto_interval, expand, parse_interval
@@ -37,17 +38,6 @@ SELECT format('%%s-%%s', k, lpad(i::text, 5, '0')), k, format('P%%s', i %% 8), f
        10 + (i %% 40) * 0.3, 104 + (i %% 13) * 0.3, '$7$101$c2FsdA==$aGFzaA==', i %% 3 > 0, now()
 FROM generate_series(0, %(n)s - 1) AS i,
      LATERAL (SELECT CASE WHEN i %% 5 < 2 THEN 'air' WHEN i %% 5 < 4 THEN 'traffic' ELSE 'ispeed' END AS k) AS kk
-"""
-AIR = """
-INSERT INTO air_readings (device_id, time, seq, pm25, pm10, temperature, humidity, no2, o3, so2, co, noise,
-                          received_at, batch_id)
-SELECT d.device_id, t, extract(epoch FROM t)::bigint,
-       greatest(1, 35 + 25 * sin(extract(hour FROM t) / 3.82) + d.offs + 20 * random()),
-       greatest(2, 60 + 35 * sin(extract(hour FROM t) / 3.82) + d.offs + 30 * random()),
-       28 + 4 * random(), 60 + 30 * random(), 30 + 60 * random(), 40 + 120 * random(), 10 + 30 * random(),
-       800 + 2000 * random(), NULL, t + interval '2 seconds', %(batch)s
-FROM (SELECT device_id, (hashtext(device_id) %% 20)::float8 AS offs FROM devices WHERE kind = 'air') AS d,
-     generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - interval '1 second', %(step)s::interval) AS t
 """
 TRAFFIC = """
 INSERT INTO traffic_readings (device_id, time, seq, vehicle_count, interval_s, speed_kmh, occupancy_pct,

@@ -70,8 +70,8 @@ SELECT d.device_id, t, extract(epoch FROM t)::bigint,
        greatest(1, 35 + 25 * sin(extract(hour FROM t) / 3.82) + d.offs + 20 * random()),
        greatest(2, 60 + 35 * sin(extract(hour FROM t) / 3.82) + d.offs + 30 * random()),
        28 + 4 * random(), 60 + 30 * random(), 30 + 60 * random(), 40 + 120 * random(), 10 + 30 * random(),
-       800 + 2000 * random(), NULL, t, %(batch)s
-FROM (SELECT device_id, (hashtext(device_id) %% 20)::float8 AS offs FROM devices) AS d,
+       800 + 2000 * random(), NULL, t + interval '2 seconds', %(batch)s
+FROM (SELECT device_id, (hashtext(device_id) %% 20)::float8 AS offs FROM devices WHERE kind = 'air') AS d,
      generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - interval '1 second', %(step)s::interval) AS t
 """
 
