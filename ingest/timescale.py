@@ -7,6 +7,11 @@ Policies (set by ``migrate`` after the migrations, replaced each run so a change
 - refresh: each continuous aggregate from ``refresh_lookback`` ago up to its last complete bucket,
   every bucket width (at most hourly). Real-time aggregation is on, so newer buckets are computed
   from the readings at query time.
+
+Every refresh, by policy or by :func:`refresh_aggregates`, is one atomic pass (``buckets_per_batch``
+0). TimescaleDB (2.2x) refreshes in batches of 10 buckets, newest first, by default: after the first
+batch the aggregate's watermark is already at the top, so until the older batches commit, real-time
+queries read neither those buckets' materialisation nor their readings -- dashboards would show a hole.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def sync_policies(conn: psycopg.Connection[TupleRow]) -> None:
         conn.execute("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", [rollup.name])
         conn.execute(
             "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval, end_offset => %s::interval,"
-            " schedule_interval => least(%s::interval, interval '1 hour'))",
+            " schedule_interval => least(%s::interval, interval '1 hour'), buckets_per_batch => 0)",
             [rollup.name, config["refresh_lookback"], rollup.width, rollup.width],
         )
 
@@ -68,7 +73,7 @@ def refresh_aggregates(conn: psycopg.Connection[TupleRow]) -> None:
         for attempt in itertools.count():
             try:
                 conn.execute("CALL refresh_continuous_aggregate(%s, CASE WHEN %s THEN NULL ELSE now() - %s::interval"
-                             " END, %s)", [rollup.name, first, lookback, end])
+                             " END, %s, options => '{\"buckets_per_batch\": 0}')", [rollup.name, first, lookback, end])
                 break
             except psycopg.errors.LockNotAvailable:  # the refresh policy is at it: wait for it
                 if attempt >= _REFRESH_ATTEMPTS:

@@ -112,6 +112,9 @@ def test_migrations_choose_and_record_the_backend(store: str, backend: str) -> N
                                 " WHERE hypertable_name IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall()
             assert dict(jobs) == {"policy_compression": 3, "policy_refresh_continuous_aggregate": 5,
                                   "policy_retention": 3}
+            batches = conn.execute("SELECT DISTINCT config->>'buckets_per_batch' FROM timescaledb_information.jobs"
+                                   " WHERE proc_name = 'policy_refresh_continuous_aggregate'").fetchall()
+            assert batches == [("0",)]  # one atomic pass: no hole while older batches are still to come
         else:
             kinds = conn.execute("SELECT relname, relkind FROM pg_class WHERE relname IN"
                                  " ('air_readings', 'traffic_readings', 'ispeed_readings') ORDER BY 1").fetchall()
