@@ -23,8 +23,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
-
 from urbanpulse.analytics.alert_eval import NAIVE_LINES, TOLERANCE, Figures, TruthWindow, evaluate, naive_items
 from urbanpulse.analytics.alert_replay import device_days, replay
 from urbanpulse.ingest.migrate import migrate
@@ -37,11 +35,7 @@ SCENARIO = Path(__file__).parent.parent / "firmware-sim" / "scenarios" / "city-d
 
 
 def fresh_database(server: PostgresServer, name: str) -> str:
-    admin = server.dsn.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    dsn = server.create_database(name)
     migrate(dsn)
     return dsn
 

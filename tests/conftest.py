@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from urbanpulse.ingest.migrate import migrate
@@ -41,11 +40,7 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresSer
 
 def fresh_database(server: PostgresServer, name: str) -> str:
     """Create database ``name`` in ``server``, migrate it and return its DSN."""
-    admin = server.dsn.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    dsn = server.create_database(name)
     migrate(dsn)
     return dsn
 

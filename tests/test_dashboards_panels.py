@@ -53,11 +53,7 @@ class Filled:
 def filled(request: pytest.FixtureRequest, pg_cluster: PostgresServer) -> Filled:
     if request.param == "timescaledb" and not TIMESCALE:
         pytest.skip("TimescaleDB case: run with URBANPULSE_TEST_PG_PRELOAD=timescaledb")
-    name = f"dash{os.getpid()}_{next(_names)}"
-    admin = pg_cluster.dsn.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = pg_cluster.dsn.rsplit("/", 1)[0] + f"/{name}"
+    dsn = pg_cluster.create_database(f"dash{os.getpid()}_{next(_names)}")
     migrate(dsn, StorageSettings(backend=request.param))
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     return Filled(dsn, str(request.param), fill(dsn, end))

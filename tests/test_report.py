@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from urbanpulse.dashboards.report import Briefing, collect, day_range, html, write_report
@@ -64,10 +63,7 @@ def loaded_images(page: Path) -> list[dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def briefing_day(pg_cluster: PostgresServer) -> tuple[str, datetime]:
-    database = pg_cluster.dsn.rsplit("/", 1)[0] + f"/report{os.getpid()}"
-    with psycopg.connect(pg_cluster.dsn.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "report{os.getpid()}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "report{os.getpid()}"')
+    database = pg_cluster.create_database(f"report{os.getpid()}")
     migrate(database)
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     fill(database, end, days=2.5, devices_per_kind=4)

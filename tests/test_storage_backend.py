@@ -35,11 +35,7 @@ _names = itertools.count()
 
 
 def empty_database(server: PostgresServer) -> str:
-    name = f"s{os.getpid()}_{next(_names)}"
-    admin = server.dsn.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    return server.create_database(f"s{os.getpid()}_{next(_names)}")
 
 
 @pytest.fixture(params=["postgres", "timescaledb"])

@@ -189,6 +189,13 @@ class PostgresServer:
     def _dsn_for(self, database: str) -> str:
         return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` in this server, empty (an older one of that name is dropped); its DSN."""
+        with psycopg.connect(self._dsn_for("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self._dsn_for(name)
+
     def _ensure_database(self) -> None:
         with psycopg.connect(self._dsn_for("postgres"), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
