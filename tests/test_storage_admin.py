@@ -52,6 +52,17 @@ def test_grafana_role_reads_and_cannot_write(store: str, backend: str) -> None:
                 conn.execute(statement)  # type: ignore[arg-type]
 
 
+def test_sessions_run_without_jit(store: str) -> None:
+    """Migration 014: the rollup views' estimated cost would trigger JIT, which costs more than their plans."""
+    with psycopg.connect(store) as conn:
+        assert conn.execute("SHOW jit").fetchone() == ("off",)
+        settings = conn.execute(
+            "SELECT setconfig FROM pg_db_role_setting JOIN pg_roles r ON r.oid = setrole"
+            " WHERE r.rolname = 'urbanpulse_grafana'").fetchone()
+        assert settings is not None
+        assert "jit=off" in settings[0]
+
+
 def test_status_describes_the_storage(store: str, backend: str) -> None:
     write(store, [air("air-1", NOW - k * HOUR) for k in range(60)])
     if backend == "timescaledb":
