@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Field", "SeriesArrays", "jit", "unit_score"]
+__all__ = ["Field", "SeriesArrays", "by_series", "jit", "unit_score"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -45,6 +45,36 @@ def unit_score(z: float, scale: float) -> float:
     if not zz < 1e300:  # also NaN
         return 1.0
     return zz / (zz + scale * scale)
+
+
+@jit
+def by_series(
+    series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64], size: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """The points grouped by series (``0 .. size - 1``), each series' points in their order.
+
+    Returns the points' indices in that order and their series, times and values, contiguous. A
+    kernel that walks them gives the same scores (series do not share state) while it works on
+    one series' state at a time, in cache, instead of jumping between the states of thousands of
+    series at every point. A counting sort: ``O(len(series) + size)``, reads in order.
+
+    >>> order, s, t, v = by_series(np.array([2, 0, 2, 1, 0]), np.arange(5.0), np.arange(5.0) * 10, 3)
+    >>> order.tolist(), s.tolist(), v.tolist()
+    ([1, 4, 3, 0, 2], [0, 0, 1, 2, 2], [10.0, 40.0, 30.0, 0.0, 20.0])
+    """
+    n = series.shape[0]
+    start = np.zeros(size + 1, np.int64)
+    for j in range(n):
+        start[series[j] + 1] += 1
+    for k in range(size):
+        start[k + 1] += start[k]
+    order, by_s = np.empty(n, np.int64), np.empty(n, np.int64)
+    by_t, by_v = np.empty(n, np.float64), np.empty(n, np.float64)
+    for j in range(n):
+        pos = start[series[j]]
+        start[series[j]] = pos + 1
+        order[pos], by_s[pos], by_t[pos], by_v[pos] = j, series[j], times[j], values[j]
+    return order, by_s, by_t, by_v
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, jit
+from urbanpulse.analytics.arrays import Field, by_series, jit
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
 from urbanpulse.analytics.ewma import _learn_point, _score_point
 from urbanpulse.analytics.flatline import flatline_fields, flatline_step
@@ -44,35 +44,80 @@ Ints = NDArray[np.int64]
 
 @jit
 def _run(
-    series: Ints, times: Floats, values: Floats, e_mean: Floats, e_spread: Floats, e_count: Ints, s_level: Floats,
-    s_spread: Floats, s_count: Ints, k_recent: Floats, k_bank: NDArray[np.float32], k_kept: Ints, k_n: Ints,
-    k_dist: Floats, k_dn: Ints, l_ring: Floats, l_n: Ints, l_mean: Floats, l_var: Floats, l_tail: Floats,
-    f_last: Floats, f_run: Ints, f_count: Ints, f_steps: Floats, f_repeats: Floats, lo: Floats, hi: Floats,
-    seen: Ints, learning: int, estimation: int, history: int, spatial: float, mode: int,
+    series: Ints,
+    times: Floats,
+    values: Floats,
+    e_mean: Floats,
+    e_spread: Floats,
+    e_count: Ints,
+    s_level: Floats,
+    s_spread: Floats,
+    s_count: Ints,
+    k_recent: Floats,
+    k_bank: NDArray[np.float32],
+    k_kept: Ints,
+    k_n: Ints,
+    k_dist: Floats,
+    k_dn: Ints,
+    l_ring: Floats,
+    l_n: Ints,
+    l_mean: Floats,
+    l_var: Floats,
+    l_red: NDArray[np.int8],
+    f_last: Floats,
+    f_run: Ints,
+    f_count: Ints,
+    f_steps: Floats,
+    f_repeats: Floats,
+    lo: Floats,
+    hi: Floats,
+    seen: Ints,
+    learning: int,
+    estimation: int,
+    history: int,
+    spatial: float,
+    mode: int,
 ) -> Floats:
     out = np.empty(values.shape[0], np.float64)
     learn = mode != SCORE
     view_mode = SCORE if mode == SCORE else SCORE_LEARN  # learning the likelihoods needs the raw scores
     raw = np.empty(VIEWS, np.float64)
     vec = np.empty(SHAPE_WIDTH, np.float64)
-    for j in range(values.shape[0]):
-        i, t, x = series[j], times[j], values[j]
+    scratch = np.empty(k_bank.shape[2], np.float64)
+    order, by_s, by_t, by_v = by_series(series, times, values, seen.shape[0])  # one series' state at a time
+    for p in range(order.shape[0]):
+        j, i, t, x = order[p], by_s[p], by_t[p], by_v[p]
         if not math.isfinite(x):
             out[j] = 0.0
             continue
         raw[0] = _score_point(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_WARMUP, SCALE)
         if learn:
             _learn_point(e_mean, e_spread, e_count, 0.0, i, x, EWMA_ALPHA, EWMA_WARMUP, CLIP)
-        raw[1] = seasonal_step(s_level, s_spread, s_count, i, t, x, SEASONAL_ALPHA, SEASONAL_MIN_COUNT, CLIP,
-                               SCALE, 0.0, view_mode)
-        raw[2] = shape_step(k_recent, k_bank, k_kept, k_n, k_dist, k_dn, i, x, SHAPE_STEP, SHAPE_STRIDE,
-                            SHAPE_SKIP, SHAPE_MEMORY, SCALE, view_mode, vec)
-        raw[3] = flatline_step(f_last, f_run, f_count, f_steps, f_repeats, i, x, 0.0, FLAT_MIN_RUN, FLAT_MEMORY,
-                               FLAT_WARMUP, view_mode)
-        score = 0.0
-        for v in range(VIEWS):
-            score = max(score, likelihood_score(l_ring, l_n, l_mean, l_var, l_tail, i, v, raw[v], learning,
-                                                estimation, history, learn))
+        raw[1] = seasonal_step(
+            s_level, s_spread, s_count, i, t, x, SEASONAL_ALPHA, SEASONAL_MIN_COUNT, CLIP, SCALE, 0.0, view_mode
+        )
+        raw[2] = shape_step(
+            k_recent,
+            k_bank,
+            k_kept,
+            k_n,
+            k_dist,
+            k_dn,
+            i,
+            x,
+            SHAPE_STEP,
+            SHAPE_STRIDE,
+            SHAPE_SKIP,
+            SHAPE_MEMORY,
+            SCALE,
+            view_mode,
+            vec,
+            scratch,
+        )
+        raw[3] = flatline_step(
+            f_last, f_run, f_count, f_steps, f_repeats, i, x, 0.0, FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP, view_mode
+        )
+        score = likelihood_score(l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn)
         if spatial > 0.0 and seen[i] >= learning and hi[i] > lo[i]:
             tolerance = (hi[i] - lo[i]) * spatial
             if x > hi[i] + tolerance or x < lo[i] - tolerance:
@@ -129,8 +174,9 @@ class LikelihoodEnsemble(Detector):
     modules for theirs.
     """
 
-    def __init__(self, learning: int = 150, estimation: int = 100, history: int = 8640, window: int = 10,
-                 spatial: float = 0.05) -> None:
+    def __init__(
+        self, learning: int = 150, estimation: int = 100, history: int = 8640, window: int = 10, spatial: float = 0.05
+    ) -> None:
         self.learning = learning
         self.estimation = estimation
         self.history = history
@@ -140,18 +186,53 @@ class LikelihoodEnsemble(Detector):
     @property
     def layout(self) -> tuple[Field, ...]:
         return (
-            Field("e_mean"), Field("e_spread"), Field("e_count", dtype="int64"), *seasonal_fields("s_"),
+            Field("e_mean"),
+            Field("e_spread"),
+            Field("e_count", dtype="int64"),
+            *seasonal_fields("s_"),
             *shape_fields("k_", SHAPE_WIDTH, SHAPE_STEP, SHAPE_BANK),
-            *flatline_fields("f_"), *likelihood_fields("l_", self.window, VIEWS),
-            Field("lo"), Field("hi"), Field("seen", dtype="int64"),
+            *flatline_fields("f_"),
+            *likelihood_fields("l_", self.window, VIEWS),
+            Field("lo"),
+            Field("hi"),
+            Field("seen", dtype="int64"),
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
         s = self.state
-        out: Floats = _run(series, times, values, s["e_mean"], s["e_spread"], s["e_count"], s["s_level"],
-                           s["s_spread"], s["s_count"], s["k_recent"], s["k_bank"], s["k_kept"], s["k_n"],
-                           s["k_dist"], s["k_dn"], s["l_ring"], s["l_n"], s["l_mean"], s["l_var"], s["l_tail"],
-                           s["f_last"], s["f_run"], s["f_count"], s["f_steps"], s["f_repeats"], s["lo"], s["hi"],
-                           s["seen"], int(self.learning), int(self.estimation), int(self.history),
-                           float(self.spatial), mode)
+        out: Floats = _run(
+            series,
+            times,
+            values,
+            s["e_mean"],
+            s["e_spread"],
+            s["e_count"],
+            s["s_level"],
+            s["s_spread"],
+            s["s_count"],
+            s["k_recent"],
+            s["k_bank"],
+            s["k_kept"],
+            s["k_n"],
+            s["k_dist"],
+            s["k_dn"],
+            s["l_ring"],
+            s["l_n"],
+            s["l_mean"],
+            s["l_var"],
+            s["l_red"],
+            s["f_last"],
+            s["f_run"],
+            s["f_count"],
+            s["f_steps"],
+            s["f_repeats"],
+            s["lo"],
+            s["hi"],
+            s["seen"],
+            int(self.learning),
+            int(self.estimation),
+            int(self.history),
+            float(self.spatial),
+            mode,
+        )
         return out

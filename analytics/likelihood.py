@@ -12,8 +12,11 @@ score is ``log(tail + 1e-10) / log(1e-10)``: 0.5 at ``tail = 1e-5``, 1.0 at ``ta
 Only the first point of a run in the "red zone" (``tail <= 1e-5``) keeps its score; the following
 ones get the score of ``tail = 1e-3`` (0.3), so a lasting anomaly raises one alarm, not hundreds.
 
-These are ``numba`` functions over a detector's state arrays (fields :data:`LAYOUT_FIELDS` with a
-prefix), called by the kernels of the detectors that use them, point by point.
+:func:`likelihood_score` is a ``numba`` function over a detector's state arrays (fields
+:func:`likelihood_fields`), called by the kernels of the detectors that use it, point by point. It
+takes all the views of a series at once: their counts, window positions and learning rates are one,
+their window sums run side by side, and their score is the largest of theirs, found with one
+``erfc`` and one ``log`` for all.
 
 References
 ----------
@@ -38,16 +41,20 @@ VAR_FLOOR = 0.0003
 RED_TAIL = 1e-5
 YELLOW_TAIL = 1e-3
 _LOG_EPS = math.log(1e-10)
+_RED_Z = 4.0  # the tail of |z| < 4 is above 3e-5, never in the red zone
 
 
 def likelihood_fields(prefix: str, window: int, views: int = 1) -> tuple[Field, ...]:
-    """State of ``views`` likelihoods per series: last ``window`` raw scores, count, mean, var, last tail.
+    """State of ``views`` likelihoods per series: last ``window`` raw scores, count, mean, var, red zone.
 
-    Arrays are ``(series, views, ...)``; :func:`likelihood_score` takes the series and the view.
+    The ring is ``(series, window, views)``, so each reading's raw scores of all views lie together.
     """
     return (
-        Field(f"{prefix}ring", (views, window)), Field(f"{prefix}n", (views,), dtype="int64"),
-        Field(f"{prefix}mean", (views,)), Field(f"{prefix}var", (views,)), Field(f"{prefix}tail", (views,), fill=1.0),
+        Field(f"{prefix}ring", (window, views)),
+        Field(f"{prefix}n", dtype="int64"),
+        Field(f"{prefix}mean", (views,)),
+        Field(f"{prefix}var", (views,)),
+        Field(f"{prefix}red", (views,), dtype="int8"),
     )
 
 
@@ -58,59 +65,92 @@ def log_score(tail: float) -> float:
 
 
 @jit
+def _tail(z: float) -> float:
+    """``P(Z >= z)`` of a standard normal, for ``z >= 0``."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+@jit
 def likelihood_score(
-    ring: NDArray[np.float64], n: NDArray[np.int64], mean: NDArray[np.float64], var: NDArray[np.float64],
-    last_tail: NDArray[np.float64], i: int, v: int, raw: float, learning: int, estimation: int, history: int,
+    ring: NDArray[np.float64],
+    n: NDArray[np.int64],
+    mean: NDArray[np.float64],
+    var: NDArray[np.float64],
+    red: NDArray[np.int8],
+    i: int,
+    raw: NDArray[np.float64],
+    learning: int,
+    estimation: int,
+    history: int,
     learn: bool,
 ) -> float:
-    """Score raw score ``raw`` of view ``v`` of series ``i``, and learn it if ``learn``; 0.0 until warmed up.
+    """The largest likelihood score of raw scores ``raw[v]`` of series ``i``'s views; learns them if ``learn``.
 
-    ``ring[i, v]`` holds the last raw scores (its length is the averaging window), ``n[i, v]``
-    counts the raw scores seen, ``mean[i, v]``/``var[i, v]`` describe the window means seen after
-    the first ``learning`` raw scores, ``last_tail[i, v]`` is the previous tail probability (for the
-    red-zone filter). The score needs ``learning + estimation`` raw scores first.
+    ``ring[i]`` holds the views' last raw scores (its length is the averaging window), ``n[i]``
+    counts the raw scores seen, ``mean[i, v]``/``var[i, v]`` describe view ``v``'s window means
+    seen after the first ``learning`` raw scores, ``red[i, v]`` says its previous one was in the red
+    zone. Scores are 0.0 until ``learning + estimation`` raw scores were seen. A view's score is
+    :func:`log_score` of its tail, or of the yellow tail when the red-zone rule holds it back; the
+    largest is that of the smallest tail shown, so one ``erfc`` and one ``log`` serve all views.
     """
-    w = ring.shape[2]
-    k = n[i, v]
-    slot = k % w  # the oldest raw score, whose place ``raw`` takes; unused slots hold 0.0
-    total = raw - ring[i, v, slot]
-    for back in range(w):
-        total += ring[i, v, back]
-    avg = total / min(k + 1, w)
-    score = 0.0
-    tail = 1.0
-    if k >= learning + estimation:
-        sd = math.sqrt(max(var[i, v], VAR_FLOOR))
-        z = (avg - max(mean[i, v], MEAN_FLOOR)) / sd
-        tail = 0.5 * math.erfc(abs(z) / math.sqrt(2.0))
-        shown = YELLOW_TAIL if (tail <= RED_TAIL and last_tail[i, v] <= RED_TAIL) else tail
-        score = log_score(shown)
+    w, views = ring.shape[1], ring.shape[2]
+    k = n[i]
+    slot = k % w  # the oldest raw scores, whose place ``raw`` takes; unused slots hold 0.0
+    count = min(k + 1, w)
+    scored = k >= learning + estimation
+    rate = max(1.0 / (k - learning + 1), 1.0 / history) if k >= learning else 0.0
+    top, held = 0.0, False  # the largest |z| shown, and whether a view was held back
+    for v in range(views):
+        total = raw[v] - ring[i, slot, v]
+        for back in range(w):
+            total += ring[i, back, v]
+        avg = total / count
+        in_red = False
+        if scored:
+            absz = abs((avg - max(mean[i, v], MEAN_FLOOR)) / math.sqrt(max(var[i, v], VAR_FLOOR)))
+            in_red = absz >= _RED_Z and _tail(absz) <= RED_TAIL  # the erfc only where it can be red
+            if in_red and red[i, v] != 0:
+                held = True
+            else:
+                top = max(top, absz)
+        if learn:
+            ring[i, slot, v] = raw[v]
+            if k >= learning:
+                d = avg - mean[i, v]
+                mean[i, v] += rate * d
+                var[i, v] = (1.0 - rate) * (var[i, v] + rate * d * d)
+            red[i, v] = 1 if in_red else 0
     if learn:
-        ring[i, v, slot] = raw
-        if k >= learning:
-            a = max(1.0 / (k - learning + 1), 1.0 / history)
-            d = avg - mean[i, v]
-            mean[i, v] += a * d
-            var[i, v] = (1.0 - a) * (var[i, v] + a * d * d)
-        last_tail[i, v] = tail
-        n[i, v] = k + 1
-    return score
+        n[i] = k + 1
+    if not scored:
+        return 0.0
+    tail = _tail(top)
+    return log_score(min(tail, YELLOW_TAIL) if held else tail)
 
 
 @jit
 def _run(
-    series: NDArray[np.int64], values: NDArray[np.float64], raw: NDArray[np.float64], ring: NDArray[np.float64],
-    n: NDArray[np.int64], mean: NDArray[np.float64], var: NDArray[np.float64], last_tail: NDArray[np.float64],
+    values: NDArray[np.float64],
+    raw: NDArray[np.float64],
+    series: NDArray[np.int64],
+    ring: NDArray[np.float64],
+    n: NDArray[np.int64],
+    mean: NDArray[np.float64],
+    var: NDArray[np.float64],
+    red: NDArray[np.int8],
     learning: int,
-    estimation: int, history: int, learn: bool,
+    estimation: int,
+    history: int,
+    learn: bool,
 ) -> NDArray[np.float64]:
     out = np.empty(raw.shape[0], np.float64)
+    one = np.empty(1, np.float64)
     for j in range(raw.shape[0]):
         if not math.isfinite(values[j]):  # not scored, not learned
             out[j] = 0.0
             continue
-        out[j] = likelihood_score(ring, n, mean, var, last_tail, series[j], 0, raw[j], learning, estimation, history,
-                                  learn)
+        one[0] = raw[j]
+        out[j] = likelihood_score(ring, n, mean, var, red, series[j], one, learning, estimation, history, learn)
     return out
 
 
@@ -139,8 +179,9 @@ class Likelihood(Detector):
     True
     """
 
-    def __init__(self, detector: Detector, learning: int = 150, estimation: int = 100, history: int = 8640,
-                 window: int = 10) -> None:
+    def __init__(
+        self, detector: Detector, learning: int = 150, estimation: int = 100, history: int = 8640, window: int = 10
+    ) -> None:
         self.detector = detector
         self.learning = learning
         self.estimation = estimation
@@ -168,10 +209,23 @@ class Likelihood(Detector):
         own.arrays = {f.name: both[f.name] for f in self.layout}
         self.detector._state, self._state = inner, own
 
-    def _run(self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64],
-             mode: int) -> NDArray[np.float64]:
+    def _run(
+        self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64], mode: int
+    ) -> NDArray[np.float64]:
         raw = self.detector.score_learn(series, times, values, SCORE if mode == SCORE else SCORE_LEARN)
         s = self.state
-        out: NDArray[np.float64] = _run(series, values, raw, s["ring"], s["n"], s["mean"], s["var"], s["tail"],
-                                        int(self.learning), int(self.estimation), int(self.history), mode != SCORE)
+        out: NDArray[np.float64] = _run(
+            values,
+            raw,
+            series,
+            s["ring"],
+            s["n"],
+            s["mean"],
+            s["var"],
+            s["red"],
+            int(self.learning),
+            int(self.estimation),
+            int(self.history),
+            mode != SCORE,
+        )
         return out

@@ -27,10 +27,17 @@ __all__ = ["ShapeNovelty", "shape_fields", "shape_step"]
 
 
 def shape_fields(prefix: str, width: int, step: int, bank: int) -> tuple[Field, ...]:
-    """State: last ``width * step`` readings, kept vectors, their count, readings seen, mean distance."""
+    """State: last ``width * step`` readings, kept vectors, their count, readings seen, mean distance.
+
+    The kept vectors are stored segment by segment (``bank[i, segment, slot]``), so the distances to
+    all of them are computed side by side, in SIMD lanes.
+    """
     return (
-        Field(f"{prefix}recent", (width * step,)), Field(f"{prefix}bank", (bank, width), dtype="float32"),
-        Field(f"{prefix}kept", dtype="int64"), Field(f"{prefix}n", dtype="int64"), Field(f"{prefix}dist"),
+        Field(f"{prefix}recent", (width * step,)),
+        Field(f"{prefix}bank", (width, bank), dtype="float32"),
+        Field(f"{prefix}kept", dtype="int64"),
+        Field(f"{prefix}n", dtype="int64"),
+        Field(f"{prefix}dist"),
         Field(f"{prefix}dn", dtype="int64"),
     )
 
@@ -53,30 +60,51 @@ def _stretch(recent: NDArray[np.float64], i: int, k: int, x: float, step: int, v
 
 
 @jit
-def _nearest(bank: NDArray[np.float32], i: int, vec: NDArray[np.float64], newest: int, count: int) -> float:
-    """The smallest squared distance from ``vec`` to ``count`` kept vectors, from slot ``newest`` back."""
-    slots, width = bank.shape[1], bank.shape[2]
-    slot = newest % slots
+def _nearest(
+    bank: NDArray[np.float32], i: int, vec: NDArray[np.float64], count: int, dist: NDArray[np.float64]
+) -> float:
+    """The smallest squared distance from ``vec`` to the kept vectors in slots ``0 .. count - 1``.
+
+    ``dist`` is scratch space of the bank's length. Each distance is summed segment after segment,
+    in the same order as one vector at a time would, but all slots at once (vectorised).
+    """
+    width = bank.shape[1]
+    for slot in range(count):
+        dist[slot] = 0.0
+    for s in range(width):
+        v = vec[s]
+        for slot in range(count):  # indexed, not sliced: a slice a row would cost reference counting
+            e = v - bank[i, s, slot]
+            dist[slot] += e * e
     best = math.inf
-    for _ in range(count):
-        d = 0.0
-        for s in range(width):  # indexed, not sliced: a slice a row would cost reference counting
-            e = vec[s] - bank[i, slot, s]
-            d += e * e
-        best = min(best, d)
-        slot = slot - 1 if slot > 0 else slots - 1
+    for slot in range(count):
+        best = min(best, dist[slot])
     return best
 
 
 @jit
 def shape_step(
-    recent: NDArray[np.float64], bank: NDArray[np.float32], kept: NDArray[np.int64], n: NDArray[np.int64],
-    dist: NDArray[np.float64], dn: NDArray[np.int64], i: int, x: float, step: int, stride: int,
-    skip: int, memory: int, scale: float, mode: int, vec: NDArray[np.float64],
+    recent: NDArray[np.float64],
+    bank: NDArray[np.float32],
+    kept: NDArray[np.int64],
+    n: NDArray[np.int64],
+    dist: NDArray[np.float64],
+    dn: NDArray[np.int64],
+    i: int,
+    x: float,
+    step: int,
+    stride: int,
+    skip: int,
+    memory: int,
+    scale: float,
+    mode: int,
+    vec: NDArray[np.float64],
+    dist_scratch: NDArray[np.float64],
 ) -> float:
     """Score ``x`` as the end of series ``i``'s current stretch, then learn it (per ``mode``).
 
-    ``vec`` is scratch space of the stretch's length (the caller's, so no point allocates).
+    ``vec`` (the stretch's width) and ``dist_scratch`` (the bank's length) are scratch space, the
+    caller's, so no point allocates.
     """
     if not math.isfinite(x):
         return 0.0
@@ -88,8 +116,10 @@ def shape_step(
             n[i] = k + 1
         return 0.0
     _stretch(recent, i, k, x, step, vec)
-    comparable = min(kept[i] - skip, bank.shape[1])
-    best = _nearest(bank, i, vec, kept[i] - skip - 1, comparable) if comparable > 0 else math.inf
+    # Slots 0 .. comparable - 1 hold the vectors kept before the ``skip`` newest; once the ring has
+    # turned, all of them.
+    comparable = min(kept[i] - skip, bank.shape[2])
+    best = _nearest(bank, i, vec, comparable, dist_scratch) if comparable > 0 else math.inf
     score = 0.0
     if comparable > 0 and dn[i] > 0:
         score = unit_score(math.sqrt(best / max(dist[i], 1e-300)), scale)
@@ -101,22 +131,37 @@ def shape_step(
             dist[i] += a * (best - dist[i])
             dn[i] += 1
         if (k + 1 - size) % stride == 0:
-            bank[i, kept[i] % bank.shape[1], :] = vec
+            slot = kept[i] % bank.shape[2]
+            for seg in range(vec.shape[0]):
+                bank[i, seg, slot] = vec[seg]
             kept[i] += 1
     return 0.0 if mode == LEARN else score
 
 
 @jit
 def _run(
-    series: NDArray[np.int64], values: NDArray[np.float64], recent: NDArray[np.float64],
-    bank: NDArray[np.float32], kept: NDArray[np.int64], n: NDArray[np.int64], dist: NDArray[np.float64],
-    dn: NDArray[np.int64], step: int, stride: int, skip: int, memory: int, scale: float, mode: int,
+    series: NDArray[np.int64],
+    values: NDArray[np.float64],
+    recent: NDArray[np.float64],
+    bank: NDArray[np.float32],
+    kept: NDArray[np.int64],
+    n: NDArray[np.int64],
+    dist: NDArray[np.float64],
+    dn: NDArray[np.int64],
+    step: int,
+    stride: int,
+    skip: int,
+    memory: int,
+    scale: float,
+    mode: int,
 ) -> NDArray[np.float64]:
     out = np.empty(values.shape[0], np.float64)
-    vec = np.empty(bank.shape[2], np.float64)
+    vec = np.empty(bank.shape[1], np.float64)
+    scratch = np.empty(bank.shape[2], np.float64)
     for j in range(values.shape[0]):
-        out[j] = shape_step(recent, bank, kept, n, dist, dn, series[j], values[j], step, stride, skip, memory,
-                            scale, mode, vec)
+        out[j] = shape_step(
+            recent, bank, kept, n, dist, dn, series[j], values[j], step, stride, skip, memory, scale, mode, vec, scratch
+        )
     return out
 
 
@@ -163,8 +208,9 @@ class ShapeNovelty(Detector):
     distance-based anomaly detection in time-series data", arXiv:1608.04585, 2016.
     """
 
-    def __init__(self, width: int = 8, step: int = 4, stride: int = 8, bank: int = 64, memory: int = 2000,
-                 scale: float = 3.0) -> None:
+    def __init__(
+        self, width: int = 8, step: int = 4, stride: int = 8, bank: int = 64, memory: int = 2000, scale: float = 3.0
+    ) -> None:
         self.width = width
         self.step = step
         self.stride = stride
@@ -176,11 +222,25 @@ class ShapeNovelty(Detector):
     def layout(self) -> tuple[Field, ...]:
         return shape_fields("", self.width, self.step, self.bank)
 
-    def _run(self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64],
-             mode: int) -> NDArray[np.float64]:
+    def _run(
+        self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64], mode: int
+    ) -> NDArray[np.float64]:
         s = self.state
         skip = -(-self.width * self.step // self.stride)  # kept stretches overlapping the current one
-        out: NDArray[np.float64] = _run(series, values, s["recent"], s["bank"], s["kept"], s["n"], s["dist"],
-                                        s["dn"], int(self.step), int(self.stride), skip, int(self.memory),
-                                        float(self.scale), mode)
+        out: NDArray[np.float64] = _run(
+            series,
+            values,
+            s["recent"],
+            s["bank"],
+            s["kept"],
+            s["n"],
+            s["dist"],
+            s["dn"],
+            int(self.step),
+            int(self.stride),
+            skip,
+            int(self.memory),
+            float(self.scale),
+            mode,
+        )
         return out
