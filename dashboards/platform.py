@@ -8,16 +8,17 @@ moment, the readings received so far in the panel's window minus those whose bat
 
 from __future__ import annotations
 
-from urbanpulse.dashboards.common import events_annotation
+from urbanpulse.dashboards.common import events_annotation, overlapping
 from urbanpulse.dashboards.model import Dashboard, Grid, Panel
 
 # Summed per rollup bucket first: Grafana's numeric epoch grouping then sees few rows. Hourly rollups only
-# (traffic_device_1h, not the 15-minute one): these panels group by an hour at least.
+# (traffic_device_1h, not the 15-minute one): these panels group by an hour at least. Every hour that
+# overlaps the range (the one the range starts in too: over the last hour, that is most of the data).
+_HOURS = overlapping("bucket", "1 hour")
 _RATE_KINDS = (
-    "  SELECT bucket, 'air' AS kind, sum(readings) AS n FROM air_device_1h WHERE $__timeFilter(bucket) GROUP BY 1\n"
-    "  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_device_1h WHERE $__timeFilter(bucket)"
-    " GROUP BY 1\n"
-    "  UNION ALL SELECT bucket, 'ispeed', sum(tests) FROM ispeed_1h WHERE $__timeFilter(bucket) GROUP BY 1\n"
+    f"  SELECT bucket, 'air' AS kind, sum(readings) AS n FROM air_device_1h WHERE {_HOURS} GROUP BY 1\n"
+    f"  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_device_1h WHERE {_HOURS} GROUP BY 1\n"
+    f"  UNION ALL SELECT bucket, 'ispeed', sum(tests) FROM ispeed_1h WHERE {_HOURS} GROUP BY 1\n"
 )
 # Raw readings received in the range (their measurement time may be a little earlier): for the lag panels.
 _RECEIVED = " ".join(
