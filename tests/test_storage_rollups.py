@@ -68,12 +68,13 @@ def frame(dsn: str, query: str) -> pl.DataFrame:
 def assert_same(db: pl.DataFrame, expected: pl.DataFrame, keys: list[str]) -> None:
     db, expected = db.sort(keys), expected.sort(keys)
     assert db.height == expected.height, (db.height, expected.height)
+    where = expected.select(keys).rows()
     for name in expected.columns:
-        for a, b in zip(db[name].to_list(), expected[name].to_list(), strict=True):
+        for key, a, b in zip(where, db[name].to_list(), expected[name].to_list(), strict=True):
             if isinstance(b, float) and a is not None and b is not None:
-                assert math.isclose(float(a), b, rel_tol=1e-9, abs_tol=1e-9), (name, a, b)
+                assert math.isclose(float(a), b, rel_tol=1e-9, abs_tol=1e-9), (name, key, a, b)
             else:
-                assert a == b, (name, a, b)
+                assert a == b, (name, key, a, b)
 
 
 def raw(dsn: str, table: str) -> pl.DataFrame:
