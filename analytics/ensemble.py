@@ -12,6 +12,10 @@ that is often surprised by a series stops alarming on it, and the ensemble's sco
 of the four. As in Numenta's NAB detector, a reading beyond the range seen so far by more than
 ``spatial`` of that range scores 1.0 outright. The score reads as Numenta's log-likelihood: 0.5
 when the likeliest explanation is a one-in-100 000 event.
+
+The kernel fuses the views into one pass and walks a batch's points grouped by series
+(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.4 kB) is in cache while
+its points are scored, whatever the order the points came in.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Detector speed, apart from correctness: ``python bench/detectors.py [--series N] [--points M] [--runs R]``.
 
 For each detector: points per second of its ``numba`` kernel over ``--series`` interleaved series
-(one core; each series first warmed with ``--warm`` readings, untimed), of the very same code in
+(one core; each series first warmed with ``--warm`` readings, untimed), per second of wall-clock
+time and, in brackets, per second of the process's CPU time (what a core gives it when the machine
+is shared), of the very same code in
 plain Python (``NUMBA_DISABLE_JIT=1``, in a child process) and of river's closest detector if river
 is installed (one model per series), both on ``--slow-series`` series, warmed alike, and fewer
 points. Medians of ``--runs`` runs (half as many for the slow ones), and the ratios.
@@ -30,8 +32,7 @@ NAMES = ["ewma", "seasonal", "cusum", "flatline", "shape", "context", "ensemble"
 STEP = 300.0
 
 
-def workload(series: int, points: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.float64],
-                                                             NDArray[np.float64]]:
+def workload(series: int, points: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """``points`` readings of ``series`` series in random order, 5 minutes apart per series."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, series, points).astype(np.int64)
@@ -48,20 +49,25 @@ def warmed(name: str, series: int, warm: int) -> Any:
     """A detector whose ``series`` series have each learned ``warm`` readings of a daily cycle."""
     detector = create(name)
     k = np.arange(warm)
-    detector.score_learn(np.tile(np.arange(series, dtype=np.int64), warm), np.repeat(1.7e9 + k * STEP, series),
-                         np.repeat(20 + 5 * np.sin(2 * np.pi * k / 288), series))
+    detector.score_learn(
+        np.tile(np.arange(series, dtype=np.int64), warm),
+        np.repeat(1.7e9 + k * STEP, series),
+        np.repeat(20 + 5 * np.sin(2 * np.pi * k / 288), series),
+    )
     return detector
 
 
-def kernel_rate(name: str, series: int, points: int, warm: int, runs: int) -> float:
-    rates = []
+def kernel_rate(name: str, series: int, points: int, warm: int, runs: int) -> tuple[float, float]:
+    """Median points per second of wall-clock time and per second of this process's CPU time."""
+    wall, cpu = [], []
     for run in range(runs):
         detector = warmed(name, series, warm)
         s, t, v = workload(series, points, seed=run)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         detector.score_learn(s, t + warm * STEP, v)
-        rates.append(points / (time.perf_counter() - started))
-    return statistics.median(rates)
+        wall.append(points / (time.perf_counter() - started))
+        cpu.append(points / max(time.process_time() - started_cpu, 1e-9))
+    return statistics.median(wall), statistics.median(cpu)
 
 
 _PLAIN = """
@@ -123,7 +129,8 @@ def river_models() -> dict[str, tuple[str, Callable[[], Any], Step]] | None:
     def seasonal() -> Any:
         holt_winters: Any = time_series.HoltWinters  # untyped
         return anomaly.PredictiveAnomalyDetection(
-            holt_winters(alpha=0.1, beta=0.01, gamma=0.1, seasonality=24), horizon=1)
+            holt_winters(alpha=0.1, beta=0.01, gamma=0.1, seasonality=24), horizon=1
+        )
 
     return {
         "ewma": ("anomaly.StandardAbsoluteDeviation", anomaly.StandardAbsoluteDeviation, _target_step),
@@ -164,15 +171,17 @@ def main() -> None:
     if river is None:
         print("river is not installed: no river column (pip install river to add it)")
     names = args.detector or NAMES
-    print(f"{'detector':10s} {'kernel M/s':>10s} {'python k/s':>10s} {'x python':>9s}  "
-          f"{'river k/s':>9s} {'x river':>8s}  river model")
+    print(
+        f"{'detector':10s} {'kernel M/s':>10s} {'(cpu M/s)':>9s} {'python k/s':>10s} {'x python':>9s}  "
+        f"{'river k/s':>9s} {'x river':>8s}  river model"
+    )
     for name in names:
         started = time.perf_counter()
         create(name).score_learn(np.zeros(3, np.int64), np.zeros(3), np.ones(3))
         compile_s = time.perf_counter() - started
-        fast = kernel_rate(name, args.series, args.points, args.warm, args.runs)
+        fast, fast_cpu = kernel_rate(name, args.series, args.points, args.warm, args.runs)
         slow = plain_rate(name, args.slow_series, args.python_points, args.warm, max(1, args.runs // 2))
-        cells = f"{name:10s} {fast / 1e6:10.1f} {slow / 1e3:10.1f} {fast / slow:9.0f}"
+        cells = f"{name:10s} {fast / 1e6:10.2f} {fast_cpu / 1e6:9.2f} {slow / 1e3:10.1f} {fast / slow:9.0f}"
         if river is not None and name in river:
             label, make, step = river[name]
             r = river_rate(make, step, args.slow_series, args.river_points, args.warm, max(1, args.runs // 2))
