@@ -65,11 +65,13 @@ def senml_payloads(packs: int, per_pack: int, start: datetime) -> Payloads:
         records: list[dict[str, object]] = []
         for i in range(per_pack):
             t = 10 * i
-            records += [{"n": "vehicle_count", "u": "count", "v": 40 + i % 7, "t": t},
-                        {"n": "interval_s", "u": "s", "v": 60, "t": t},
-                        {"n": "speed_kmh", "u": "km/h", "v": 35.5, "t": t},
-                        {"n": "occupancy_pct", "u": "%", "v": 12.0, "t": t},
-                        {"n": "seq", "v": p * per_pack + i, "t": t}]
+            records += [
+                {"n": "vehicle_count", "u": "count", "v": 40 + i % 7, "t": t},
+                {"n": "interval_s", "u": "s", "v": 60, "t": t},
+                {"n": "speed_kmh", "u": "km/h", "v": 35.5, "t": t},
+                {"n": "occupancy_pct", "u": "%", "v": 12.0, "t": t},
+                {"n": "seq", "v": p * per_pack + i, "t": t},
+            ]
         records[0] = {"bn": f"urn:dev:urbanpulse:{device.device_id}:", "bt": base.timestamp(), **records[0]}
         out.append((reading_topic(device.kind, device.device_id), json.dumps(records).encode()))
     return out
@@ -102,8 +104,9 @@ def bare_paho_drain(port: int, payloads: Payloads) -> float:
             done.set()
 
     def session(clean: bool) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare",
-                             protocol=mqtt.MQTTv311, clean_session=clean)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv311, clean_session=clean
+        )
         client.on_message = on_message
         client.connect("127.0.0.1", port)
         return client
@@ -159,9 +162,12 @@ def raw_copy(dsn: str, payloads: Payloads) -> tuple[float, int]:
         conn.execute("CREATE UNLOGGED TABLE bare_traffic (LIKE traffic_readings)")
         conn.execute("ALTER TABLE bare_traffic SET LOGGED")
         started = time.perf_counter()
-        with conn.transaction(), conn.cursor().copy(
-            "COPY bare_traffic (" + ", ".join(c.name for c in columns) + ") FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        with (
+            conn.transaction(),
+            conn.cursor().copy(
+                "COPY bare_traffic (" + ", ".join(c.name for c in columns) + ") FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
             copy.set_types([c.pg_type for c in columns])
             for row in rows:
                 copy.write_row(row)
@@ -180,9 +186,13 @@ def main() -> None:
         for run in range(args.repeat):
             with PostgresServer(Path(tmp) / f"pg{run}") as pg, MosquittoServer(Path(tmp) / f"mq{run}") as mq:
                 migrate(pg.dsn)
-                settings = Settings(broker=BrokerSettings(port=mq.port), database=DatabaseSettings(dsn=pg.dsn),
-                                    gateway=GatewaySettings(spool_dir=Path(tmp) / f"spool{run}", metrics_port=None,
-                                                                    require_registration=False))
+                settings = Settings(
+                    broker=BrokerSettings(port=mq.port),
+                    database=DatabaseSettings(dsn=pg.dsn),
+                    gateway=GatewaySettings(
+                        spool_dir=Path(tmp) / f"spool{run}", metrics_port=None, require_registration=False
+                    ),
+                )
                 singles = single_payloads(args.messages, start)
                 packs = senml_payloads(args.packs, 50, start - timedelta(days=1))
                 figures["bare"].append(len(singles) / bare_paho_drain(mq.port, singles))
@@ -194,10 +204,14 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in figures.items()}
     print(f"\nmedians of {args.repeat} runs (readings/s):")
     print(f"  bare paho subscriber, parse only (ceiling) {med['bare']:>12,.0f} msg/s")
-    print(f"  gateway, 1 reading per message            {med['single']:>12,.0f}   "
-          f"{med['single'] / med['bare']:.2f} x ceiling, {med['single'] / med['copy']:.2f} x raw COPY")
-    print(f"  gateway, SenML packs of 50                {med['senml']:>12,.0f}   "
-          f"{med['senml'] / med['bare']:.2f} x ceiling, {med['senml'] / med['copy']:.2f} x raw COPY")
+    print(
+        f"  gateway, 1 reading per message            {med['single']:>12,.0f}   "
+        f"{med['single'] / med['bare']:.2f} x ceiling, {med['single'] / med['copy']:.2f} x raw COPY"
+    )
+    print(
+        f"  gateway, SenML packs of 50                {med['senml']:>12,.0f}   "
+        f"{med['senml'] / med['bare']:.2f} x ceiling, {med['senml'] / med['copy']:.2f} x raw COPY"
+    )
     print(f"  raw binary COPY into a bare table         {med['copy']:>12,.0f}")
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 
 import psycopg
 from psycopg import AsyncConnection
@@ -84,21 +85,26 @@ class Pending:
         """Devices heard from in this batch, with the latest arrival."""
         out: dict[str, datetime] = {}
         for m in self.messages:
-            for reading in m.parsed.readings:
-                out[reading.device_id] = max(out.get(reading.device_id, m.parsed.received_at), m.parsed.received_at)
+            arrived = m.parsed.received_at
+            for device_id in {reading.device_id for reading in m.parsed.readings}:
+                out[device_id] = max(out.get(device_id, arrived), arrived)
         return out
 
     def presence(self) -> list[tuple[str, bool, datetime]]:
-        return [(m.topic.rsplit("/", 1)[-1], m.presence, m.parsed.received_at)
-                for m in self.messages if m.presence is not None]
+        return [
+            (m.topic.rsplit("/", 1)[-1], m.presence, m.parsed.received_at)
+            for m in self.messages
+            if m.presence is not None
+        ]
 
     def batch(self) -> Batch:
         out = Batch()
         for message in self.messages:
-            if message.parsed.kind is not None:
-                for reading in message.parsed.readings:
-                    out.add(message.parsed.kind, reading, message.parsed.received_at)
-            for letter in message.parsed.rejected:
+            parsed = message.parsed
+            if parsed.kind is not None and parsed.readings:  # Batch.add, a message at a time
+                out.readings.setdefault(parsed.kind, []).extend(parsed.readings)
+                out.received_at.setdefault(parsed.kind, []).extend(repeat(parsed.received_at, len(parsed.readings)))
+            for letter in parsed.rejected:
                 out.reject(letter)
         return out
 
@@ -173,8 +179,7 @@ class Committer:
         items = [SpooledMessage(m.topic, m.payload, m.parsed.received_at) for m in pending.messages]
         size = sum(len(m.topic) + len(m.payload) + 16 for m in items)
         if not self.spool.has_room(size):
-            log.warning("spool full (%d bytes): holding acknowledgements until the database returns",
-                        self.spool.bytes)
+            log.warning("spool full (%d bytes): holding acknowledgements until the database returns", self.spool.bytes)
             return False
         self.spool.append(items)
         self.stats.spooled += len(items)
@@ -202,8 +207,12 @@ class Committer:
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
-                letter = DeadLetter(topic=message.topic, payload=message.payload, received_at=utc_now(),
-                                    reason=f"database refused the message: {exc}".replace("\x00", ""))
+                letter = DeadLetter(
+                    topic=message.topic,
+                    payload=message.payload,
+                    received_at=utc_now(),
+                    reason=f"database refused the message: {exc}".replace("\x00", ""),
+                )
                 message.parsed = Parsed(kind=None, rejected=[letter], received_at=letter.received_at)
                 result = await self._write(single.batch())
             self._count(result, single)

@@ -43,16 +43,23 @@ from urbanpulse.gateway.registry import (
 )
 from urbanpulse.settings import Settings
 
-devices_app = typer.Typer(help="Device registry: add, import, list, disable, enable, rotate secrets.",
-                          no_args_is_help=True)
+devices_app = typer.Typer(
+    help="Device registry: add, import, list, disable, enable, rotate secrets.", no_args_is_help=True
+)
 broker_app = typer.Typer(help="Mosquitto configuration for an authenticated broker.", no_args_is_help=True)
 err = Console(stderr=True)
 
-BrokerDir = Annotated[Path | None, typer.Option(
-    help="Rewrite the broker's passwd and acl files in this folder after the change (the gateway's "
-         "account comes from URBANPULSE_BROKER__USERNAME / URBANPULSE_BROKER__PASSWORD).")]
-Reload = Annotated[str | None, typer.Option(
-    help="Then send SIGHUP to this broker (a pid, or Mosquitto's pid_file) so it re-reads them.")]
+BrokerDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Rewrite the broker's passwd and acl files in this folder after the change (the gateway's "
+        "account comes from URBANPULSE_BROKER__USERNAME / URBANPULSE_BROKER__PASSWORD)."
+    ),
+]
+Reload = Annotated[
+    str | None,
+    typer.Option(help="Then send SIGHUP to this broker (a pid, or Mosquitto's pid_file) so it re-reads them."),
+]
 
 
 @contextmanager
@@ -75,14 +82,17 @@ def _services(broker_dir: Path | None, reload: str | None) -> list[ServiceAccoun
         return []
     broker = Settings().broker
     if not broker.username or not broker.password:
-        msg = ("set URBANPULSE_BROKER__USERNAME and URBANPULSE_BROKER__PASSWORD (the gateway's broker account) "
-               "before writing broker files, or the gateway would be locked out")
+        msg = (
+            "set URBANPULSE_BROKER__USERNAME and URBANPULSE_BROKER__PASSWORD (the gateway's broker account) "
+            "before writing broker files, or the gateway would be locked out"
+        )
         raise RegistryError(msg)
     return [service_account("gateway", broker.username, broker.password)]
 
 
-def _sync_broker(conn: psycopg.Connection[TupleRow], broker_dir: Path | None, reload: str | None,
-                 services: list[ServiceAccount]) -> None:
+def _sync_broker(
+    conn: psycopg.Connection[TupleRow], broker_dir: Path | None, reload: str | None, services: list[ServiceAccount]
+) -> None:
     """Rewrite the broker's files from the (committed) registry and reload the broker, if asked."""
     if broker_dir is None:
         return
@@ -107,8 +117,15 @@ def add(
     """Register a device and print its secret (once: only its hash is kept)."""
     with _registry() as conn:
         services = _services(broker_dir, reload)
-        device = spec(device_id=device_id, kind=kind, province=province, district=district, lat=lat, lon=lon,
-                      firmware_version=firmware)
+        device = spec(
+            device_id=device_id,
+            kind=kind,
+            province=province,
+            district=district,
+            lat=lat,
+            lon=lon,
+            firmware_version=firmware,
+        )
         secret = add_device(conn, device)
         err.print(f"registered {device_id}; its secret follows, shown this once:", highlight=False)
         typer.echo(secret)
@@ -125,10 +142,15 @@ def _secrets_csv(pairs: list[tuple[str, str]]) -> str:
 
 @devices_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV: device_id,kind,province,district,lat,lon,firmware_version.",
-                                         exists=True, dir_okay=False)],
-    secrets_out: Annotated[Path | None, typer.Option(
-        help="Write device_id,secret here (a new file, mode 0600) instead of to stdout.")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: device_id,kind,province,district,lat,lon,firmware_version.", exists=True, dir_okay=False
+        ),
+    ],
+    secrets_out: Annotated[
+        Path | None, typer.Option(help="Write device_id,secret here (a new file, mode 0600) instead of to stdout.")
+    ] = None,
     broker_dir: BrokerDir = None,
     reload: Reload = None,
 ) -> None:
@@ -155,8 +177,9 @@ def import_(
             raise
         if not secrets_out:
             typer.echo(_secrets_csv(pairs), nl=False)
-        err.print(f"imported {len(pairs)} devices" + (f"; secrets in {secrets_out}" if secrets_out else ""),
-                  highlight=False)
+        err.print(
+            f"imported {len(pairs)} devices" + (f"; secrets in {secrets_out}" if secrets_out else ""), highlight=False
+        )
         _sync_broker(conn, broker_dir, reload, services)
 
 
@@ -168,14 +191,32 @@ def list_(
     """Show registered devices (never their secrets)."""
     with _registry() as conn:
         devices = list_devices(conn, kind, province)
-    table = Table("device", "kind", "province", "district", "lat", "lon", "firmware", "enabled", "online",
-                  "last seen", title=f"{len(devices)} devices")
+    table = Table(
+        "device",
+        "kind",
+        "province",
+        "district",
+        "lat",
+        "lon",
+        "firmware",
+        "enabled",
+        "online",
+        "last seen",
+        title=f"{len(devices)} devices",
+    )
     for d in devices:
-        table.add_row(d.device_id, d.kind.value, d.province or "", d.district or "",
-                      "" if d.lat is None else f"{d.lat:.5f}", "" if d.lon is None else f"{d.lon:.5f}",
-                      d.firmware_version or "", "yes" if d.enabled else "[red]no[/red]",
-                      "yes" if d.online else "no",
-                      d.last_seen.isoformat(timespec="seconds") if d.last_seen else "never")
+        table.add_row(
+            d.device_id,
+            d.kind.value,
+            d.province or "",
+            d.district or "",
+            "" if d.lat is None else f"{d.lat:.5f}",
+            "" if d.lon is None else f"{d.lon:.5f}",
+            d.firmware_version or "",
+            "yes" if d.enabled else "[red]no[/red]",
+            "yes" if d.online else "no",
+            d.last_seen.isoformat(timespec="seconds") if d.last_seen else "never",
+        )
     Console().print(table)
 
 
@@ -212,8 +253,13 @@ def rotate(device_id: str, broker_dir: BrokerDir = None, reload: Reload = None) 
 
 @broker_app.command("files")
 def files(
-    broker_dir: Annotated[Path, typer.Option(help="Folder of the passwd and acl files (the gateway's account "
-                                                  "comes from URBANPULSE_BROKER__USERNAME / __PASSWORD).")],
+    broker_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Folder of the passwd and acl files (the gateway's account "
+            "comes from URBANPULSE_BROKER__USERNAME / __PASSWORD)."
+        ),
+    ],
     reload: Reload = None,
 ) -> None:
     """Rewrite the broker's passwd and acl files from the registry (e.g. after restoring the database)."""
@@ -245,10 +291,15 @@ def config(
     text = broker_config(
         password_file=(password_file or folder / "passwd").absolute(),
         acl_file=(acl_file or folder / "acl").absolute(),
-        data_dir=data_dir.absolute(), port=port, bind=bind,
+        data_dir=data_dir.absolute(),
+        port=port,
+        bind=bind,
         tls=TlsFiles(tls_cert.absolute(), tls_key.absolute(), tls_ca.absolute())
-        if tls_cert and tls_key and tls_ca else None,
-        tls_port=tls_port, user=user, pid_file=pid_file.absolute() if pid_file else None,
+        if tls_cert and tls_key and tls_ca
+        else None,
+        tls_port=tls_port,
+        user=user,
+        pid_file=pid_file.absolute() if pid_file else None,
     )
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(out, text, mode=0o644)

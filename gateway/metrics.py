@@ -62,11 +62,18 @@ class GatewayMetrics:
     def __init__(self, read_stats: Callable[[], Mapping[str, object]]) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_StatsCollector(read_stats))
-        self.batch_size = Histogram("urbanpulse_gateway_batch_readings", "Readings per committed batch",
-                                    buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000), registry=self.registry)
-        self.write_seconds = Histogram("urbanpulse_gateway_write_seconds", "Batch commit latency",
-                                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-                                       registry=self.registry)
+        self.batch_size = Histogram(
+            "urbanpulse_gateway_batch_readings",
+            "Readings per committed batch",
+            buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+            registry=self.registry,
+        )
+        self.write_seconds = Histogram(
+            "urbanpulse_gateway_write_seconds",
+            "Batch commit latency",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

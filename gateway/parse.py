@@ -10,16 +10,18 @@ policy refuses readings more than ``max_future_skew`` ahead of or ``max_late`` b
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from urbanpulse.contract import READING_MODELS, Kind, Reading, parse_topic, utc_now
-from urbanpulse.gateway import senml
+from urbanpulse.gateway import fastpath, senml
 from urbanpulse.ingest.batch import DeadLetter
 
 Identity = Callable[[str, Kind], str | None]
@@ -71,19 +73,30 @@ class _RefusalError(Exception):
         self.field_name = field_name
 
 
-def _decode(payload: bytes, limits: Limits) -> list[Any]:
+def _json(payload: bytes, fast: bool) -> Any:
+    """The decoded payload. ``fast``: pydantic-core's JSON parser first (about twice as fast); whatever it
+    refuses -- it is stricter than ``json`` on lone surrogate escapes, nesting and UTF-8 -- ``json`` reads
+    again, so the outcome and every reason are ``json``'s."""
+    if fast:
+        with contextlib.suppress(ValueError):
+            return pydantic_core.from_json(payload)
+    return json.loads(payload.decode("utf-8"))
+
+
+def _decode(payload: bytes, limits: Limits, fast: bool = False) -> list[Any]:
     """The payload's readings as JSON values; raises _RefusalError for the message as a whole."""
     if len(payload) > limits.max_payload_bytes:
         raise _RefusalError(
             f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}", "payload"
         )
     try:
-        document = json.loads(payload.decode("utf-8"))
+        document = _json(payload, fast)
     except UnicodeDecodeError as exc:
         raise _RefusalError(f"payload is not valid UTF-8 (byte {exc.start})", "payload") from None
     except json.JSONDecodeError as exc:
-        raise _RefusalError(f"payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                       "payload") from None
+        raise _RefusalError(
+            f"payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "payload"
+        ) from None
     except RecursionError:
         raise _RefusalError("payload is nested too deeply", "payload") from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
@@ -95,8 +108,9 @@ def _decode(payload: bytes, limits: Limits) -> list[Any]:
     if not document:
         raise _RefusalError("payload is an empty array", "payload")
     if len(document) > limits.max_readings_per_message:
-        raise _RefusalError(f"payload has {len(document)} readings, more than the limit of "
-                       f"{limits.max_readings_per_message}", "payload")
+        raise _RefusalError(
+            f"payload has {len(document)} readings, more than the limit of {limits.max_readings_per_message}", "payload"
+        )
     return document
 
 
@@ -124,31 +138,55 @@ def _reading(item: Any, kind: Kind, topic_device: str, received_at: datetime, li
     except ValidationError as exc:
         raise _RefusalError(*_describe(exc)) from None
     if reading.device_id != topic_device:
-        raise _RefusalError(f"device_id {reading.device_id!r} in payload differs from topic device "
-                       f"{_clean(topic_device)!r}", "device_id")
+        raise _RefusalError(
+            f"device_id {reading.device_id!r} in payload differs from topic device {_clean(topic_device)!r}",
+            "device_id",
+        )
     if reading.time > received_at + limits.max_future_skew:
         ahead = (reading.time - received_at).total_seconds()
-        raise _RefusalError(f"time {reading.time.isoformat()} is {ahead:.0f} s in the future (limit "
-                       f"{limits.max_future_skew.total_seconds():.0f} s)", "time")
+        raise _RefusalError(
+            f"time {reading.time.isoformat()} is {ahead:.0f} s in the future (limit "
+            f"{limits.max_future_skew.total_seconds():.0f} s)",
+            "time",
+        )
     if reading.time < received_at - limits.max_late:
         late = (received_at - reading.time).total_seconds()
-        raise _RefusalError(f"time {reading.time.isoformat()} is {_duration(late)} late; the limit is "
-                            f"{_duration(limits.max_late.total_seconds())}", "time")
+        raise _RefusalError(
+            f"time {reading.time.isoformat()} is {_duration(late)} late; the limit is "
+            f"{_duration(limits.max_late.total_seconds())}",
+            "time",
+        )
     return reading
 
 
 def parse_message(
-    topic: str, payload: bytes, received_at: datetime, limits: Limits | None = None, *,
+    topic: str,
+    payload: bytes,
+    received_at: datetime,
+    limits: Limits | None = None,
+    *,
     identity: Identity | None = None,
+    fast: bool = True,
 ) -> Parsed:
-    """Validate one MQTT message against the reading contract (and ``identity``, when given)."""
+    """Validate one MQTT message against the reading contract (and ``identity``, when given).
+
+    ``fast``: a SenML pack the fast path proves valid whole skips the per-record work (``fastpath``);
+    the outcome is the same either way.
+    """
     limits = limits or Limits()
     out = Parsed(received_at=received_at)
 
     def reject(reason: str, field_name: str | None, device_id: str | None = None, kind: str | None = None) -> None:
         out.rejected.append(
-            DeadLetter(topic=_clean(topic), payload=payload, reason=_clean(reason), received_at=received_at,
-                       field=None if field_name is None else _clean(field_name), device_id=device_id, kind=kind)
+            DeadLetter(
+                topic=_clean(topic),
+                payload=payload,
+                reason=_clean(reason),
+                received_at=received_at,
+                field=None if field_name is None else _clean(field_name),
+                device_id=device_id,
+                kind=kind,
+            )
         )
 
     parts = parse_topic(topic)
@@ -167,8 +205,21 @@ def parse_message(
         reject(refused, "device_id", device_id, kind)
         return out
     try:
-        document = _decode(payload, limits)
-        items: list[Any] = senml.readings(document, kind, received_at) if senml.is_senml(document) else document
+        document = _decode(payload, limits, fast)
+        is_senml = senml.is_senml(document)
+        if is_senml and fast:
+            accepted = fastpath.senml_pack(
+                document,
+                kind,
+                parts.device_id,
+                received_at,
+                received_at - limits.max_late,
+                received_at + limits.max_future_skew,
+            )
+            if accepted is not None:
+                out.readings = accepted
+                return out
+        items: list[Any] = senml.readings(document, kind, received_at) if is_senml else document
     except _RefusalError as refusal:
         reject(refusal.reason, refusal.field_name, device_id, kind)
         return out

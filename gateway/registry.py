@@ -169,8 +169,19 @@ def _insert(conn: Conn, devices: Sequence[DeviceSpec]) -> list[tuple[str, str]]:
         cur.executemany(
             "INSERT INTO devices (device_id, kind, province, district, lat, lon, firmware_version, secret_hash)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [(d.device_id, d.kind.value, d.province, d.district, d.lat, d.lon, d.firmware_version,
-              hash_secret(secret)) for d, (_, secret) in zip(devices, secrets_out, strict=True)],
+            [
+                (
+                    d.device_id,
+                    d.kind.value,
+                    d.province,
+                    d.district,
+                    d.lat,
+                    d.lon,
+                    d.firmware_version,
+                    hash_secret(secret),
+                )
+                for d, (_, secret) in zip(devices, secrets_out, strict=True)
+            ],
         )
     return secrets_out
 
@@ -184,8 +195,9 @@ def add_device(conn: Conn, device: DeviceSpec) -> str:
         return _insert(conn, [device])[0][1]
 
 
-def import_devices(conn: Conn, devices: Sequence[DeviceSpec], lines: Mapping[str, int] | None = None
-                   ) -> list[tuple[str, str]]:
+def import_devices(
+    conn: Conn, devices: Sequence[DeviceSpec], lines: Mapping[str, int] | None = None
+) -> list[tuple[str, str]]:
     """Register all ``devices`` or none; return ``(device_id, secret)`` pairs.
 
     Runs in the caller's transaction if there is one (so the caller can save the secrets before the
@@ -193,8 +205,9 @@ def import_devices(conn: Conn, devices: Sequence[DeviceSpec], lines: Mapping[str
     line when ``lines`` maps ids to lines).
     """
     with conn.transaction():
-        taken = conn.execute("SELECT device_id FROM devices WHERE device_id = ANY(%s)",
-                             [[d.device_id for d in devices]]).fetchall()
+        taken = conn.execute(
+            "SELECT device_id FROM devices WHERE device_id = ANY(%s)", [[d.device_id for d in devices]]
+        ).fetchall()
         if taken:
             ids = sorted((str(row[0]) for row in taken), key=lambda i: (lines or {}).get(i, 0))
             where = f"line {lines[ids[0]]}: " if lines and ids[0] in lines else ""
@@ -216,8 +229,9 @@ def list_devices(conn: Conn, kind: Kind | None = None, province: str | None = No
 
 def _update(conn: Conn, device_id: str, assignment: str, value: object) -> None:
     with conn.transaction():
-        found = conn.execute(f"UPDATE devices SET {assignment} WHERE device_id = %s RETURNING 1",
-                             [value, device_id]).fetchone()
+        found = conn.execute(
+            f"UPDATE devices SET {assignment} WHERE device_id = %s RETURNING 1", [value, device_id]
+        ).fetchone()
     if not found:
         msg = f"unknown device {device_id!r}"
         raise RegistryError(msg)

@@ -71,9 +71,11 @@ _TEXT = frozenset(("bn", "bu", "n", "u", "vs", "vd"))
 _NUMBER = frozenset(("bt", "bv", "bs", "t", "ut", "v", "s"))
 _LABELS = _TEXT | _NUMBER | {"vb", "bver"}
 _VALUES = ("v", "vs", "vb", "vd")
-_RESERVED = frozenset(("device_id", "time", "kind"))
-_NAME = re.compile(r"(?:urn:dev:urbanpulse:)?(?P<device>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})[:/]"
-                   r"(?P<field>[A-Za-z0-9_.-]{1,64})")
+RESERVED = frozenset(("device_id", "time", "kind"))
+NAME = re.compile(
+    r"(?:urn:dev:urbanpulse:)?(?P<device>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})[:/]"
+    r"(?P<field>[A-Za-z0-9_.-]{1,64})"
+)
 
 Value = float | int | str | bool
 
@@ -110,8 +112,14 @@ def _show(text: str, limit: int = 64) -> str:
 
 
 def _type_name(value: Any) -> str:
-    names = {bool: "a boolean", str: "a string", int: "a number", float: "a number", list: "an array",
-             dict: "an object"}
+    names = {
+        bool: "a boolean",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+    }
     return names.get(type(value), "null")
 
 
@@ -133,8 +141,9 @@ def _check_labels(index: int, record: dict[str, Any]) -> None:
             raise SenmlError(f"{where}: {label} must be a number, not {_type_name(value)}", label)
     if "vb" in record and not isinstance(record["vb"], bool):
         raise SenmlError(f"{where}: vb must be a boolean, not {_type_name(record['vb'])}", "vb")
-    if "bver" in record and (not isinstance(record["bver"], int) or isinstance(record["bver"], bool)
-                             or not 0 < record["bver"] <= VERSION):
+    if "bver" in record and (
+        not isinstance(record["bver"], int) or isinstance(record["bver"], bool) or not 0 < record["bver"] <= VERSION
+    ):
         raise SenmlError(f"{where}: bver must be a SenML version from 1 to {VERSION}", "bver")
 
 
@@ -147,6 +156,14 @@ def _sum(index: int, label: str, base: Any, value: Any) -> Any:
         raise SenmlError(f"SenML record {index}: b{label} + {label} is out of range", label) from None
 
 
+def absolute_time(seconds: float, received_at: datetime) -> datetime:
+    """``bt + t`` as a time: Unix time from 2**28 on, else relative to ``received_at``; raises
+    OverflowError, ValueError or OSError when out of range."""
+    if seconds >= RELATIVE_BEFORE:
+        return datetime.fromtimestamp(seconds, UTC)
+    return received_at + timedelta(seconds=seconds)
+
+
 def _time(index: int, base: Any, offset: Any, received_at: datetime) -> datetime:
     try:
         seconds = float(_sum(index, "t", base, offset))
@@ -155,9 +172,7 @@ def _time(index: int, base: Any, offset: Any, received_at: datetime) -> datetime
     if not math.isfinite(seconds):
         raise SenmlError(f"SenML record {index}: time bt + t is not a finite number", "time")
     try:
-        if seconds >= RELATIVE_BEFORE:
-            return datetime.fromtimestamp(seconds, UTC)
-        return received_at + timedelta(seconds=seconds)
+        return absolute_time(seconds, received_at)
     except (OverflowError, ValueError, OSError):
         raise SenmlError(f"SenML record {index}: time bt + t = {seconds:g} s is out of range", "time") from None
 
@@ -194,19 +209,24 @@ def resolve(pack: list[Any], received_at: datetime) -> list[Record]:
         _check_labels(index, record)
         if "bver" in record:
             if version is not None and record["bver"] != version:
-                raise SenmlError(f"SenML record {index}: bver {record['bver']} differs from {version}; a pack has "
-                                 "one version", "bver")
+                raise SenmlError(
+                    f"SenML record {index}: bver {record['bver']} differs from {version}; a pack has one version",
+                    "bver",
+                )
             version = record["bver"]
         base.update((label, value) for label, value in record.items() if label in ("bn", "bt", "bu", "bv", "bs"))
         name = base.get("bn", "") + record.get("n", "")
         if not name:
             raise SenmlError(f"SenML record {index} has no name (n, or bn in it or an earlier record)", "n")
-        match = _NAME.fullmatch(name)
+        match = NAME.fullmatch(name)
         if match is None:
-            raise SenmlError(f"SenML record {index}: name {_show(name)} is not {URN_PREFIX}<device_id>:<field>, "
-                             "<device_id>/<field> or <device_id>:<field>", "n")
+            raise SenmlError(
+                f"SenML record {index}: name {_show(name)} is not {URN_PREFIX}<device_id>:<field>, "
+                "<device_id>/<field> or <device_id>:<field>",
+                "n",
+            )
         field = match["field"]
-        if field in _RESERVED:
+        if field in RESERVED:
             raise SenmlError(f"SenML record {index}: {field} is not a field a record may carry", "n")
         time = _time(index, base.get("bt"), record.get("t", 0), received_at)
         unit = record["u"] if "u" in record else base.get("bu")
@@ -224,8 +244,10 @@ def _unit_problem(record: Record, kind: Kind) -> str | None:
         return None
     if record.unit is None or record.unit in accepted:
         return None
-    return (f"SenML record {record.index}: unit {_show(record.unit)} does not match {record.field}, "
-            f"which takes {' or '.join(accepted)}")
+    return (
+        f"SenML record {record.index}: unit {_show(record.unit)} does not match {record.field}, "
+        f"which takes {' or '.join(accepted)}"
+    )
 
 
 def _assemble(device_id: str, time: datetime, records: list[Record], kind: Kind) -> dict[str, Any] | SenmlError:
@@ -233,8 +255,11 @@ def _assemble(device_id: str, time: datetime, records: list[Record], kind: Kind)
     first: dict[str, int] = {}
     for record in records:
         if record.field in first:
-            return SenmlError(f"{record.field} is given twice at {time.isoformat()} (SenML records "
-                              f"{first[record.field]} and {record.index})", record.field)
+            return SenmlError(
+                f"{record.field} is given twice at {time.isoformat()} (SenML records "
+                f"{first[record.field]} and {record.index})",
+                record.field,
+            )
         first[record.field] = record.index
         problem = _unit_problem(record, kind)
         if problem is not None:

@@ -91,8 +91,12 @@ class Gateway:
     async def __aenter__(self) -> Self:
         db, g = self.settings.database, self.settings.gateway
         self._pool = AsyncConnectionPool(
-            db.dsn, min_size=db.pool_min, max_size=db.pool_max, open=False,
-            kwargs={"autocommit": True}, reconnect_timeout=0,
+            db.dsn,
+            min_size=db.pool_min,
+            max_size=db.pool_max,
+            open=False,
+            kwargs={"autocommit": True},
+            reconnect_timeout=0,
         )
         await self._pool.open(wait=False)
         spool = Spool(g.spool_dir / self.client_id, g.spool_max_bytes)
@@ -125,8 +129,14 @@ class Gateway:
         props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
         props.ReceiveMaximum = min(max(g.receive_maximum, 1), 65535)
         client = aiomqtt.Client(
-            b.host, b.port, username=b.username, password=b.password, identifier=self.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props,
+            b.host,
+            b.port,
+            username=b.username,
+            password=b.password,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
             keepalive=b.keepalive,
             # aiomqtt waits for CONNACK / SUBACK without noticing a dropped connection: bound every wait
             timeout=OPERATION_TIMEOUT,
@@ -199,33 +209,36 @@ class Gateway:
         queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=1)
         writer = asyncio.create_task(self._writer(client, queue))
         stopper = asyncio.create_task(stop.wait())
+        # aiomqtt's queue of received messages, read directly: everything already there is taken in one
+        # go, and a task waits on the queue only when it is empty. Cancelling ``Queue.get`` loses nothing
+        # (the item stays queued until the getter runs), unlike cancelling aiomqtt's iterator.
+        inbox: asyncio.Queue[aiomqtt.Message] = client._queue
+        disconnected: asyncio.Future[None] = client._disconnected
         pending = Pending()
         g = self.settings.gateway
-        messages = aiomqtt.client.MessagesIterator(client)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + g.batch_seconds
-        # The receive is never cancelled while the connection lives: cancelling aiomqtt's
-        # __anext__ can drop a message it already took from the queue.
-        nxt: asyncio.Future[Any] | None = None
+        getter: asyncio.Future[aiomqtt.Message] | None = None
         try:
             while not stop.is_set():
-                timeout = deadline - loop.time()
-                if pending.messages and (timeout <= 0 or pending.readings >= g.batch_size):
+                if pending.messages and (loop.time() >= deadline or pending.readings >= g.batch_size):
                     await queue.put(pending)
                     pending = Pending()
                 if not pending.messages:
                     deadline = loop.time() + g.batch_seconds
-                    timeout = g.batch_seconds
-                if nxt is None:
-                    nxt = asyncio.ensure_future(messages.__anext__())
-                done, _ = await asyncio.wait({nxt, stopper, writer}, timeout=max(timeout, 0.0),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if writer in done:
-                    writer.result()  # re-raise the writer's failure
-                if nxt in done:
-                    message = nxt.result()  # raises MqttError when the connection dropped
-                    nxt = None
-                    pending.append(self._accept(message))
+                if inbox.empty():
+                    getter = asyncio.ensure_future(inbox.get())
+                    message = await _first(getter, writer, {stopper, disconnected}, deadline - loop.time())
+                    getter = None
+                    if message is not None:
+                        pending.append(self._accept(message, utc_now()))
+                    if disconnected.done():
+                        msg = "Disconnected during message iteration"
+                        raise aiomqtt.MqttError(msg) from disconnected.exception()
+                    continue
+                received_at = utc_now()  # one clock reading for what arrived together
+                while not inbox.empty() and pending.readings < g.batch_size:
+                    pending.append(self._accept(inbox.get_nowait(), received_at))
             # clean stop: flush what we hold and give the writer a grace period to make it durable and
             # acknowledge it (whatever is left unacknowledged, the broker sends again)
             if pending.messages and not queue.full():
@@ -236,7 +249,7 @@ class Gateway:
         finally:
             # A message taken but not made durable is not acknowledged: the broker sends it again.
             self.stats.unacked = 0
-            for task in (nxt, stopper, writer):
+            for task in (getter, stopper, writer):
                 if task is not None:
                     task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
@@ -258,11 +271,11 @@ class Gateway:
     def _reparse(self, item: SpooledMessage) -> Parsed:
         return self._parse(item.topic, item.payload, item.received_at)
 
-    def _accept(self, message: aiomqtt.Message) -> Message:
+    def _accept(self, message: aiomqtt.Message, now: datetime) -> Message:
         self.stats.messages += 1
         self.stats.unacked += 1
         payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
-        topic, now = message.topic.value, utc_now()
+        topic = message.topic.value
         parts = parse_topic(topic)
         if parts is not None and parts.kind in IGNORED_KINDS:  # the platform's own publications
             return Message(topic, payload, message.mid, message.qos, Parsed(received_at=now))
@@ -294,3 +307,22 @@ class Gateway:
                         self.stats.acked += 1
             finally:
                 queue.task_done()
+
+
+async def _first(
+    getter: asyncio.Future[aiomqtt.Message],
+    writer: asyncio.Task[None],
+    others: set[asyncio.Future[Any]],
+    seconds: float,
+) -> aiomqtt.Message | None:
+    """Wait until ``getter``, ``writer`` or one of ``others`` is done, or ``seconds``; the message, if one
+    came. A failed writer re-raises here; ``getter`` is cancelled when it is not done (nothing is lost:
+    an item stays queued until a getter takes it)."""
+    waiting: set[asyncio.Future[Any]] = {getter, writer, *others}
+    done, _ = await asyncio.wait(waiting, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    if writer in done:
+        writer.result()
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    return None

@@ -38,8 +38,13 @@ def encode(messages: Iterable[SpooledMessage]) -> bytes:
     parts: list[bytes] = []
     for m in messages:
         topic = m.topic.encode("utf-8", "surrogatepass")
-        parts += [_LEN.pack(len(topic)), topic, _LEN.pack(len(m.payload)), m.payload,
-                  _TIME.pack(m.received_at.timestamp())]
+        parts += [
+            _LEN.pack(len(topic)),
+            topic,
+            _LEN.pack(len(m.payload)),
+            m.payload,
+            _TIME.pack(m.received_at.timestamp()),
+        ]
     return b"".join(parts)
 
 
@@ -49,10 +54,10 @@ def decode(data: bytes) -> list[SpooledMessage]:
     pos = 0
     while pos < len(data):
         (n,) = _LEN.unpack_from(view, pos)
-        topic = bytes(view[pos + 4: pos + 4 + n]).decode("utf-8", "surrogatepass")
+        topic = bytes(view[pos + 4 : pos + 4 + n]).decode("utf-8", "surrogatepass")
         pos += 4 + n
         (n,) = _LEN.unpack_from(view, pos)
-        payload = bytes(view[pos + 4: pos + 4 + n])
+        payload = bytes(view[pos + 4 : pos + 4 + n])
         pos += 4 + n
         (stamp,) = _TIME.unpack_from(view, pos)
         pos += _TIME.size

@@ -65,8 +65,7 @@ def test_gateway_killed_three_times(database: str, broker: MosquittoServer, tmp_
     assert stored == wanted
 
 
-def test_database_stopped_for_30_seconds(pg_server: PostgresServer, broker: MosquittoServer,
-                                         tmp_path: Path) -> None:
+def test_database_stopped_for_30_seconds(pg_server: PostgresServer, broker: MosquittoServer, tmp_path: Path) -> None:
     settings = _settings(pg_server.dsn, broker, tmp_path, metrics_port=0)
     sent = steady_stream(devices_per_kind=50, steps=134)
     health: list[tuple[int, bool]] = []

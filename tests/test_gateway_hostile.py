@@ -11,6 +11,7 @@ the same generator goes through the real broker, gateway and database. Recorded 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import random
@@ -35,15 +36,56 @@ from urbanpulse.sim.stream import SimMessage
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).parent / "fixtures" / "hostile.jsonl"
-NASTY = ("'); DROP TABLE air_readings; --", "Robert'); DROP TABLE ispeed_readings;--", "' OR '1'='1", "\x00",
-         "a\x00b", "\ud800", "x\udfff", "\x1b[31mred\x1b[0m", "\t\r\n", "\x07\x08\x0b\x0c", "\x7f\x80\x9f",
-         "\u202egnp.exe", "%s%n%x", "${jndi:ldap://x/a}", "<script>alert(1)</script>", '"\\', "\U0001f642",
-         "\ufeff", "\u2028\u2029", "NULL", "x" * 70)
-TOPIC_SAFE = ("'); DROP TABLE air_readings; --", "' OR '1'='1", "NULL;", "<b>", "air ", "AIR", "weather",
-              "\u00e9t\u00e9")
+NASTY = (
+    "'); DROP TABLE air_readings; --",
+    "Robert'); DROP TABLE ispeed_readings;--",
+    "' OR '1'='1",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "x\udfff",
+    "\x1b[31mred\x1b[0m",
+    "\t\r\n",
+    "\x07\x08\x0b\x0c",
+    "\x7f\x80\x9f",
+    "\u202egnp.exe",
+    "%s%n%x",
+    "${jndi:ldap://x/a}",
+    "<script>alert(1)</script>",
+    '"\\',
+    "\U0001f642",
+    "\ufeff",
+    "\u2028\u2029",
+    "NULL",
+    "x" * 70,
+)
+TOPIC_SAFE = (
+    "'); DROP TABLE air_readings; --",
+    "' OR '1'='1",
+    "NULL;",
+    "<b>",
+    "air ",
+    "AIR",
+    "weather",
+    "\u00e9t\u00e9",
+)
 VALID = ("valid", "valid_text", "valid_senml")
-HOSTILE = ("huge", "deep", "utf8", "nonfinite", "wrong_type", "missing", "extra", "range", "time", "junk", "topic",
-           "text", "truncated", "senml_bad")
+HOSTILE = (
+    "huge",
+    "deep",
+    "utf8",
+    "nonfinite",
+    "wrong_type",
+    "missing",
+    "extra",
+    "range",
+    "time",
+    "junk",
+    "topic",
+    "text",
+    "truncated",
+    "senml_bad",
+)
 INTS = frozenset(("seq", "vehicle_count", "interval_s"))
 TEXTS = frozenset(("device_id", "operator", "province", "network"))
 
@@ -83,17 +125,34 @@ def native(kind: Kind, device: str, at: datetime, rnd: random.Random, text: dict
     body: dict[str, Any] = {"device_id": device, "time": stamp, "seq": rnd.randint(0, 2**40)}
     u = rnd.uniform
     if kind is Kind.AIR:
-        body |= {"pm25": round(u(0, 900), 1), "pm10": round(u(0, 1900), 1), "temperature": round(u(-40, 60), 1),
-                 "humidity": round(u(0, 100), 1), "noise": rnd.choice([None, round(u(20, 140), 1)])}
+        body |= {
+            "pm25": round(u(0, 900), 1),
+            "pm10": round(u(0, 1900), 1),
+            "temperature": round(u(-40, 60), 1),
+            "humidity": round(u(0, 100), 1),
+            "noise": rnd.choice([None, round(u(20, 140), 1)]),
+        }
     elif kind is Kind.TRAFFIC:
-        body |= {"vehicle_count": rnd.randint(0, 20000), "interval_s": rnd.randint(1, 3600),
-                 "speed_kmh": round(u(0, 250), 1), "occupancy_pct": round(u(0, 100), 1)}
+        body |= {
+            "vehicle_count": rnd.randint(0, 20000),
+            "interval_s": rnd.randint(1, 3600),
+            "speed_kmh": round(u(0, 250), 1),
+            "occupancy_pct": round(u(0, 100), 1),
+        }
     else:
-        body |= {"download_mbps": round(u(0, 9000), 2), "upload_mbps": round(u(0, 900), 2),
-                 "latency_ms": round(u(0, 900), 1), "jitter_ms": round(u(0, 90), 1),
-                 "packet_loss_pct": round(u(0, 100), 1), "network": rnd.choice(["4G", "5G"]),
-                 "rsrp_dbm": round(u(-140, -44), 1), "lat": round(u(-90, 90), 5), "lon": round(u(-180, 180), 5),
-                 "operator": text.get("operator", "Viettel"), "province": text.get("province", "Ha Noi")}
+        body |= {
+            "download_mbps": round(u(0, 9000), 2),
+            "upload_mbps": round(u(0, 900), 2),
+            "latency_ms": round(u(0, 900), 1),
+            "jitter_ms": round(u(0, 90), 1),
+            "packet_loss_pct": round(u(0, 100), 1),
+            "network": rnd.choice(["4G", "5G"]),
+            "rsrp_dbm": round(u(-140, -44), 1),
+            "lat": round(u(-90, 90), 5),
+            "lon": round(u(-180, 180), 5),
+            "operator": text.get("operator", "Viettel"),
+            "province": text.get("province", "Ha Noi"),
+        }
     return body
 
 
@@ -134,11 +193,17 @@ def deep(rnd: random.Random, body: dict[str, Any]) -> bytes:
             return b'{"a":' * depth + b"1" + b"}" * depth
         case 2:
             inner = "[" * rnd.randint(2, 900) + "1" + "]" * 0
-            return json.dumps({**body, "seq": "DEEP"}).replace('"DEEP"', inner + inner[::-1].replace("[", "]")
-                                                                 .replace("1", "")).encode()
+            return (
+                json.dumps({**body, "seq": "DEEP"})
+                .replace('"DEEP"', inner + inner[::-1].replace("[", "]").replace("1", ""))
+                .encode()
+            )
         case _:
-            return json.dumps([{"n": "x/pm25", "v": 1}, {"n": "x/pm10", "v": "DEEP"}]).replace(
-                '"DEEP"', "[" * depth + "]" * depth).encode()
+            return (
+                json.dumps([{"n": "x/pm25", "v": 1}, {"n": "x/pm10", "v": "DEEP"}])
+                .replace('"DEEP"', "[" * depth + "]" * depth)
+                .encode()
+            )
 
 
 def senml_bad(rnd: random.Random, pack: list[dict[str, Any]], nasty: str) -> list[dict[str, Any]]:
@@ -192,8 +257,9 @@ def make_case(  # noqa: PLR0912 - one branch per family of hostile payload
             text = {k: body[k] for k in ("operator", "province") if k in body}
             payload = senml(body, at, rnd)
         case "huge":
-            payload = rnd.choice([b" " * 65537 + dump(body, rnd), dump({**body, "seq": "x" * 70000}, rnd),
-                                  dump([{}] * 1001, rnd)])
+            payload = rnd.choice(
+                [b" " * 65537 + dump(body, rnd), dump({**body, "seq": "x" * 70000}, rnd), dump([{}] * 1001, rnd)]
+            )
         case "deep":
             payload = deep(rnd, body)
         case "utf8":
@@ -226,11 +292,19 @@ def make_case(  # noqa: PLR0912 - one branch per family of hostile payload
                     body["device_id"] = segment
                 topic = reading_topic(kind, segment) if body["device_id"] == segment else reading_topic(segment, device)
             else:
-                topic = rnd.choice([reading_topic(nasty, device), f"{topic}/{nasty}", nasty,
-                                    f"urbanpulse/v2/{kind}/{device}", reading_topic(kind, nasty)])
+                topic = rnd.choice(
+                    [
+                        reading_topic(nasty, device),
+                        f"{topic}/{nasty}",
+                        nasty,
+                        f"urbanpulse/v2/{kind}/{device}",
+                        reading_topic(kind, nasty),
+                    ]
+                )
         case "text":
-            name = rnd.choice(["device_id", "time", "kind", *(["network", "operator", "province"] if kind is Kind.ISPEED
-                                                               else [])])
+            name = rnd.choice(
+                ["device_id", "time", "kind", *(["network", "operator", "province"] if kind is Kind.ISPEED else [])]
+            )
             spoilt = nasty + rnd.choice(["\x00", "\ud800", "x" * 64])
             body[name] = nasty if name not in ("operator", "province") else spoilt
         case "truncated":
@@ -247,7 +321,8 @@ def make_case(  # noqa: PLR0912 - one branch per family of hostile payload
 def nasty_text() -> st.SearchStrategy[str]:
     extra = st.text(st.characters(exclude_categories=()), max_size=12)
     return st.builds(lambda a, b, c: a + b if c else b + a, st.sampled_from(NASTY), extra, st.booleans()).filter(
-        lambda s: not any(s == k for k in ("4G", "5G", *Kind)))
+        lambda s: not any(s == k for k in ("4G", "5G", *Kind))
+    )
 
 
 def check(case: Case) -> None:
@@ -268,13 +343,27 @@ def check(case: Case) -> None:
         assert parsed.rejected, case
 
 
+def collect_garbage_first() -> None:
+    """Deep payloads make ``json`` recurse to the interpreter's limit; a collection that starts there runs
+    the finalizers of earlier tests' garbage (sockets, connections) without stack, and pytest reports
+    their RecursionError. Collecting first keeps these tests independent of what ran before."""
+    gc.collect()
+
+
 def test_hostile_payloads_are_dead_lettered_and_valid_ones_accepted() -> None:
+    collect_garbage_first()
     seen: Counter[str] = Counter()
 
-    @settings(max_examples=5200, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(hostile=st.sampled_from(HOSTILE), valid=st.sampled_from(VALID), seed=st.integers(0, 2**32),
-           nasty=nasty_text())
+    @settings(
+        max_examples=5200,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        hostile=st.sampled_from(HOSTILE), valid=st.sampled_from(VALID), seed=st.integers(0, 2**32), nasty=nasty_text()
+    )
     def run(hostile: str, valid: str, seed: int, nasty: str) -> None:
         rnd = random.Random(seed)
         for family in (hostile, valid):
@@ -292,8 +381,11 @@ def recorded() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("entry", recorded(), ids=lambda e: e["name"])
 def test_recorded_hostile_payloads(entry: dict[str, Any]) -> None:
-    payload = bytes.fromhex(entry["payload_hex"]) if "payload_hex" in entry else entry["payload"].encode(
-        "utf-8", "surrogatepass")
+    payload = (
+        bytes.fromhex(entry["payload_hex"])
+        if "payload_hex" in entry
+        else entry["payload"].encode("utf-8", "surrogatepass")
+    )
     parsed = parse_message(entry["topic"], payload, NOW)
     assert parsed.readings == []
     assert [(d.field, entry["words"] in d.reason) for d in parsed.rejected] == [(entry["field"], True)]
@@ -306,9 +398,10 @@ def corpus(count: int, seed: int, now: datetime) -> list[Case]:
     families = [*HOSTILE, *VALID, "valid_text", "valid_text"]
     out = []
     for n in range(count):
-        nasty = rnd.choice(NASTY) + "".join(chr(rnd.choice([rnd.randint(1, 0x7F), rnd.randint(0x80, 0x2FFF),
-                                                           rnd.randint(0xD800, 0xDFFF), 0x1F642]))
-                                            for _ in range(rnd.randint(0, 8)))
+        nasty = rnd.choice(NASTY) + "".join(
+            chr(rnd.choice([rnd.randint(1, 0x7F), rnd.randint(0x80, 0x2FFF), rnd.randint(0xD800, 0xDFFF), 0x1F642]))
+            for _ in range(rnd.randint(0, 8))
+        )
         out.append(make_case(rnd.choice(families), rnd, nasty, n, now, broker=True))
     return out
 
@@ -320,8 +413,12 @@ def test_hostile_payloads_through_broker_and_gateway(settings: Settings) -> None
     hostile = [c for c in cases if not c.valid]
     assert len(hostile) > 1200
     assert len(valid) > 300
-    sent = [SimMessage(c.topic, c.payload, c.kind.value, c.device_id, c.time if c.valid else None,
-                       None if c.valid else c.family) for c in cases]
+    sent = [
+        SimMessage(
+            c.topic, c.payload, c.kind.value, c.device_id, c.time if c.valid else None, None if c.valid else c.family
+        )
+        for c in cases
+    ]
     gateway, _ = asyncio.run(through_gateway(settings, sent))
     assert gateway.stats.messages == len(cases)
     with psycopg.connect(settings.database.dsn) as conn:

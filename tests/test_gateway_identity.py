@@ -29,10 +29,22 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 
 
 def air(device: str, minute: int, topic_device: str | None = None) -> SimMessage:
-    body = {"device_id": device, "time": (T0 + timedelta(minutes=minute)).isoformat(), "seq": minute,
-            "pm25": 20.0, "pm10": 30.0, "temperature": 28.0, "humidity": 70.0}
-    return SimMessage(reading_topic("air", topic_device or device), json.dumps(body).encode(), "air",
-                      topic_device or device, T0 + timedelta(minutes=minute))
+    body = {
+        "device_id": device,
+        "time": (T0 + timedelta(minutes=minute)).isoformat(),
+        "seq": minute,
+        "pm25": 20.0,
+        "pm10": 30.0,
+        "temperature": 28.0,
+        "humidity": 70.0,
+    }
+    return SimMessage(
+        reading_topic("air", topic_device or device),
+        json.dumps(body).encode(),
+        "air",
+        topic_device or device,
+        T0 + timedelta(minutes=minute),
+    )
 
 
 def test_only_registered_devices_may_publish(database: str, broker: MosquittoServer) -> None:
@@ -48,8 +60,9 @@ def test_only_registered_devices_may_publish(database: str, broker: MosquittoSer
         air("air-00000", 2, topic_device="air-00009"),  # unknown device in the topic
         air("air-00001", 3),  # disabled
         air("air-00009", 4, topic_device="air-00000"),  # payload speaks for another device than the topic
-        SimMessage(reading_topic("air", "traffic-00000"), json.dumps(traffic_body).encode(), "air",
-                   "traffic-00000", None),  # a traffic device sending air readings
+        SimMessage(
+            reading_topic("air", "traffic-00000"), json.dumps(traffic_body).encode(), "air", "traffic-00000", None
+        ),  # a traffic device sending air readings
         SimMessage(status_topic("air-00000"), b"online", "status", "air-00000", None),
     ]
     asyncio.run(through_gateway(settings, sent, concurrency=10))
@@ -57,7 +70,8 @@ def test_only_registered_devices_may_publish(database: str, broker: MosquittoSer
         stored = conn.execute("SELECT device_id, seq FROM air_readings").fetchall()
         reasons = [r[0] for r in conn.execute("SELECT reason FROM dead_letters ORDER BY id").fetchall()]
         online, last_seen = conn.execute(
-            "SELECT online, last_seen FROM devices WHERE device_id = 'air-00000'").fetchone() or (None, None)
+            "SELECT online, last_seen FROM devices WHERE device_id = 'air-00000'"
+        ).fetchone() or (None, None)
     assert stored == [("air-00000", 1)]
     assert len(reasons) == 4, reasons  # the status message is presence, not a dead letter
     assert any("unknown device 'air-00009'" in r for r in reasons)

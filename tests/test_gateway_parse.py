@@ -12,13 +12,40 @@ from urbanpulse.contract import Kind, parse_topic, reading_topic
 from urbanpulse.gateway.parse import Limits, parse_message
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-AIR = {"device_id": "air-1", "time": "2026-03-01T11:59:00Z", "seq": 3, "pm25": 12.0, "pm10": 20.0,
-       "temperature": 28.5, "humidity": 70.0}
-TRAFFIC = {"device_id": "tr-1", "time": "2026-03-01T11:59:00+07:00", "seq": 1, "vehicle_count": 42,
-           "interval_s": 60, "speed_kmh": 38.5, "occupancy_pct": 12.0}
-ISPEED = {"device_id": "sp-1", "time": 1772366340, "seq": 9, "download_mbps": 35.2, "upload_mbps": 12.1,
-          "latency_ms": 28.0, "jitter_ms": 3.1, "packet_loss_pct": 0.0, "operator": "Viettel",
-          "network": "4G", "rsrp_dbm": -95.0, "lat": 21.03, "lon": 105.85, "province": "Ha Noi"}
+AIR = {
+    "device_id": "air-1",
+    "time": "2026-03-01T11:59:00Z",
+    "seq": 3,
+    "pm25": 12.0,
+    "pm10": 20.0,
+    "temperature": 28.5,
+    "humidity": 70.0,
+}
+TRAFFIC = {
+    "device_id": "tr-1",
+    "time": "2026-03-01T11:59:00+07:00",
+    "seq": 1,
+    "vehicle_count": 42,
+    "interval_s": 60,
+    "speed_kmh": 38.5,
+    "occupancy_pct": 12.0,
+}
+ISPEED = {
+    "device_id": "sp-1",
+    "time": 1772366340,
+    "seq": 9,
+    "download_mbps": 35.2,
+    "upload_mbps": 12.1,
+    "latency_ms": 28.0,
+    "jitter_ms": 3.1,
+    "packet_loss_pct": 0.0,
+    "operator": "Viettel",
+    "network": "4G",
+    "rsrp_dbm": -95.0,
+    "lat": 21.03,
+    "lon": 105.85,
+    "province": "Ha Noi",
+}
 
 
 def body(base: dict[str, Any], **changes: Any) -> bytes:
@@ -30,14 +57,17 @@ def parse(kind: str, device: str, payload: bytes, limits: Limits | None = None):
     return parse_message(reading_topic(kind, device), payload, NOW, limits)
 
 
-@pytest.mark.parametrize(("kind", "device", "payload"), [
-    ("air", "air-1", body(AIR)),
-    ("air", "air-1", body(AIR, no2=40.0, co=900.0, noise=None)),
-    ("traffic", "tr-1", body(TRAFFIC)),
-    ("ispeed", "sp-1", body(ISPEED)),
-    ("air", "air-1", json.dumps([AIR, {**AIR, "time": "2026-03-01T11:58:00Z"}]).encode()),
-    ("air", "air-1", body(AIR, kind="air")),
-])
+@pytest.mark.parametrize(
+    ("kind", "device", "payload"),
+    [
+        ("air", "air-1", body(AIR)),
+        ("air", "air-1", body(AIR, no2=40.0, co=900.0, noise=None)),
+        ("traffic", "tr-1", body(TRAFFIC)),
+        ("ispeed", "sp-1", body(ISPEED)),
+        ("air", "air-1", json.dumps([AIR, {**AIR, "time": "2026-03-01T11:58:00Z"}]).encode()),
+        ("air", "air-1", body(AIR, kind="air")),
+    ],
+)
 def test_valid_messages_are_accepted(kind: str, device: str, payload: bytes) -> None:
     parsed = parse(kind, device, payload)
     assert parsed.rejected == []
@@ -46,33 +76,41 @@ def test_valid_messages_are_accepted(kind: str, device: str, payload: bytes) -> 
     assert all(r.time.tzinfo is not None and r.time.utcoffset() == timedelta(0) for r in parsed.readings)
 
 
-@pytest.mark.parametrize(("kind", "device", "payload", "field", "words"), [
-    ("air", "air-1", b'{"device_id": "air-1", "time"', "payload", "not valid JSON"),
-    ("air", "air-1", b"\xff\xfe{}", "payload", "UTF-8"),
-    ("air", "air-1", b"42", "payload", "JSON object"),
-    ("air", "air-1", b"[]", "payload", "empty"),
-    ("air", "air-1", body(AIR, pm25=...), "pm25", "Field required"),
-    ("air", "air-1", body(AIR, pm25=-1), "pm25", "greater than or equal"),
-    ("air", "air-1", body(AIR, pm25=5000), "pm25", "less than or equal"),
-    ("air", "air-1", body(AIR, pm25="12"), "pm25", "valid number"),
-    ("air", "air-1", body(AIR, pm25=True), "pm25", "valid number"),
-    ("air", "air-1", b'{"device_id":"air-1","time":"2026-03-01T11:59:00Z","seq":1,"pm25":NaN,'
-                     b'"pm10":1,"temperature":1,"humidity":1}', "pm25", "finite"),
-    ("air", "air-1", body(AIR, seq=1.5), "seq", "valid integer"),
-    ("air", "air-1", body(AIR, time="2026-03-01T11:59:00"), "time", "UTC offset"),
-    ("air", "air-1", body(AIR, time="yesterday"), "time", "datetime"),
-    ("air", "air-1", body(AIR, time="2026-03-01T13:00:00Z"), "time", "future"),
-    ("air", "air-1", body(AIR, colour="blue"), "colour", "Extra inputs"),
-    ("air", "air-1", body(AIR, device_id="air-2"), "device_id", "differs from topic"),
-    ("air", "air-1", body(AIR, kind="traffic"), "kind", "differs from topic"),
-    ("weather", "air-1", body(AIR), "kind", "unknown kind"),
-    ("traffic", "tr-1", body(TRAFFIC, vehicle_count=4.5), "vehicle_count", "valid integer"),
-    ("ispeed", "sp-1", body(ISPEED, network="3G"), "network", "'4G' or '5G'"),
-    ("ispeed", "sp-1", body(ISPEED, operator="x\u0000y"), "operator", "NUL"),
-    ("ispeed", "sp-1", body(ISPEED, rsrp_dbm=-20), "rsrp_dbm", "less than or equal"),
-])
-def test_malformed_messages_name_the_field(kind: str, device: str, payload: bytes, field: str,
-                                           words: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "device", "payload", "field", "words"),
+    [
+        ("air", "air-1", b'{"device_id": "air-1", "time"', "payload", "not valid JSON"),
+        ("air", "air-1", b"\xff\xfe{}", "payload", "UTF-8"),
+        ("air", "air-1", b"42", "payload", "JSON object"),
+        ("air", "air-1", b"[]", "payload", "empty"),
+        ("air", "air-1", body(AIR, pm25=...), "pm25", "Field required"),
+        ("air", "air-1", body(AIR, pm25=-1), "pm25", "greater than or equal"),
+        ("air", "air-1", body(AIR, pm25=5000), "pm25", "less than or equal"),
+        ("air", "air-1", body(AIR, pm25="12"), "pm25", "valid number"),
+        ("air", "air-1", body(AIR, pm25=True), "pm25", "valid number"),
+        (
+            "air",
+            "air-1",
+            b'{"device_id":"air-1","time":"2026-03-01T11:59:00Z","seq":1,"pm25":NaN,'
+            b'"pm10":1,"temperature":1,"humidity":1}',
+            "pm25",
+            "finite",
+        ),
+        ("air", "air-1", body(AIR, seq=1.5), "seq", "valid integer"),
+        ("air", "air-1", body(AIR, time="2026-03-01T11:59:00"), "time", "UTC offset"),
+        ("air", "air-1", body(AIR, time="yesterday"), "time", "datetime"),
+        ("air", "air-1", body(AIR, time="2026-03-01T13:00:00Z"), "time", "future"),
+        ("air", "air-1", body(AIR, colour="blue"), "colour", "Extra inputs"),
+        ("air", "air-1", body(AIR, device_id="air-2"), "device_id", "differs from topic"),
+        ("air", "air-1", body(AIR, kind="traffic"), "kind", "differs from topic"),
+        ("weather", "air-1", body(AIR), "kind", "unknown kind"),
+        ("traffic", "tr-1", body(TRAFFIC, vehicle_count=4.5), "vehicle_count", "valid integer"),
+        ("ispeed", "sp-1", body(ISPEED, network="3G"), "network", "'4G' or '5G'"),
+        ("ispeed", "sp-1", body(ISPEED, operator="x\u0000y"), "operator", "NUL"),
+        ("ispeed", "sp-1", body(ISPEED, rsrp_dbm=-20), "rsrp_dbm", "less than or equal"),
+    ],
+)
+def test_malformed_messages_name_the_field(kind: str, device: str, payload: bytes, field: str, words: str) -> None:
     parsed = parse(kind, device, payload)
     assert parsed.readings == []
     assert len(parsed.rejected) == 1
@@ -130,15 +168,18 @@ def registry(device_id: str, kind: Kind) -> str | None:
     return None
 
 
-@pytest.mark.parametrize(("kind", "device", "payload", "reason"), [
-    ("air", "air-1", body(AIR), None),
-    ("traffic", "tr-1", body(TRAFFIC), None),
-    ("air", "air-7", body(AIR, device_id="air-7"), "unknown device 'air-7'"),
-    ("air", "air-9", body(AIR, device_id="air-9"), "device 'air-9' is disabled"),
-    ("air", "tr-1", body(AIR, device_id="tr-1"), "device 'tr-1' is registered as traffic, not air"),
-    ("air", "x\u0000y", b"{}", "unknown device 'x\\x00y'"),
-    ("air", "air-7", b"not even json", "unknown device 'air-7'"),
-])
+@pytest.mark.parametrize(
+    ("kind", "device", "payload", "reason"),
+    [
+        ("air", "air-1", body(AIR), None),
+        ("traffic", "tr-1", body(TRAFFIC), None),
+        ("air", "air-7", body(AIR, device_id="air-7"), "unknown device 'air-7'"),
+        ("air", "air-9", body(AIR, device_id="air-9"), "device 'air-9' is disabled"),
+        ("air", "tr-1", body(AIR, device_id="tr-1"), "device 'tr-1' is registered as traffic, not air"),
+        ("air", "x\u0000y", b"{}", "unknown device 'x\\x00y'"),
+        ("air", "air-7", b"not even json", "unknown device 'air-7'"),
+    ],
+)
 def test_identity_refuses_the_whole_message(kind: str, device: str, payload: bytes, reason: str | None) -> None:
     calls: list[tuple[str, Kind]] = []
 
@@ -164,23 +205,45 @@ def test_identity_is_not_asked_about_bad_topics() -> None:
         assert parse_message(topic, body(AIR), NOW, identity=identity).rejected[0].field in ("topic", "kind")
 
 
-@pytest.mark.parametrize(("time", "limits", "reason"), [
-    ("2026-02-22T12:00:00Z", None, None),
-    ("2026-02-22T11:59:59Z", None,
-     "time 2026-02-22T11:59:59+00:00 is 604801 s (7.0 days) late; the limit is 604800 s (7.0 days)"),
-    ("2026-02-01T12:00:00+07:00", None,
-     "time 2026-02-01T05:00:00+00:00 is 2444400 s (28.3 days) late; the limit is 604800 s (7.0 days)"),
-    (0, None, "time 1970-01-01T00:00:00+00:00 is 1772366400 s (20513.5 days) late; the limit is 604800 s (7.0 days)"),
-    ("2026-03-01T11:00:00Z", Limits(max_late=timedelta(hours=1)), None),
-    ("2026-03-01T10:30:00Z", Limits(max_late=timedelta(hours=1)),
-     "time 2026-03-01T10:30:00+00:00 is 5400 s (1.5 h) late; the limit is 3600 s (1.0 h)"),
-    ("2026-03-01T11:58:00Z", Limits(max_late=timedelta(seconds=90)),
-     "time 2026-03-01T11:58:00+00:00 is 120 s (2.0 min) late; the limit is 90 s (1.5 min)"),
-    ("2026-03-01T11:59:00Z", Limits(max_late=timedelta(seconds=30)),
-     "time 2026-03-01T11:59:00+00:00 is 60 s (1.0 min) late; the limit is 30 s"),
-    ("2026-03-01T12:05:00Z", None, None),
-    ("2026-03-01T12:05:01Z", None, "time 2026-03-01T12:05:01+00:00 is 301 s in the future (limit 300 s)"),
-])
+@pytest.mark.parametrize(
+    ("time", "limits", "reason"),
+    [
+        ("2026-02-22T12:00:00Z", None, None),
+        (
+            "2026-02-22T11:59:59Z",
+            None,
+            "time 2026-02-22T11:59:59+00:00 is 604801 s (7.0 days) late; the limit is 604800 s (7.0 days)",
+        ),
+        (
+            "2026-02-01T12:00:00+07:00",
+            None,
+            "time 2026-02-01T05:00:00+00:00 is 2444400 s (28.3 days) late; the limit is 604800 s (7.0 days)",
+        ),
+        (
+            0,
+            None,
+            "time 1970-01-01T00:00:00+00:00 is 1772366400 s (20513.5 days) late; the limit is 604800 s (7.0 days)",
+        ),
+        ("2026-03-01T11:00:00Z", Limits(max_late=timedelta(hours=1)), None),
+        (
+            "2026-03-01T10:30:00Z",
+            Limits(max_late=timedelta(hours=1)),
+            "time 2026-03-01T10:30:00+00:00 is 5400 s (1.5 h) late; the limit is 3600 s (1.0 h)",
+        ),
+        (
+            "2026-03-01T11:58:00Z",
+            Limits(max_late=timedelta(seconds=90)),
+            "time 2026-03-01T11:58:00+00:00 is 120 s (2.0 min) late; the limit is 90 s (1.5 min)",
+        ),
+        (
+            "2026-03-01T11:59:00Z",
+            Limits(max_late=timedelta(seconds=30)),
+            "time 2026-03-01T11:59:00+00:00 is 60 s (1.0 min) late; the limit is 30 s",
+        ),
+        ("2026-03-01T12:05:00Z", None, None),
+        ("2026-03-01T12:05:01Z", None, "time 2026-03-01T12:05:01+00:00 is 301 s in the future (limit 300 s)"),
+    ],
+)
 def test_time_policy(time: str | int, limits: Limits | None, reason: str | None) -> None:
     parsed = parse("air", "air-1", body(AIR, time=time), limits)
     if reason is None:

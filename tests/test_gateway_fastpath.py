@@ -1,0 +1,218 @@
+"""The fast paths (pydantic-core's JSON parser, the columnar SenML path) change nothing: over thousands of
+generated packs and hostile payloads, ``parse_message`` gives the same readings (values, value types,
+fields set) and the same dead letters with ``fast`` on and off."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import StringConstraints, field_validator
+from test_gateway_hostile import HOSTILE, VALID, collect_garbage_first, make_case, nasty_text, native
+
+from urbanpulse.contract import Kind, Reading, TrafficReading, reading_topic
+from urbanpulse.gateway import fastpath
+from urbanpulse.gateway.parse import Limits, Parsed, parse_message
+from urbanpulse.gateway.rules import SHAPES, shape
+from urbanpulse.gateway.senml import UNITS
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+BASES = ("urn:dev:urbanpulse:{}:", "{}/", "{}:")
+ODD = (
+    "NaN",
+    "-Infinity",
+    "1e400",
+    "-0",
+    "[1.0000000000000002, 5e-324]",
+    '["\\ud800"]',
+    '["\\uDE42\\uD83D"]',
+    '{"a": 1, "a": 2}',
+    "[" * 300 + "]" * 300,
+    "\ufeff[1]",
+    "[1,]",
+    "01",
+    "[9007199254740993]",
+    '"\\u0000"',
+    "9" * 5000,
+    "[" + "1" * 4301 + "]",
+)
+
+
+def typed(reading: Reading) -> tuple[Any, ...]:
+    values = [(name, type(value), value) for name, value in reading.__dict__.items()]
+    return type(reading), reading.model_fields_set, values
+
+
+def same(topic: str, payload: bytes, limits: Limits | None = None) -> Parsed:
+    """Parse both ways, assert the outcomes equal, return the fast one."""
+    fast = parse_message(topic, payload, NOW, limits, fast=True)
+    slow = parse_message(topic, payload, NOW, limits, fast=False)
+    assert fast.kind == slow.kind
+    assert fast.rejected == slow.rejected, payload
+    assert [typed(r) for r in fast.readings] == [typed(r) for r in slow.readings], payload
+    return fast
+
+
+def records(rnd: random.Random, kind: Kind, device: str, count: int) -> list[list[dict[str, Any]]]:
+    """The records of ``count`` readings, each a list of one record per field (times not yet set)."""
+    out = []
+    for _ in range(count):
+        body = native(kind, device, NOW, rnd, {"operator": rnd.choice(["Viettel", "Mobifone"])})
+        reading = []
+        for name, sent in body.items():
+            if name in ("device_id", "time") or sent is None:
+                continue
+            value = round(sent) if isinstance(sent, float) and rnd.random() < 0.2 else sent  # an int for a float
+            record: dict[str, Any] = {"n": name, "vs" if isinstance(value, str) else "v": value}
+            if name in UNITS and rnd.random() < 0.6:
+                record["u"] = rnd.choice(UNITS[name])
+            reading.append(record)
+        if rnd.random() < 0.5:
+            rnd.shuffle(reading)
+        out.append(reading)
+    return out
+
+
+def pack(rnd: random.Random, kind: Kind, device: str) -> list[dict[str, Any]]:
+    """A SenML pack of 1-6 readings in one of the many shapes a device may send."""
+    step = rnd.choice([10, 60, 0.5, 1e-7, 0])  # 1e-7 s: times one microsecond apart or equal
+    readings = records(rnd, kind, device, rnd.randint(1, 6))
+    out = []
+    for i, reading in enumerate(readings):
+        for record in reading:
+            if i or rnd.random() < 0.5:
+                record["t"] = step * i
+            out.append(record)
+    if rnd.random() < 0.3:
+        rnd.shuffle(out)  # the records of several readings interleaved
+    first: dict[str, Any] = {"bn": rnd.choice(BASES).format(device)}
+    match rnd.randrange(4):
+        case 0:
+            first["bt"] = int(NOW.timestamp()) - rnd.randint(0, 8 * 86400)
+        case 1:
+            first["bt"] = NOW.timestamp() - rnd.uniform(0, 3600) + rnd.choice([0, 400])
+        case 2:
+            first["bt"] = -rnd.uniform(0, 3600)
+    if rnd.random() < 0.3:
+        first["bu"] = rnd.choice(["ug/m3", "%", "Cel", "count"])
+    if rnd.random() < 0.2:
+        first["bver"] = rnd.choice([10, 5])
+    out[0] = {**first, **out[0]}
+    return out
+
+
+def spoil(rnd: random.Random, records: list[dict[str, Any]], nasty: str) -> None:  # noqa: PLR0912 - a branch a change
+    """One change the fast path must notice (or pass on to the full path, which decides)."""
+    record = rnd.choice(records)
+    label = "vs" if "vs" in record else "v"
+    match rnd.randrange(16):
+        case 0:
+            record[label] = rnd.choice([math.nan, math.inf, -math.inf, -1e9, 1e9, 2**62 + 1, -1, 1.5, 0])
+        case 1:
+            record[label] = rnd.choice([True, None, "12", [], {}, nasty, "", "x" * 65, "a\x00b", "\ud800", "3G"])
+        case 2:
+            records.remove(record)
+        case 3:
+            records.append(dict(record))
+        case 4:
+            record["u"] = rnd.choice([nasty, None, 1, "K", "dB", "%", "count", "Mbit/s"])
+        case 5:
+            record[rnd.choice(["bt", "bn", "bu", "bver"])] = records[0].get("bt", 0)
+        case 6:
+            record[rnd.choice(["bv", "bs", "s", "vb", "vd", "ut", nasty])] = rnd.choice([1, True, "x"])
+        case 7:
+            record["n"] = rnd.choice([None, 5, nasty, "colour", "time", "device_id", "kind", "other-1/seq"])
+        case 8:
+            record.pop("n")
+        case 9:
+            record["t"] = rnd.choice([None, "0", math.nan, 1e300, -1e300, 2**1100])
+        case 10:
+            records.append(rnd.choice([42, None, "x", [], [{"n": "x"}]]))
+        case 11:
+            record["vs" if label == "v" else "v"] = 1
+        case 12:
+            records[0]["bver"] = rnd.choice([0, 11, 1.5, True, "10"])
+        case 13:
+            records[0]["bn"] = rnd.choice([None, 1, "", nasty, "urn:dev:urbanpulse:other-1:"])
+        case 14:
+            records[0]["bt"] = rnd.choice([None, "now", math.inf, 1e300, -(2**80)])
+        case _:
+            record["n"] = record.get("n", "pm25") + rnd.choice(["", "x", "/"])
+
+
+def test_every_kind_has_a_fast_shape() -> None:
+    assert set(SHAPES) == set(Kind)
+
+
+def test_rules_refuse_what_they_cannot_read() -> None:
+    class Checked(TrafficReading):
+        @field_validator("speed_kmh")
+        @classmethod
+        def slow(cls, value: float) -> float:
+            return value
+
+    class Lowered(TrafficReading):
+        province: Annotated[str, StringConstraints(to_lower=True)]
+
+    for model in (Checked, Lowered):
+        with pytest.raises(TypeError):
+            shape(model)
+
+
+@settings(
+    max_examples=4000, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(seed=st.integers(0, 2**32), kind=st.sampled_from(list(Kind)), spoilt=st.booleans(), nasty=nasty_text())
+def test_generated_packs_parse_alike(seed: int, kind: Kind, spoilt: bool, nasty: str) -> None:
+    rnd = random.Random(seed)
+    device = f"{kind.value}-{seed % 7}"
+    records = pack(rnd, kind, device)
+    if spoilt:
+        spoil(rnd, records, nasty)
+    payload = json.dumps(records).encode("utf-8", "surrogatepass")
+    same(reading_topic(kind, device), payload)
+
+
+def test_the_fast_path_takes_the_common_packs() -> None:
+    rnd = random.Random(4)
+    taken = 0
+    for n in range(300):
+        kind = list(Kind)[n % 3]
+        readings = records(rnd, kind, "d-1", 5)
+        flat = [{**record, "t": 10 * i} for i, reading in enumerate(readings) for record in reading]
+        flat[0] = {"bn": rnd.choice(BASES).format("d-1"), "bt": NOW.timestamp() - 3600, **flat[0]}
+        parsed = same(reading_topic(kind, "d-1"), json.dumps(flat).encode())
+        assert len(parsed.readings) == 5, parsed.rejected
+        taken += fastpath.senml_pack(flat, kind, "d-1", NOW, NOW - timedelta(days=7), NOW) is not None
+    assert taken == 300
+
+
+@settings(
+    max_examples=3000,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(hostile=st.sampled_from(HOSTILE), valid=st.sampled_from(VALID), seed=st.integers(0, 2**32), nasty=nasty_text())
+def test_hostile_payloads_parse_alike(hostile: str, valid: str, seed: int, nasty: str) -> None:
+    rnd = random.Random(seed)
+    for family in (hostile, valid):
+        case = make_case(family, rnd, nasty, seed, NOW, broker=False)
+        same(case.topic, case.payload)
+
+
+@pytest.fixture(autouse=True)
+def _no_old_garbage() -> None:
+    collect_garbage_first()
+
+
+@pytest.mark.parametrize("text", ODD)
+def test_odd_json_decodes_alike(text: str) -> None:
+    same(reading_topic(Kind.AIR, "air-1"), text.encode("utf-8", "surrogatepass"))
