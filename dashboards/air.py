@@ -31,13 +31,18 @@ def _district_trend(title: str, column: str, grid: Grid, description: str, unit:
     )
 
 
-# Per station, hundreds of series: the interval's bucket as a timestamp (date_bin), cheaper than Grafana's
-# numeric epoch arithmetic on every row.
+# Per station, hundreds of series. At Grafana's hourly interval (ranges up to about a week) the rows as they
+# are, without regrouping (half the time of a hash aggregate and sort of 34,000 station-hours); for longer
+# ranges the interval's bucket as a timestamp (date_bin), cheaper than Grafana's numeric epoch arithmetic on
+# every row. The branch that does not apply is pruned when the query is planned.
+_STATIONS = f"FROM air_hourly WHERE {HOURS} AND {PLACE} AND device_id IN ($device) AND aqi IS NOT NULL"
 AQI_STATION = Panel(
     "Hourly VN_AQI per station", "timeseries",
-    "SELECT date_bin($__interval_ms * interval '1 millisecond', bucket, '2000-01-03 00:00+00') AS time,"
-    " device_id AS metric, max(aqi) AS aqi\n"
-    f"FROM air_hourly WHERE {HOURS} AND {PLACE} AND device_id IN ($device) AND aqi IS NOT NULL\n"
+    f"SELECT bucket AS time, device_id AS metric, aqi\n{_STATIONS} AND $__interval_ms <= 3600000\n"
+    "UNION ALL\n"
+    "SELECT date_bin($__interval_ms * interval '1 millisecond', bucket, '2000-01-03 00:00+00'),"
+    " device_id, max(aqi)\n"
+    f"{_STATIONS} AND $__interval_ms > 3600000\n"
     "GROUP BY 1, 2\nORDER BY 1, 2",
     "none", Grid(0, 0, 12, 9),
     "Hourly VN_AQI (PM NowCast, gases' hourly means) of each station; the bands are the official categories.",

@@ -195,6 +195,32 @@ def test_panels_show_what_they_say(filled: Filled) -> None:
     assert rows(platform.SIZE)[0][0] > 0
 
 
+def test_station_aqi_regroups_hours_for_long_ranges(filled: Filled) -> None:
+    """The per-station AQI panel's two branches: hourly rows as they are, or their maximum per interval."""
+    from urbanpulse.dashboards import air  # noqa: PLC0415
+
+    end = filled.sample.end
+    variables = {"province": sorted({d.province.name for d in filled.sample.devices}),
+                 "district": sorted({d.district.name for d in filled.sample.devices}),
+                 "device": sorted(d.device_id for d in filled.sample.devices)}
+
+    def rows(interval: timedelta) -> list[tuple[Any, ...]]:
+        sql = expand(air.AQI_STATION.sql, time_from=end - timedelta(days=7), time_to=end, interval=interval,
+                     variables=variables)
+        with grafana(filled.dsn) as conn:
+            return run(conn, sql)[1]
+
+    hourly = rows(timedelta(hours=1))
+    assert hourly
+    assert len({r[0] for r in hourly}) > 3
+    regrouped: dict[tuple[datetime, str], int] = {}
+    epoch = datetime(2000, 1, 3, tzinfo=UTC)
+    for time, device, aqi in hourly:
+        key = (time - (time - epoch) % timedelta(hours=3), device)
+        regrouped[key] = max(regrouped.get(key, aqi), aqi)
+    assert rows(timedelta(hours=3)) == sorted((t, d, a) for (t, d), a in regrouped.items())
+
+
 def test_role_reads_no_secrets(filled: Filled) -> None:
     with grafana(filled.dsn) as conn:
         for statement in ("SELECT secret_hash FROM devices", "SELECT payload FROM dead_letters",
