@@ -21,7 +21,6 @@ from urbanpulse.dashboards.model import (
     Grid,
     Panel,
 )
-from urbanpulse.dashboards.traffic import LONG_RANGE
 
 RECENT_HOURS = "$__timeTo()::timestamptz - interval '3 hours' < bucket AND bucket <= $__timeTo()"
 STATUS = ("CASE WHEN NOT enabled THEN 0 WHEN online THEN 2 ELSE 1 END AS status_code,\n"
@@ -35,20 +34,18 @@ ONLINE = Panel(
     columns=("online",), current=True,
 )
 IN_PLACE = f"SELECT device_id FROM grafana_devices WHERE {PLACE}"
+# The last complete hour before the range's end: a tile says how the city is now, whatever the range.
+LAST_HOUR = "bucket = date_bin('1 hour', $__timeTo()::timestamptz, '2000-01-03 00:00+00') - interval '1 hour'"
 RATE = Panel(
     "Readings per minute", "stat",
-    "SELECT coalesce(sum(n), 0) / greatest(extract(epoch FROM $__timeTo()::timestamptz - $__timeFrom()::timestamptz)"
-    " / 60, 1) AS readings_per_minute\n"
+    "SELECT coalesce(sum(n), 0) / 60.0 AS readings_per_minute\n"
     "FROM (\n"
-    f"  SELECT sum(readings) AS n FROM air_device_1h WHERE $__timeFilter(bucket) AND device_id IN ({IN_PLACE})\n"
-    f"  UNION ALL SELECT sum(readings) FROM traffic_device_15m WHERE NOT ({LONG_RANGE}) AND $__timeFilter(bucket)"
-    f" AND device_id IN ({IN_PLACE})\n"
-    f"  UNION ALL SELECT sum(readings) FROM traffic_device_1h WHERE {LONG_RANGE} AND $__timeFilter(bucket)"
-    f" AND device_id IN ({IN_PLACE})\n"
-    "  UNION ALL SELECT sum(tests) FROM ispeed_1h WHERE $__timeFilter(bucket) AND province IN ($province)\n"
+    f"  SELECT sum(readings) AS n FROM air_device_1h WHERE {LAST_HOUR} AND device_id IN ({IN_PLACE})\n"
+    f"  UNION ALL SELECT sum(readings) FROM traffic_device_1h WHERE {LAST_HOUR} AND device_id IN ({IN_PLACE})\n"
+    f"  UNION ALL SELECT sum(tests) FROM ispeed_1h WHERE {LAST_HOUR} AND province IN ($province)\n"
     ") AS kinds",
     "short", Grid(5, 0, 5, 4),
-    "Readings stored per minute of the range, every kind (from the rollups; traffic's hourly one over a day).",
+    "Readings stored per minute over the last complete hour before the range's end, every kind (hourly rollups).",
     columns=("readings_per_minute",),
 )
 INCIDENTS = Panel(

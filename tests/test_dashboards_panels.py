@@ -193,6 +193,12 @@ def test_panels_show_what_they_say(filled: Filled) -> None:
     assert [r[0] for r in storage] == ["air_readings", "ispeed_readings", "traffic_readings"]
     assert all(r[1] > 0 for r in storage)
     assert rows(platform.SIZE)[0][0] > 0
+    hour = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)  # the rollups' hours are UTC hours
+    with grafana(filled.dsn) as conn:
+        counted = sum(run(conn, f"SELECT count(*) FROM {kind}_readings WHERE time >= '{hour - timedelta(hours=1)}'"
+                                f" AND time < '{hour}'")[1][0][0] for kind in ("air", "traffic", "ispeed"))
+    assert counted > 0
+    assert float(rows(overview.RATE)[0][0]) == pytest.approx(counted / 60)
 
 
 def test_station_aqi_regroups_hours_for_long_ranges(filled: Filled) -> None:
