@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 
 from urbanpulse.settings import Settings
+from urbanpulse.sim.city import Device
 
 console = Console()
 
@@ -24,6 +26,8 @@ def sim(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (live).")] = None,
     scenario: Annotated[Path | None, typer.Option(help="Play this TOML scenario instead of live readings.")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write the scenario's ground truth (JSON) here.")] = None,
+    register: Annotated[bool, typer.Option(help="Register the simulated devices in the device registry first "
+                                                 "(needs the database; the gateway refuses unknown devices).")] = True,
 ) -> None:
     """Run the firmware simulator: live readings, or a scenario with incidents, faults and ground truth."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -35,6 +39,8 @@ def sim(
 
         plan = load(scenario)
         played = play(plan)
+        if register:
+            _register(settings, played.devices)
         if truth:
             truth.write_text(played.truth_json())
         seconds = plan.duration.total_seconds() / plan.acceleration
@@ -47,6 +53,10 @@ def sim(
     updates = {k: v for k, v in {"devices_per_kind": devices, "interval_seconds": interval,
                                   "malformed_rate": malformed_rate}.items() if v is not None}
     sim_settings = settings.sim.model_copy(update=updates)
+    if register:
+        from urbanpulse.sim.city import fleet  # noqa: PLC0415
+
+        _register(settings, fleet(sim_settings.devices_per_kind, sim_settings.seed))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -56,6 +66,18 @@ def sim(
         console.print(f"published {stats.published}, acknowledged {stats.acked}, malformed {stats.malformed}")
 
     asyncio.run(main())
+
+
+def _register(settings: Settings, devices: list[Device]) -> None:
+    from urbanpulse.sim.register import register_fleet  # noqa: PLC0415
+
+    try:
+        registered = register_fleet(settings.database.dsn, devices)
+    except psycopg.OperationalError as exc:
+        console.print(f"[red]cannot register the simulated devices: {exc}[/red]\n"
+                      "give the database (URBANPULSE_DATABASE__DSN) or run with --no-register")
+        raise typer.Exit(2) from exc
+    console.print(f"{len(registered)} simulated devices registered, {len(devices) - len(registered)} already known")
 
 
 def loadtest(
