@@ -19,25 +19,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from urbanpulse.ingest.aqi import CATEGORIES
+
 PanelType = Literal["timeseries", "table", "stat", "geomap", "bargauge"]
 Steps = tuple[tuple[float | None, str], ...]  # (from value, colour); the first step starts at -infinity
 
 SLOW_MBPS = 40.0  # the line a provincial operations centre calls "slow" for 4G downloads
 
-# VN_AQI categories (Decision 1459/QĐ-TCMT, /work/shared/reference/vn_aqi.md): integer AQI, category
-# from its first value. Grafana colours a value with the last step it reaches.
-AQI_STEPS: Steps = (
-    (None, "rgb(0, 228, 0)"),  # 0-50 good
-    (51, "rgb(255, 255, 0)"),  # 51-100 moderate
-    (101, "rgb(255, 126, 0)"),  # 101-150 poor
-    (151, "rgb(255, 0, 0)"),  # 151-200 bad
-    (201, "rgb(143, 63, 151)"),  # 201-300 very bad
-    (301, "rgb(126, 0, 35)"),  # 301-500 hazardous
+# VN_AQI categories (Decision 1459/QĐ-TCMT), from their one definition in ingest/aqi.py: integer AQI,
+# category from its first value. Grafana colours a value with the last step it reaches.
+def _rgb(colour: tuple[int, int, int]) -> str:
+    return f"rgb({colour[0]}, {colour[1]}, {colour[2]})"
+
+
+AQI_STEPS: Steps = tuple(
+    (None if i == 0 else CATEGORIES[i - 1][0] + 1, _rgb(rgb)) for i, (_, _, _, rgb) in enumerate(CATEGORIES)
 )
-AQI_CATEGORY_COLOURS: tuple[tuple[str, str], ...] = (
-    ("good", "rgb(0, 228, 0)"), ("moderate", "rgb(255, 255, 0)"), ("poor", "rgb(255, 126, 0)"),
-    ("bad", "rgb(255, 0, 0)"), ("very_bad", "rgb(143, 63, 151)"), ("hazardous", "rgb(126, 0, 35)"),
-)
+AQI_CATEGORY_COLOURS: tuple[tuple[str, str], ...] = tuple((key, _rgb(rgb)) for _, key, _, rgb in CATEGORIES)
 SPEED_STEPS: Steps = ((None, "red"), (SLOW_MBPS, "green"))
 SHARE_STEPS: Steps = ((None, "green"), (0.25, "orange"), (0.5, "red"))
 STATUS_STEPS: Steps = ((None, "grey"), (1, "red"), (2, "green"))  # 0 disabled, 1 offline, 2 online
