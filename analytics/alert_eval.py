@@ -34,6 +34,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
+from urbanpulse.ingest.aqi import BREAKPOINTS
+
 __all__ = ["NAIVE_LINES", "Figures", "Item", "Line", "Signal", "TruthWindow", "evaluate", "matches",
            "naive_items"]
 
@@ -55,12 +58,11 @@ class Line:
 
 # PM2.5 / PM10 / NO2: the concentration at which VN_AQI reaches 151, "bad" (Xấu, unhealthy) -- the
 # breakpoints of urbanpulse.ingest.aqi; speed: a congested road; download: the national 4G line.
+BAD = 3  # the breakpoint where VN_AQI passes 150
 NAIVE_LINES: tuple[Line, ...] = (
-    Line("pm25", 80.0, above=True, why="VN_AQI > 150 (bad)"),
-    Line("pm10", 250.0, above=True, why="VN_AQI > 150 (bad)"),
-    Line("no2", 700.0, above=True, why="VN_AQI > 150 (bad)"),
+    *(Line(p, float(BREAKPOINTS[p][BAD]), above=True, why="VN_AQI > 150 (bad)") for p in ("pm25", "pm10", "no2")),
     Line("speed_kmh", 15.0, above=False, why="congested"),
-    Line("download_mbps", 40.0, above=False, why="under the 40 Mbit/s line"),
+    Line("download_mbps", SLOW_DOWNLOAD_MBPS, above=False, why=f"under the {SLOW_DOWNLOAD_MBPS:g} Mbit/s line"),
 )
 
 

@@ -86,7 +86,7 @@ def policy(settings: Settings) -> Policy:
     """How ``settings`` rates, groups and publishes event changes."""
     a = settings.analytics
     return Policy(
-        download_line_mbps=a.download_line_mbps,
+        download_line_mbps=settings.storage.ispeed_slow_mbps,
         incident_window=timedelta(seconds=a.incident_window_seconds),
         update_every=timedelta(seconds=a.publish_update_seconds),
     )

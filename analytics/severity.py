@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
 from urbanpulse.ingest.aqi import category, round_aqi, sub_index
 
 __all__ = ["FAMILIES", "FAMILY", "FAMILY_LABEL", "RULES", "Rule", "Severity", "aqi_category", "family",
@@ -137,7 +138,7 @@ _BY_METRIC = {metric: rule for rule in RULES for metric in rule.metrics}
 
 def severity(
     metric: str, value: float | None, score: float, *, baseline: float | None = None,
-    download_line_mbps: float = 40.0,
+    download_line_mbps: float = SLOW_DOWNLOAD_MBPS,
 ) -> Severity:
     """The severity of an event of ``metric`` whose peak (most anomalous) reading is ``value`` at ``score``."""
     rule = _BY_METRIC.get(metric)

@@ -27,7 +27,7 @@ from urbanpulse.analytics.incidents import Incidents, lock_families, place_of
 from urbanpulse.analytics.publish import Change, outbox_rows
 from urbanpulse.analytics.severity import Severity, family, severity
 from urbanpulse.analytics.state import METRIC_KIND, Points, SeriesState, points, scored_metrics
-from urbanpulse.contract import Kind
+from urbanpulse.contract import SLOW_DOWNLOAD_MBPS, Kind
 
 __all__ = ["DETECTOR", "CheckpointConflictError", "Chunk", "Policy", "Written", "load_checkpoint", "plan_chunk",
            "read_chunk", "save"]
@@ -162,7 +162,7 @@ async def read_chunk(conn: Conn, since: int, state: SeriesState) -> Chunk | None
 class Policy:
     """How event changes are rated, grouped and published (from ``AnalyticsSettings``)."""
 
-    download_line_mbps: float = 40.0
+    download_line_mbps: float = SLOW_DOWNLOAD_MBPS
     incident_window: timedelta = timedelta(minutes=15)
     update_every: timedelta = timedelta(minutes=5)  # reading time between two 'updated' messages of one event
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
 from urbanpulse.ingest.aqi import CATEGORIES
 
 PanelType = Literal["timeseries", "table", "stat", "geomap", "bargauge"]
 Steps = tuple[tuple[float | None, str], ...]  # (from value, colour); the first step starts at -infinity
 
-SLOW_MBPS = 40.0  # the line a provincial operations centre calls "slow" for 4G downloads
+SLOW_MBPS = SLOW_DOWNLOAD_MBPS  # drawn on the network panels (the rollups use the configured line)
 
 # VN_AQI categories (Decision 1459/QĐ-TCMT), from their one definition in ingest/aqi.py: integer AQI,
 # category from its first value. Grafana colours a value with the last step it reaches.

@@ -64,13 +64,14 @@ WORST = Panel(
     columns=("aqi",), steps=AQI_STEPS,
 )
 SLOW = Panel(
-    "Provinces under 40 Mbit/s", "stat",
+    f"Provinces under {SLOW_MBPS:g} Mbit/s", "stat",
     "SELECT count(*) AS provinces FROM (\n"
     f"  SELECT province FROM ispeed_1h WHERE {overlapping('bucket', '1 hour')} AND province IN ($province)\n"
-    f"  GROUP BY province HAVING sum(download_median * tests) / sum(tests) < {SLOW_MBPS:g}\n"
+    "  GROUP BY province HAVING sum(download_median * tests) / sum(tests) < max(line_mbps)\n"
     ") AS slow",
     "none", Grid(19, 0, 5, 4),
-    "Provinces whose median 4G download over the range (tests-weighted over operators) is under the line.",
+    "Provinces whose median 4G download over the range (tests-weighted over operators) is under the line"
+    " (the storage setting the rollups were computed with).",
     columns=("provinces",), steps=((None, "green"), (1, "red")),
 )
 MAP = Panel(

@@ -26,6 +26,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 TOPIC_ROOT = "urbanpulse"
 TOPIC_VERSION = "v1"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# The 4G download speed (Mbit/s) under which an operations centre calls a province slow; the default of
+# ``StorageSettings.ispeed_slow_mbps``, which the rollups, dashboards and severity rules use.
+SLOW_DOWNLOAD_MBPS = 40.0
 
 
 class Kind(enum.StrEnum):

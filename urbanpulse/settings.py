@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
+
 
 class BrokerSettings(BaseModel):
     """MQTT broker. Env: ``URBANPULSE_BROKER__<NAME>``."""
@@ -67,7 +69,9 @@ class StorageSettings(BaseModel):
         description="How far back rollups are refreshed for late data; keep it above GATEWAY__MAX_LATE_SECONDS.",
     )
     ispeed_slow_mbps: float = Field(
-        40.0, description="Fixed. The download line (Mbit/s) of the speed-test rollups' share under the line."
+        SLOW_DOWNLOAD_MBPS,
+        description="Fixed. The 4G download line (Mbit/s) under which a province is called slow: the speed-test"
+        " rollups' share under the line and the mobile network severity rule.",
     )
     day_timezone: str = Field(
         "Asia/Ho_Chi_Minh", description="Fixed. Where a day starts for daily rollups and the daily AQI."
@@ -147,9 +151,6 @@ class AnalyticsSettings(BaseModel):
     flap_window_seconds: float = Field(3600.0, description="The flapping window.")
     incident_window_seconds: float = Field(
         900.0, description="Events opening this close to an incident's members (same family and place) join it."
-    )
-    download_line_mbps: float = Field(
-        40.0, description="Mobile download line (Mbit/s) under which a province is called slow (severity rule)."
     )
     publish: bool = Field(True, description="Publish event and incident changes on MQTT (urbanpulse/v1/ops/...).")
     publish_update_seconds: float = Field(
