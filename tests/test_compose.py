@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,5 +70,7 @@ def test_grafana_mounts_what_the_dashboards_service_writes(tmp_path: Path) -> No
     assert {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards"} <= grafana
     provider = yaml.safe_load((tmp_path / "provisioning/dashboards/urbanpulse.yaml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
-    assert set(services["grafana"]["environment"]) == {
-        "URBANPULSE_GRAFANA_DB_HOST", "URBANPULSE_GRAFANA_DB_USER", "URBANPULSE_GRAFANA_DB_PASSWORD"}
+    # Grafana gets exactly the variables its data source file interpolates
+    datasource = next((tmp_path / "provisioning/datasources").iterdir()).read_text()
+    assert set(services["grafana"]["environment"]) == set(re.findall(r"\$\{(\w+)\}", datasource)) == {
+        "URBANPULSE_GRAFANA_DB_HOST", "URBANPULSE_GRAFANA_DB_PASSWORD"}
