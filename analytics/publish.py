@@ -36,13 +36,14 @@ import aiomqtt
 import psycopg
 from psycopg import AsyncConnection, sql
 
+from urbanpulse.contract import TOPIC_ROOT, TOPIC_VERSION
 from urbanpulse.settings import Settings
 
 __all__ = ["EVENTS_FILTER", "TOPIC_PREFIX", "Publisher", "PublisherStats", "drain", "outbox_rows", "topic"]
 
 log = logging.getLogger("urbanpulse.analytics.publish")
 
-TOPIC_PREFIX = "urbanpulse/v1/ops"
+TOPIC_PREFIX = f"{TOPIC_ROOT}/{TOPIC_VERSION}/ops"
 EVENTS_FILTER = f"{TOPIC_PREFIX}/#"
 BATCH = 500  # rows per drain transaction
 MAX_RETRY_SECONDS = 30.0
