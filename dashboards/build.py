@@ -36,8 +36,10 @@ READ_ONLY_ROLE = "urbanpulse_grafana"
 # Grafana folder (a sub-folder of DASHBOARDS_PATH) of each dashboard; the rest go to OPERATIONS.
 OPERATIONS = "urbanpulse operations"
 FOLDERS = {"urbanpulse-platform": "urbanpulse platform"}
-ENV_HOST = "URBANPULSE_GRAFANA_DB_HOST"
-ENV_PASSWORD = "URBANPULSE_GRAFANA_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
+# Expanded by Grafana from its environment: GrafanaSettings' names (the password is the same variable
+# urbanpulse reads for --grant-login; the host is the database as Grafana's network sees it).
+ENV_HOST = "URBANPULSE_GRAFANA__DB_HOST"
+ENV_PASSWORD = "URBANPULSE_GRAFANA__DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 POSTGRES_VERSION = 1500  # PostgreSQL 15: enables the data source's 12+ features
 
 

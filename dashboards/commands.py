@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +12,6 @@ from rich.console import Console
 
 from urbanpulse.settings import Settings
 
-PASSWORD_ENV = "URBANPULSE_GRAFANA_DB_PASSWORD"  # noqa: S105 - the variable's name
 console = Console()
 dashboards_app = typer.Typer(help="Grafana provisioning generated from code.", no_args_is_help=True)
 
@@ -37,7 +35,7 @@ def build(
     timescaledb: Annotated[bool | None, typer.Option(
         help="The data source is TimescaleDB (time_bucket); default: detected from the database.")] = None,
     grant_login: Annotated[bool, typer.Option(
-        help=f"Also let the read-only role log in, with the password in ${PASSWORD_ENV}.")] = False,
+        help="Also let the read-only role log in, with the password in $URBANPULSE_GRAFANA__DB_PASSWORD.")] = False,
 ) -> None:
     """Write Grafana provisioning (read-only data source, dashboard provider with folders) and dashboard JSON."""
     from urbanpulse.dashboards.build import build as run_build  # noqa: PLC0415
@@ -45,11 +43,11 @@ def build(
 
     settings = Settings()
     if grant_login:
-        password = os.environ.get(PASSWORD_ENV, "")
-        if not password:
-            console.print(f"[red]--grant-login needs ${PASSWORD_ENV}[/]")
+        password = settings.grafana.db_password
+        if password is None or not password.get_secret_value():
+            console.print("[red]--grant-login needs $URBANPULSE_GRAFANA__DB_PASSWORD[/]")
             raise typer.Exit(2)
-        run_grant(settings.database.dsn, password)
+        run_grant(settings.database.dsn, password.get_secret_value())
     for path in run_build(out, settings, timescaledb=_timescaledb(timescaledb, settings)):
         console.print(str(path))
 
@@ -80,8 +78,9 @@ def push(
 ) -> None:
     """Create or update the data source, folders and dashboards in a running Grafana (idempotent).
 
-    Credentials: GRAFANA_TOKEN (a service-account token), else GRAFANA_USER / GRAFANA_PASSWORD
-    (default admin / admin); the read-only role's password: $URBANPULSE_GRAFANA_DB_PASSWORD.
+    Credentials: URBANPULSE_GRAFANA__TOKEN (a service-account token), else URBANPULSE_GRAFANA__USER /
+    URBANPULSE_GRAFANA__PASSWORD (default admin / admin); the read-only role's password:
+    URBANPULSE_GRAFANA__DB_PASSWORD.
     """
     from grafana_client.api import GrafanaApi  # noqa: PLC0415
     from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
@@ -93,11 +92,12 @@ def push(
     if db_host is None:
         parts = conninfo_to_dict(settings.database.dsn)
         db_host = f"{parts.get('host') or '127.0.0.1'}:{parts.get('port') or 5432}"
-    token = os.environ.get("GRAFANA_TOKEN")
-    credential: str | tuple[str, str] = token or (os.environ.get("GRAFANA_USER", "admin"),
-                                                  os.environ.get("GRAFANA_PASSWORD", "admin"))
+    g = settings.grafana
+    credential: str | tuple[str, str] = (
+        g.token.get_secret_value() if g.token else (g.user, g.password.get_secret_value())
+    )
     api = GrafanaApi.from_url(url, credential=credential)
     datasource = datasource_payload(settings, timescaledb=_timescaledb(timescaledb, settings), host=db_host,
-                                    password=os.environ.get(PASSWORD_ENV, ""))
+                                    password=g.db_password.get_secret_value() if g.db_password else "")
     for action in run_push(api, datasource):
         console.print(f"{action.kind} {action.uid}: {action.done}")

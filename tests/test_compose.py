@@ -73,4 +73,4 @@ def test_grafana_mounts_what_the_dashboards_service_writes(tmp_path: Path) -> No
     # Grafana gets exactly the variables its data source file interpolates
     datasource = next((tmp_path / "provisioning/datasources").iterdir()).read_text()
     assert set(services["grafana"]["environment"]) == set(re.findall(r"\$\{(\w+)\}", datasource)) == {
-        "URBANPULSE_GRAFANA_DB_HOST", "URBANPULSE_GRAFANA_DB_PASSWORD"}
+        "URBANPULSE_GRAFANA__DB_HOST", "URBANPULSE_GRAFANA__DB_PASSWORD"}

@@ -46,12 +46,12 @@ def test_layout_and_datasource(tmp_path: Path, timescaledb: bool) -> None:
     (ds,) = document["datasources"]
     assert ds["type"] == "grafana-postgresql-datasource"
     assert ds["uid"] == "urbanpulse-pg"
-    assert ds["url"] == "${URBANPULSE_GRAFANA_DB_HOST}"
+    assert ds["url"] == "${URBANPULSE_GRAFANA__DB_HOST}"
     assert ds["user"] == "urbanpulse_grafana"  # the read-only role of migrations 008 and 011
     assert ds["jsonData"] == {
         "database": "urbanpulse", "sslmode": "disable", "postgresVersion": 1500, "timescaledb": timescaledb,
     }
-    assert ds["secureJsonData"] == {"password": "${URBANPULSE_GRAFANA_DB_PASSWORD}"}
+    assert ds["secureJsonData"] == {"password": "${URBANPULSE_GRAFANA__DB_PASSWORD}"}
     # the flag only changes the data source: the dashboards (and their SQL) are the same
     for board in panels.DASHBOARDS:
         text = (tmp_path / "dashboards" / dashboard_filename(board)).read_text("utf-8")

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
@@ -167,6 +167,21 @@ class SimSettings(BaseModel):
     malformed_rate: float = Field(0.0, description="Share of messages deliberately malformed (0-1).")
 
 
+class GrafanaSettings(BaseModel):
+    """Grafana, for ``dashboards build`` and ``dashboards push``. Env: ``URBANPULSE_GRAFANA__<NAME>``.
+
+    The provisioned data source file reads ``URBANPULSE_GRAFANA__DB_HOST`` and
+    ``URBANPULSE_GRAFANA__DB_PASSWORD`` in Grafana's own environment (Grafana expands them).
+    """
+
+    token: SecretStr | None = Field(None, description="Service-account token for `dashboards push`.")
+    user: str = Field("admin", description="Grafana user for `dashboards push` when no token is given.")
+    password: SecretStr = Field(SecretStr("admin"), description="That user's password.")
+    db_password: SecretStr | None = Field(
+        None, description="Password of the read-only role urbanpulse_grafana (`--grant-login`, `push`)."
+    )
+
+
 class Settings(BaseSettings):
     """All of urbanpulse's configuration."""
 
@@ -184,3 +199,4 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     sim: SimSettings = SimSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
