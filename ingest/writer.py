@@ -1,11 +1,12 @@
-"""The write path: one transaction per batch, binary COPY into staging, idempotent insert.
+"""The write path: one transaction per batch, binary COPY, idempotent on (device, time).
 
-Readings are first COPYed (binary) straight into their table inside a savepoint: when none of them is
-stored yet -- the usual case -- that is all. If the COPY hits the primary key (a redelivered or
-duplicated reading: same device and time), the savepoint is rolled back and the readings go the
-idempotent way: COPY into a temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT DO
-NOTHING``, so a duplicate is stored once. Dead letters and the batch record go in the same
-transaction, and a ``NOTIFY urbanpulse_batches`` wakes consumers when it commits.
+The usual case -- none of the readings stored yet -- is one transaction of three statements: the batch
+record (whose ``pg_notify('urbanpulse_batches', id)`` wakes consumers when it commits), a binary COPY of
+the readings straight into their table, a COPY of the dead letters. If the COPY hits the primary key (a
+redelivered or duplicated reading: same device and time), that transaction is rolled back and the batch
+written again the idempotent way: COPY into a temporary staging table, then ``INSERT ... SELECT ... ON
+CONFLICT DO NOTHING``, so a duplicate is stored once. (A savepoint around the COPY would avoid
+repeating the batch record, at two more round trips for every batch.)
 
 Error policy: any error rolls the whole batch back and is raised to the caller (the gateway), which
 keeps the messages unacknowledged and retries; nothing is half-written.
@@ -38,13 +39,8 @@ async def _copy(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch
 
 
 async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int) -> int:
+    """The idempotent way: COPY into a temporary staging table, then insert what is not stored yet."""
     table = table_name(kind)
-    try:
-        async with conn.transaction():  # a savepoint: a duplicate undoes only this COPY
-            await _copy(conn, kind, batch, batch_id, table)
-        return len(batch.readings[kind])
-    except errors.UniqueViolation:
-        pass  # some readings are stored already (or repeat within the batch): the idempotent way
     stage = f"stage_{table}"
     columns = table_columns(kind)
     await conn.execute(
@@ -62,20 +58,26 @@ async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batc
     return cur.rowcount
 
 
-async def write_batch(conn: AsyncConnection[TupleRow], batch: Batch) -> BatchResult:
-    """Store ``batch`` in one transaction; returns only after the commit."""
+async def _write(conn: AsyncConnection[TupleRow], batch: Batch, *, idempotent: bool) -> BatchResult:
+    """One transaction: the batch row (its NOTIFY sent at commit), the readings, the dead letters."""
     async with conn.transaction():
         cur = await conn.execute(
-            "INSERT INTO ingest_batches (readings, stored, dead_letters) VALUES (%s, 0, %s) RETURNING id",
-            [batch.reading_count, len(batch.dead_letters)],
+            "INSERT INTO ingest_batches (readings, stored, dead_letters) VALUES (%s, %s, %s)"
+            " RETURNING id, pg_notify(%s, id::text)",
+            [batch.reading_count, 0 if idempotent else batch.reading_count, len(batch.dead_letters), NOTIFY_CHANNEL],
         )
         row = await cur.fetchone()
         assert row is not None
         batch_id = int(row[0])
         stored = 0
-        for kind in batch.readings:
-            if batch.readings[kind]:
+        for kind, readings in batch.readings.items():
+            if not readings:
+                continue
+            if idempotent:
                 stored += await _stage(conn, kind, batch, batch_id)
+            else:  # a duplicate makes this COPY fail, and write_batch start over the idempotent way
+                await _copy(conn, kind, batch, batch_id, table_name(kind))
+                stored += len(readings)
         if batch.dead_letters:
             copy_sql = sql.SQL("COPY dead_letters ({}) FROM STDIN (FORMAT BINARY)").format(
                 sql.SQL(", ").join(sql.Identifier(c) for c in _DEAD_LETTER_COLUMNS)
@@ -86,12 +88,19 @@ async def write_batch(conn: AsyncConnection[TupleRow], batch: Batch) -> BatchRes
                     await copy.write_row(
                         [d.received_at, d.topic, d.payload, d.reason, d.field, d.device_id, d.kind, batch_id]
                     )
-        await conn.execute("UPDATE ingest_batches SET stored = %s WHERE id = %s", [stored, batch_id])
-        notify = sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(str(batch_id)))
-        await conn.execute(notify)
+        if idempotent:
+            await conn.execute("UPDATE ingest_batches SET stored = %s WHERE id = %s", [stored, batch_id])
     return BatchResult(
         batch_id=batch_id,
         stored=stored,
         duplicates=batch.reading_count - stored,
         dead_letters=len(batch.dead_letters),
     )
+
+
+async def write_batch(conn: AsyncConnection[TupleRow], batch: Batch) -> BatchResult:
+    """Store ``batch`` in one transaction; returns only after the commit."""
+    try:
+        return await _write(conn, batch, idempotent=False)
+    except errors.UniqueViolation:  # some readings are stored already (or repeat within the batch)
+        return await _write(conn, batch, idempotent=True)

@@ -157,6 +157,20 @@ def test_duplicates_and_late_readings_are_stored_once(store: str, backend: str) 
     assert (again.stored, again.duplicates) == (1, 2)
     assert count(store, "SELECT count(*) FROM air_readings") == 49
     assert count(store, "SELECT count(*) FROM air_readings WHERE batch_id = %s", [again.batch_id]) == 1
+    # the batch records say what was stored; the first attempt (rolled back on the key) left none
+    assert count(store, "SELECT count(*) FROM ingest_batches") == 2
+    assert count(store, "SELECT stored FROM ingest_batches WHERE id = %s", [again.batch_id]) == 1
+
+
+def test_a_committed_batch_notifies_once(store: str) -> None:
+    """Consumers are woken once per committed batch: not by an attempt rolled back on a duplicate."""
+    with psycopg.connect(store, autocommit=True) as listener:
+        listener.execute("LISTEN urbanpulse_batches")
+        fresh = write(store, [air("air-1", NOW - k * HOUR) for k in range(3)])
+        repeated = write(store, [air("air-1", NOW - 3 * HOUR), air("air-1", NOW - HOUR)])
+        payloads = [n.payload for n in listener.notifies(timeout=1.0)]
+    assert payloads == [str(fresh.batch_id), str(repeated.batch_id)]
+    assert (repeated.stored, repeated.duplicates) == (1, 1)
 
 
 def test_retention_drops_old_readings(store: str, backend: str) -> None:
