@@ -94,10 +94,15 @@ CONGESTION = _district(
 # Per segment, hundreds of series: the interval's bucket as a timestamp (date_bin) rather than Grafana's
 # numeric epoch arithmetic, which costs more than the rest of the query on 100,000s of rows.
 BIN = "date_bin($__interval_ms * interval '1 millisecond', b.bucket, '2000-01-03 00:00+00') AS time"
+# When Grafana's interval is the source rollup's own bucket (15 minutes, or an hour: ranges up to about a
+# week) its rows are the answer as they are; other intervals regroup them. The other branch is pruned.
+AS_STORED = "$__interval_ms IN (900000, 3600000)"
 SEGMENT_SPEED = Panel(
     "Speed per segment", "timeseries",
-    f"SELECT {BIN}, b.device_id AS metric, {SPEED} AS speed_kmh\n"
-    f"FROM {joins()}WHERE {SEGMENTS}\nGROUP BY 1, 2\nORDER BY 1, 2",
+    f"SELECT b.bucket AS time, b.device_id AS metric, b.speed_kmh\nFROM {joins()}WHERE {SEGMENTS} AND {AS_STORED}\n"
+    "UNION ALL\n"
+    f"SELECT {BIN}, b.device_id, {SPEED}\nFROM {joins()}WHERE {SEGMENTS} AND NOT {AS_STORED}\n"
+    "GROUP BY 1, 2\nORDER BY 1, 2",
     "velocitykmh", Grid(0, 16, 12, 8), "Vehicle-weighted mean speed of each chosen segment (detector).",
     min_interval="15m",
 )

@@ -227,6 +227,25 @@ def test_station_aqi_regroups_hours_for_long_ranges(filled: Filled) -> None:
     assert rows(timedelta(hours=3)) == sorted((t, d, a) for (t, d), a in regrouped.items())
 
 
+def test_segment_speed_as_stored_equals_regrouped(filled: Filled) -> None:
+    """At the rollups' own intervals the segment panel returns their rows as stored: the same as regrouping."""
+    from urbanpulse.dashboards import traffic  # noqa: PLC0415
+
+    end = filled.sample.end
+    variables = {"province": sorted({d.province.name for d in filled.sample.devices}),
+                 "district": sorted({d.district.name for d in filled.sample.devices}),
+                 "device": sorted(d.device_id for d in filled.sample.devices)}
+    forced = traffic.SEGMENT_SPEED.sql.replace(f"NOT {traffic.AS_STORED}", "true").replace(traffic.AS_STORED, "false")
+    for span, interval in ((timedelta(hours=6), timedelta(minutes=15)), (timedelta(days=7), timedelta(hours=1))):
+        with grafana(filled.dsn) as conn:
+            stored, regrouped = (
+                run(conn, expand(sql, time_from=end - span, time_to=end, interval=interval, variables=variables))[1]
+                for sql in (traffic.SEGMENT_SPEED.sql, forced))
+        assert len(stored) > 10
+        assert [r[:2] for r in stored] == [r[:2] for r in regrouped]
+        assert [r[2] for r in stored] == pytest.approx([r[2] for r in regrouped], nan_ok=True)
+
+
 def test_role_reads_no_secrets(filled: Filled) -> None:
     with grafana(filled.dsn) as conn:
         for statement in ("SELECT secret_hash FROM devices", "SELECT payload FROM dead_letters",
