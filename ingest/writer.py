@@ -14,6 +14,8 @@ keeps the messages unacknowledged and retries; nothing is half-written.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import TupleRow
 
@@ -28,14 +30,13 @@ _DEAD_LETTER_TYPES = ("timestamptz", "text", "bytea", "text", "text", "text", "t
 
 async def _copy(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int, target: str) -> None:
     columns = table_columns(kind)
-    names = [c.name for c in reading_columns(kind)]
+    fields = itemgetter(*(c.name for c in reading_columns(kind)))  # a reading's values in column order
     column_list = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), column_list)
     async with conn.cursor().copy(copy_sql) as copy:
         copy.set_types([c.pg_type for c in columns])
         for reading, received in zip(batch.readings[kind], batch.received_at[kind], strict=True):
-            values = reading.__dict__
-            await copy.write_row([*(values[name] for name in names), received, batch_id])
+            await copy.write_row((*fields(reading.__dict__), received, batch_id))
 
 
 async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int) -> int:
