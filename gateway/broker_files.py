@@ -33,7 +33,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import TupleRow
 
-from urbanpulse.contract import TOPIC_ROOT, TOPIC_VERSION
+from urbanpulse.contract import STATUS_KIND, TOPIC_ROOT, TOPIC_VERSION
 from urbanpulse.gateway.registry import broker_entries, hash_secret
 
 PASSWORD_FILE = "passwd"  # noqa: S105 (a file name, not a password)
@@ -98,7 +98,7 @@ def acl_file_text(services: Sequence[ServiceAccount]) -> str:
         _HEADER.rstrip("\n"),
         "# A device (user name = device id) may publish under its own id only; it reads nothing.",
         f"pattern write {_ROOT}/+/%u",
-        f"pattern write {_ROOT}/status/%u",
+        f"pattern write {_ROOT}/{STATUS_KIND}/%u",
     ]
     for service in services:
         _check_user(service.username)

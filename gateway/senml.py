@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from urbanpulse.contract import READING_MODELS, Kind
+from urbanpulse.contract import DEVICE_ID, READING_MODELS, Kind
 
 RELATIVE_BEFORE = 2**28  # bt + t below this is relative to the receive time
 VERSION = 10
@@ -73,7 +73,7 @@ _LABELS = _TEXT | _NUMBER | {"vb", "bver"}
 _VALUES = ("v", "vs", "vb", "vd")
 RESERVED = frozenset(("device_id", "time", "kind"))
 NAME = re.compile(
-    r"(?:urn:dev:urbanpulse:)?(?P<device>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})[:/]"
+    rf"(?:urn:dev:urbanpulse:)?(?P<device>{DEVICE_ID})[:/]"
     r"(?P<field>[A-Za-z0-9_.-]{1,64})"
 )
 

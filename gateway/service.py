@@ -30,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg_pool import AsyncConnectionPool
 
-from urbanpulse.contract import READINGS_FILTER, parse_topic, utc_now
+from urbanpulse.contract import READINGS_FILTER, STATUS_KIND, parse_topic, utc_now
 from urbanpulse.gateway import metrics as http_metrics
 from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pending
 from urbanpulse.gateway.metrics import GatewayMetrics
@@ -46,7 +46,6 @@ log = logging.getLogger("urbanpulse.gateway")
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 OPERATION_TIMEOUT = 10.0  # seconds for CONNACK, SUBACK and the like
 STOP_GRACE = 15.0  # seconds a clean stop waits for the last batch to become durable
-STATUS_KIND = "status"  # urbanpulse/v1/status/<device_id>: presence, not readings
 IGNORED_KINDS = frozenset({"events", "incidents"})  # analytics publishes these under the same root
 
 

@@ -25,7 +25,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 TOPIC_ROOT = "urbanpulse"
 TOPIC_VERSION = "v1"
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+DEVICE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # letters, digits, _ . -; up to 64
+DEVICE_ID_PATTERN = f"^{DEVICE_ID}$"
+STATUS_KIND = "status"  # urbanpulse/v1/status/<device_id>: presence (online / offline), not readings
 # The 4G download speed (Mbit/s) under which an operations centre calls a province slow; the default of
 # ``StorageSettings.ispeed_slow_mbps``, which the rollups, dashboards and severity rules use.
 SLOW_DOWNLOAD_MBPS = 40.0
@@ -159,7 +161,7 @@ def reading_topic(kind: Kind | str, device_id: str) -> str:
 
 def status_topic(device_id: str) -> str:
     """The topic of a device's presence messages (online / offline, also its last will)."""
-    return f"{TOPIC_ROOT}/{TOPIC_VERSION}/status/{device_id}"
+    return f"{TOPIC_ROOT}/{TOPIC_VERSION}/{STATUS_KIND}/{device_id}"
 
 
 READINGS_FILTER = f"{TOPIC_ROOT}/{TOPIC_VERSION}/+/+"
