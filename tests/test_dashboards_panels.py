@@ -201,14 +201,20 @@ def test_panels_show_what_they_say(filled: Filled) -> None:
     assert float(rows(overview.RATE)[0][0]) == pytest.approx(counted / 60)
 
 
+def every_place_and_device(filled: Filled) -> dict[str, list[str]]:
+    """The variables province, district and device on "All" of the sample."""
+    devices = filled.sample.devices
+    return {"province": sorted({d.province.name for d in devices}),
+            "district": sorted({d.district.name for d in devices}),
+            "device": sorted(d.device_id for d in devices)}
+
+
 def test_station_aqi_regroups_hours_for_long_ranges(filled: Filled) -> None:
     """The per-station AQI panel's two branches: hourly rows as they are, or their maximum per interval."""
     from urbanpulse.dashboards import air  # noqa: PLC0415
 
     end = filled.sample.end
-    variables = {"province": sorted({d.province.name for d in filled.sample.devices}),
-                 "district": sorted({d.district.name for d in filled.sample.devices}),
-                 "device": sorted(d.device_id for d in filled.sample.devices)}
+    variables = every_place_and_device(filled)
 
     def rows(interval: timedelta) -> list[tuple[Any, ...]]:
         sql = expand(air.AQI_STATION.sql, time_from=end - timedelta(days=7), time_to=end, interval=interval,
@@ -232,9 +238,7 @@ def test_segment_speed_as_stored_equals_regrouped(filled: Filled) -> None:
     from urbanpulse.dashboards import traffic  # noqa: PLC0415
 
     end = filled.sample.end
-    variables = {"province": sorted({d.province.name for d in filled.sample.devices}),
-                 "district": sorted({d.district.name for d in filled.sample.devices}),
-                 "device": sorted(d.device_id for d in filled.sample.devices)}
+    variables = every_place_and_device(filled)
     forced = traffic.SEGMENT_SPEED.sql.replace(f"NOT {traffic.AS_STORED}", "true").replace(traffic.AS_STORED, "false")
     for span, interval in ((timedelta(hours=6), timedelta(minutes=15)), (timedelta(days=7), timedelta(hours=1))):
         with grafana(filled.dsn) as conn:
