@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pytest
+from hostile_payloads import HOSTILE, VALID, collect_garbage_first, make_case, nasty_text, native
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import StringConstraints, field_validator
-from test_gateway_hostile import HOSTILE, VALID, collect_garbage_first, make_case, nasty_text, native
 
 from urbanpulse.contract import Kind, Reading, TrafficReading, reading_topic
 from urbanpulse.gateway import fastpath
