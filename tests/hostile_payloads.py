@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from urbanpulse.contract import DEVICE_ID_PATTERN, READING_MODELS, Kind, reading_topic
@@ -317,3 +318,14 @@ def collect_garbage_first() -> None:
     the finalizers of earlier tests' garbage (sockets, connections) without stack, and pytest reports
     their RecursionError. Collecting first keeps these tests independent of what ran before."""
     gc.collect()
+
+
+def derandomized(max_examples: int) -> settings:
+    """Hypothesis settings of the hostile-payload tests: the same examples on every run, no deadline."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pytest
-from hostile_payloads import HOSTILE, VALID, collect_garbage_first, make_case, nasty_text, native
+from hostile_payloads import HOSTILE, VALID, collect_garbage_first, derandomized, make_case, nasty_text, native
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import StringConstraints, field_validator
@@ -193,13 +193,7 @@ def test_the_fast_path_takes_the_common_packs() -> None:
     assert taken == 300
 
 
-@settings(
-    max_examples=3000,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@derandomized(3000)
 @given(hostile=st.sampled_from(HOSTILE), valid=st.sampled_from(VALID), seed=st.integers(0, 2**32), nasty=nasty_text())
 def test_hostile_payloads_parse_alike(hostile: str, valid: str, seed: int, nasty: str) -> None:
     rnd = random.Random(seed)

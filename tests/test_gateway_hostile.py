@@ -26,10 +26,11 @@ from hostile_payloads import (
     VALID,
     Case,
     collect_garbage_first,
+    derandomized,
     make_case,
     nasty_text,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from urbanpulse.contract import Kind
@@ -60,13 +61,7 @@ def test_hostile_payloads_are_dead_lettered_and_valid_ones_accepted() -> None:
     collect_garbage_first()
     seen: Counter[str] = Counter()
 
-    @settings(
-        max_examples=5200,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @derandomized(5200)
     @given(
         hostile=st.sampled_from(HOSTILE), valid=st.sampled_from(VALID), seed=st.integers(0, 2**32), nasty=nasty_text()
     )
