@@ -29,7 +29,8 @@ from urbanpulse.localstack import PostgresServer
 from urbanpulse.settings import StorageSettings
 
 BIN = "date_bin('1 hour', r.time, '2000-01-03 00:00+00')"
-DAY = "date_trunc('day', r.time, 'Asia/Ho_Chi_Minh')"
+DAY_ZONE = ZoneInfo(StorageSettings().day_timezone)  # where the daily rollups' days start
+DAY = f"date_trunc('day', r.time, '{DAY_ZONE.key}')"
 RAW_PLACE = ("FROM air_readings r LEFT JOIN devices d ON d.device_id = r.device_id"
              " WHERE r.time >= %(lo)s AND r.time < %(hi)s")
 
@@ -66,7 +67,6 @@ PLAN = [  # (question, range in days): daily rollups answer whole days (in the d
     ("one province, hourly per station (+AQI)", 1), ("one province, hourly per station (+AQI)", 7),
 ]
 DAILY = {"province daily PM2.5 + AQI", "top-10 stations by max hourly PM2.5, from days"}
-DAY_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # StorageSettings' default day_timezone, as DAY above
 
 GENERATE = """
 INSERT INTO air_readings (device_id, time, seq, pm25, pm10, temperature, humidity, no2, o3, so2, co, noise,
