@@ -1,9 +1,9 @@
-"""The write path: one transaction per batch, binary COPY, idempotent on (device, time).
+"""The write path: one transaction per batch, binary COPY, idempotent on the key (time, device_id).
 
 The usual case -- none of the readings stored yet -- is one transaction of three statements: the batch
 record (whose ``pg_notify('urbanpulse_batches', id)`` wakes consumers when it commits), a binary COPY of
 the readings straight into their table, a COPY of the dead letters. If the COPY hits the primary key (a
-redelivered or duplicated reading: same device and time), that transaction is rolled back and the batch
+redelivered or duplicated reading: same time and device), that transaction is rolled back and the batch
 written again the idempotent way: COPY into a temporary staging table, then ``INSERT ... SELECT ... ON
 CONFLICT DO NOTHING``, so a duplicate is stored once. (A savepoint around the COPY would avoid
 repeating the batch record, at two more round trips for every batch.)

@@ -212,3 +212,55 @@ def test_batch_id_lookups_use_an_index(store: str, backend: str) -> None:
     assert scans, plan
     if backend == "postgres":
         assert all("batch" in line for line in scans), plan
+
+
+def test_past_partitions_get_a_device_index(store: str, backend: str) -> None:
+    """The key leads with time (cheap writes); the job gives each past partition or chunk a device index."""
+    write(store, [air(f"air-{i}", NOW - timedelta(days=3) + k * HOUR) for i in range(20) for k in range(30)])
+    write(store, [air("air-1", NOW)])
+    report = maintain(store, StorageSettings(backend=backend))  # type: ignore[arg-type]
+    assert report.device_indexes_created["air_readings"] >= 2  # the days 3 and 2 ago (a day per chunk)
+    assert maintain(store).device_indexes_created["air_readings"] == 0  # once
+    with psycopg.connect(store) as conn:
+        conn.execute("ANALYZE air_readings")
+        conn.execute("SET enable_seqscan = off")
+        past = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT time, pm25 FROM air_readings WHERE device_id = 'air-1' AND time >= %s AND time < %s",
+            [NOW - timedelta(days=3), NOW - timedelta(days=2)]))
+        current = conn.execute("SELECT tableoid FROM air_readings WHERE time = %s", [NOW]).fetchone()
+        assert current is not None
+        current_indexes = [r[0] for r in conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s", [current[0]])]
+    assert "_device" in past, past
+    assert "Seq Scan" not in past, past
+    assert current_indexes  # the key
+    assert not any(i.endswith("_device") for i in current_indexes)  # not on the one being written
+    rows = count(store, "SELECT count(*) FROM air_readings WHERE device_id = 'air-1'")
+    assert rows == 31
+
+
+def test_the_time_first_key_migration_keeps_rows_and_idempotency(
+    pg_cluster: PostgresServer, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database keyed (device_id, time) by 001-016, with readings (compressed ones on TimescaleDB), re-keyed."""
+    dsn = empty_database(pg_cluster)
+    before = [m for m in available() if m.version < 17]
+    monkeypatch.setattr("urbanpulse.ingest.migrate.available", lambda: before)
+    migrate(dsn, StorageSettings(backend=backend))  # type: ignore[arg-type]
+    monkeypatch.undo()
+    old = [air(f"air-{i}", NOW - timedelta(days=10) + k * HOUR) for i in range(3) for k in range(5)]
+    write(dsn, [*old, air("air-1", NOW)])
+    if backend == "timescaledb":
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            compressed = conn.execute("SELECT compress_chunk(c) FROM show_chunks('air_readings',"
+                                      " older_than => now() - interval '8 days') c").fetchall()
+            assert compressed
+    assert 17 in [m.version for m in migrate(dsn, StorageSettings(backend=backend))]  # type: ignore[arg-type]
+    with psycopg.connect(dsn) as conn:
+        key = conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'air_readings_pkey'"
+                           ).fetchone()
+    assert key == ("PRIMARY KEY (\"time\", device_id)",)
+    assert count(dsn, "SELECT count(*) FROM air_readings") == 16
+    result = write(dsn, [old[0], old[-1], air("air-1", NOW), air("air-9", NOW)])  # three already stored
+    assert (result.stored, result.duplicates) == (1, 3)
+    assert count(dsn, "SELECT count(*) FROM air_readings") == 17
