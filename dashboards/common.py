@@ -15,6 +15,35 @@ def overlapping(column: str, width: str) -> str:
     return f"{column} > $__timeFrom()::timestamptz - interval '{width}' AND {column} < $__timeTo()"
 
 
+ORIGIN = "'2000-01-03 00:00+00'"  # the rollups' date_bin origin (a Monday, midnight UTC)
+_FROM_HOUR = "$__timeFrom()::timestamptz - interval '1 hour'"  # hours after this overlap the range
+
+
+def _first_whole(width: str) -> str:
+    """The start of the first ``width`` bucket whose hours all overlap the range."""
+    return f"date_bin('{width}', {_FROM_HOUR}, {ORIGIN}) + interval '{width}'"
+
+
+def _end_of_whole(width: str) -> str:
+    """The end of the last ``width`` bucket whose hours all overlap the range (its last hour starts before
+    the range's end)."""
+    return (f"date_bin('{width}', $__timeTo()::timestamptz - interval '{width}' + interval '1 hour'"
+            f" - interval '1 microsecond', {ORIGIN}) + interval '{width}'")
+
+
+def whole_buckets(column: str, width: str) -> str:
+    """``column`` (a bucket start) of a ``width`` bucket made only of hours overlapping the range: with
+    :func:`edge_hours`, the same hours as ``overlapping(column, '1 hour')``, in coarser rows."""
+    return f"{column} >= {_first_whole(width)} AND {column} < {_end_of_whole(width)}"
+
+
+def edge_hours(column: str, width: str) -> str:
+    """``column`` (an hourly bucket) of the hours overlapping the range outside :func:`whole_buckets`."""
+    first, end = _first_whole(width), _end_of_whole(width)
+    return (f"(({column} > {_FROM_HOUR} AND {column} < least($__timeTo()::timestamptz, {first}))"
+            f" OR ({column} >= greatest({end}, {first}) AND {column} < $__timeTo()))")
+
+
 PLACE = "province IN ($province) AND district IN ($district)"
 
 PROVINCE = Variable(

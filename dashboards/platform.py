@@ -11,13 +11,14 @@ from __future__ import annotations
 from urbanpulse.dashboards.common import events_annotation, overlapping
 from urbanpulse.dashboards.model import Dashboard, Grid, Panel
 
-# Summed per rollup bucket first: Grafana's numeric epoch grouping then sees few rows. Hourly rollups only
-# (traffic_device_1h, not the 15-minute one): these panels group by an hour at least. Every hour that
-# overlaps the range (the one the range starts in too: over the last hour, that is most of the data).
+# Summed per rollup bucket first: Grafana's numeric epoch grouping then sees few rows. Hourly rollups only:
+# these panels group by an hour at least; per district (air_hourly_district, traffic_district_1h: every
+# station and detector, unregistered ones under 'unknown') rather than per device, a fifth of the rows. Every
+# hour that overlaps the range (the one the range starts in too: over the last hour, that is most of the data).
 _HOURS = overlapping("bucket", "1 hour")
 _RATE_KINDS = (
-    f"  SELECT bucket, 'air' AS kind, sum(readings) AS n FROM air_device_1h WHERE {_HOURS} GROUP BY 1\n"
-    f"  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_device_1h WHERE {_HOURS} GROUP BY 1\n"
+    f"  SELECT bucket, 'air' AS kind, sum(readings) AS n FROM air_hourly_district WHERE {_HOURS} GROUP BY 1\n"
+    f"  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_district_1h WHERE {_HOURS} GROUP BY 1\n"
     f"  UNION ALL SELECT bucket, 'ispeed', sum(tests) FROM ispeed_1h WHERE {_HOURS} GROUP BY 1\n"
 )
 # Raw readings received in the range (their measurement time may be a little earlier): for the lag panels.

@@ -24,7 +24,17 @@ from psycopg.rows import TupleRow
 
 from urbanpulse.ingest.columns import table_name
 from urbanpulse.ingest.config import read_config
-from urbanpulse.ingest.rollups import AQI_1D, AQI_1H, DISTRICT_1D, DISTRICT_1H, Rollup
+from urbanpulse.ingest.rollups import (
+    AGAINST_TYPICAL,
+    AQI_1D,
+    AQI_1H,
+    AQI_3H,
+    DISTRICT_1D,
+    DISTRICT_1H,
+    TRAFFIC_1H,
+    TRAFFIC_LONG,
+    Rollup,
+)
 
 Conn = psycopg.Connection[TupleRow]
 HOUR = timedelta(hours=1)
@@ -70,7 +80,8 @@ def next_bucket(rollup: Rollup, zone: ZoneInfo) -> Callable[[datetime], datetime
             local = start.astimezone(zone)
             return datetime.combine(local.date() + timedelta(days=1), local.time().min, tzinfo=zone)
         return day_after
-    width = {"1 hour": HOUR, "15 minutes": timedelta(minutes=15), "1 day": timedelta(days=1)}[rollup.width]
+    width = {"1 hour": HOUR, "3 hours": 3 * HOUR, "15 minutes": timedelta(minutes=15),
+             "1 day": timedelta(days=1)}[rollup.width]
     return lambda start: start + width
 
 
@@ -151,8 +162,20 @@ def refresh_aqi(conn: Conn, until: int, hourly_source: Rollup) -> int:
         # The day of the hour, and of hour + 7 h (8-hour O3 means ending up to 7 hours later).
         return sorted({_day_start(hour, zone), _day_start(hour + 7 * HOUR, zone)})
 
+    def three_hours_of(hour: datetime) -> list[datetime]:
+        # The 3-hour buckets of the hours whose AQI an hour enters (its NowCast hours).
+        return sorted({_floor(h, 3 * HOUR) for h in nowcast_hours(hour)})
+
     n = refresh_table(conn, AQI_1H, until, expand=nowcast_hours, source=hourly_source, then=DISTRICT_1H)
+    n += refresh_table(conn, AQI_3H, until, expand=three_hours_of, source=hourly_source)
     return n + refresh_table(conn, AQI_1D, until, expand=days_of, source=hourly_source, then=DISTRICT_1D)
+
+
+_ORIGIN = datetime(2000, 1, 3, tzinfo=ZoneInfo("UTC"))  # the rollups' date_bin origin
+
+
+def _floor(t: datetime, width: timedelta) -> datetime:
+    return t - (t - _ORIGIN) % width
 
 
 def _day_start(t: datetime, zone: ZoneInfo) -> datetime:
@@ -161,7 +184,36 @@ def _day_start(t: datetime, zone: ZoneInfo) -> datetime:
 
 
 def refresh_typical_speed(conn: Conn, every: timedelta) -> bool:
-    """Recompute ``traffic_typical_speed`` if it is older than ``every``; True when it did."""
+    """Recompute ``traffic_typical_speed`` if it is older than ``every``, then the long-range traffic rollups
+    (:data:`TRAFFIC_LONG`); True when the typical speeds were recomputed.
+
+    Those holding sums against the typical speeds are recomputed whole after new typical speeds; otherwise
+    each recomputes the buckets touched since its last run (late data included). Their horizon is the one
+    ``traffic_device_1h`` was refreshed to (native PostgreSQL), so a batch it has not seen yet stays due.
+    """
+    until = horizon(conn)
+    row = conn.execute("SELECT horizon::text::bigint FROM rollup_state WHERE name = %s", [TRAFFIC_1H.name]).fetchone()
+    if row is not None and row[0] is not None:
+        until = min(until, int(row[0]))
+    recomputed = _typical_speed(conn, every)
+    for rollup in TRAFFIC_LONG:
+        if recomputed and rollup in AGAINST_TYPICAL:
+            rebuild(conn, rollup, until)
+        else:
+            refresh_table(conn, rollup, until)
+    return recomputed
+
+
+def rebuild(conn: Conn, rollup: Rollup, until: int) -> None:
+    """Recompute ``<name>_store`` whole, up to the current bucket, and save ``until`` as its horizon."""
+    _, exists = _state(conn, rollup.name)
+    now = _floor_now(conn, rollup)
+    conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(f"{rollup.name}_store")))
+    recompute(conn, rollup, [(datetime.min.replace(tzinfo=ZoneInfo("UTC")), now)])
+    _save(conn, rollup.name, until, now, exists)
+
+
+def _typical_speed(conn: Conn, every: timedelta) -> bool:
     row = conn.execute(
         "SELECT now() - updated_at FROM rollup_state WHERE name = 'traffic_typical_speed' FOR UPDATE").fetchone()
     if row is not None and row[0] < every:

@@ -2,8 +2,8 @@
 
 The backend-specific *base* rollups (TimescaleDB continuous aggregates, or tables + views on native
 PostgreSQL, same names and columns) are listed in :data:`BASE`; the AQI tables that urbanpulse
-maintains itself on both backends in :data:`AQI`. Migrations 006/007/012 create them; ``maintain``
-refreshes them.
+maintains itself on both backends in :data:`AQI`, and the long-range ones (migration 018) in :data:`AQI_3H` and
+:data:`TRAFFIC_LONG`. Migrations 006/007/012/018 create them; ``maintain`` refreshes them.
 """
 
 from __future__ import annotations
@@ -47,6 +47,17 @@ AQI: tuple[Rollup, ...] = (AQI_1H, AQI_1D)
 # Per district, from the two above (maintained with them).
 DISTRICT_1H = Rollup("air_district_1h", Kind.AIR, "1 hour")
 DISTRICT_1D = Rollup("air_district_1d", Kind.AIR, "1 day", daily=True)
+# The largest hourly AQI per station and 3 hours (from air_aqi_1h, maintained after it): long ranges.
+AQI_3H = Rollup("air_aqi_3h", Kind.AIR, "3 hours")
+
+# Coarser traffic for long ranges (migration 018), tables maintained on both backends from traffic_device_1h
+# with the typical speeds: per district and hour, per detector and 3 hours, per detector and UTC day. The
+# first and the last hold sums against traffic_typical_speed, so they are recomputed whole with it.
+TRAFFIC_DISTRICT_1H = Rollup("traffic_district_1h", Kind.TRAFFIC, "1 hour")
+TRAFFIC_3H = Rollup("traffic_device_3h", Kind.TRAFFIC, "3 hours")
+TRAFFIC_1D = Rollup("traffic_device_1d", Kind.TRAFFIC, "1 day")
+TRAFFIC_LONG: tuple[Rollup, ...] = (TRAFFIC_DISTRICT_1H, TRAFFIC_3H, TRAFFIC_1D)
+AGAINST_TYPICAL: tuple[Rollup, ...] = (TRAFFIC_DISTRICT_1H, TRAFFIC_1D)
 
 # The relations dashboards and the read-only role use (views; same names and columns on both backends).
 VIEWS: tuple[str, ...] = (
@@ -55,4 +66,5 @@ VIEWS: tuple[str, ...] = (
     "traffic_device_15m", "traffic_15m", "traffic_15m_district", "traffic_typical_speed",
     "traffic_device_1h", "traffic_1h", "traffic_1h_district",
     "ispeed_1h", "ispeed_1d",
+    "traffic_district_1h", "traffic_device_1d", "traffic_device_3h", "air_aqi_3h",
 )

@@ -209,45 +209,95 @@ def every_place_and_device(filled: Filled) -> dict[str, list[str]]:
             "device": sorted(d.device_id for d in devices)}
 
 
+def rows_of(filled: Filled, sql: str, span: timedelta, interval: timedelta) -> list[tuple[Any, ...]]:
+    """A panel query over the last ``span`` at Grafana interval ``interval``, everything chosen, as Grafana's role."""
+    end = filled.sample.end
+    with grafana(filled.dsn) as conn:
+        return run(conn, expand(sql, time_from=end - span, time_to=end, interval=interval,
+                                variables=every_place_and_device(filled)))[1]
+
+
+def assert_same_rows(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]], keys: int = 2) -> None:
+    assert len(got) >= 5
+    assert [r[:keys] for r in got] == [r[:keys] for r in expected]
+    assert [r[keys:] for r in got] == [pytest.approx(r[keys:], nan_ok=True) for r in expected]
+
+
+SPANS = (timedelta(days=7), timedelta(days=7, hours=5, minutes=37))  # whole hours and not
+
+
 def test_station_aqi_regroups_hours_for_long_ranges(filled: Filled) -> None:
-    """The per-station AQI panel's two branches: hourly rows as they are, or their maximum per interval."""
+    """The per-station AQI panel's branches: hourly rows as they are, or their maximum per interval -- from
+    air_aqi_3h and the edge hours at multiples of 3 hours -- the same as regrouping the hourly rows."""
     from urbanpulse.dashboards import air  # noqa: PLC0415
 
-    end = filled.sample.end
-    variables = every_place_and_device(filled)
-
-    def rows(interval: timedelta) -> list[tuple[Any, ...]]:
-        sql = expand(air.AQI_STATION.sql, time_from=end - timedelta(days=7), time_to=end, interval=interval,
-                     variables=variables)
-        with grafana(filled.dsn) as conn:
-            return run(conn, sql)[1]
-
-    hourly = rows(timedelta(hours=1))
-    assert hourly
-    assert len({r[0] for r in hourly}) > 3
-    regrouped: dict[tuple[datetime, str], int] = {}
     epoch = datetime(2000, 1, 3, tzinfo=UTC)
-    for time, device, aqi in hourly:
-        key = (time - (time - epoch) % timedelta(hours=3), device)
-        regrouped[key] = max(regrouped.get(key, aqi), aqi)
-    assert rows(timedelta(hours=3)) == sorted((t, d, a) for (t, d), a in regrouped.items())
+    for span in SPANS:
+        hourly = rows_of(filled, air.AQI_STATION.sql, span, timedelta(hours=1))
+        assert len({r[0] for r in hourly}) > 3
+        for width in (timedelta(hours=2), timedelta(hours=3), timedelta(hours=6), timedelta(days=1)):
+            regrouped: dict[tuple[float, str], int] = {}
+            for time, device, aqi in hourly:
+                moment = datetime.fromtimestamp(time, UTC)
+                key = ((moment - (moment - epoch) % width).timestamp(), device)
+                regrouped[key] = max(regrouped.get(key, aqi), aqi)
+            expected = sorted((t, d, a) for (t, d), a in regrouped.items())
+            assert rows_of(filled, air.AQI_STATION.sql, span, width) == expected, (span, width)
 
 
-def test_segment_speed_as_stored_equals_regrouped(filled: Filled) -> None:
-    """At the rollups' own intervals the segment panel returns their rows as stored: the same as regrouping."""
+def test_segment_speed_branches_agree(filled: Filled) -> None:
+    """At the rollups' own intervals the segment panel returns their rows as stored, at multiples of 3 hours
+    traffic_device_3h's whole buckets and the edge hours: the same as regrouping the 15-minute or hourly rows."""
+    from urbanpulse.dashboards import traffic  # noqa: PLC0415
+    from urbanpulse.dashboards.common import edge_hours, overlapping, whole_buckets  # noqa: PLC0415
+
+    sql = traffic.SEGMENT_SPEED.sql
+    regroup = sql.replace(f"NOT {traffic.AS_STORED}", "true").replace(traffic.AS_STORED, "false")
+    for branch in (traffic.THREE_HOURLY, traffic.STORED_3H):
+        regroup = regroup.replace(f"NOT {branch}", "true").replace(branch, "false")
+    for span, interval in ((timedelta(hours=6), timedelta(minutes=15)), (timedelta(days=7), timedelta(hours=1))):
+        assert_same_rows(rows_of(filled, sql, span, interval), rows_of(filled, regroup, span, interval))
+    hours_only = sql.replace(whole_buckets("bucket", "3 hours"), "false").replace(
+        edge_hours("bucket", "3 hours"), overlapping("bucket", "1 hour"))
+    for span in SPANS:
+        for interval in (timedelta(hours=3), timedelta(hours=6), timedelta(days=1)):
+            assert_same_rows(rows_of(filled, sql, span, interval), rows_of(filled, regroup, span, interval))
+            assert_same_rows(rows_of(filled, sql, span, interval), rows_of(filled, hours_only, span, interval))
+
+
+def test_district_panels_equal_the_detectors_hours(filled: Filled) -> None:
+    """From an hour on, the district panels read traffic_district_1h: the same as traffic_1h_district, computed
+    from the detector-hours (the registry's places, congestion against the typical speeds) at query time."""
     from urbanpulse.dashboards import traffic  # noqa: PLC0415
 
-    end = filled.sample.end
-    variables = every_place_and_device(filled)
-    forced = traffic.SEGMENT_SPEED.sql.replace(f"NOT {traffic.AS_STORED}", "true").replace(traffic.AS_STORED, "false")
-    for span, interval in ((timedelta(hours=6), timedelta(minutes=15)), (timedelta(days=7), timedelta(hours=1))):
-        with grafana(filled.dsn) as conn:
-            stored, regrouped = (
-                run(conn, expand(sql, time_from=end - span, time_to=end, interval=interval, variables=variables))[1]
-                for sql in (traffic.SEGMENT_SPEED.sql, forced))
-        assert len(stored) > 10
-        assert [r[:2] for r in stored] == [r[:2] for r in regrouped]
-        assert [r[2] for r in stored] == pytest.approx([r[2] for r in regrouped], nan_ok=True)
+    reference = ("SELECT floor(extract(epoch from bucket)/3600)*3600 AS time, district, vehicles, speed_kmh,"
+                 " occupancy_pct, congestion_index FROM traffic_1h_district"
+                 " WHERE bucket > $__timeFrom()::timestamptz - interval '1 hour' AND bucket < $__timeTo()"
+                 " AND district <> 'unknown' ORDER BY 1, 2")
+    expected = rows_of(filled, reference, SPANS[1], timedelta(hours=1))
+    for column, panel in enumerate((traffic.VOLUME, traffic.SPEED_PANEL, traffic.OCCUPANCY, traffic.CONGESTION)):
+        got = rows_of(filled, panel.sql, SPANS[1], timedelta(hours=1))
+        want = [(r[0], r[1], r[2 + column]) for r in expected if r[2 + column] is not None]
+        assert_same_rows([(float(t), m, v) for t, m, v in got], [(float(t), m, v) for t, m, v in want])
+
+
+def test_typical_week_and_hot_spots_branches_agree(filled: Filled) -> None:
+    """Today against the typical week from the district sums (every detector chosen) equals the detectors' own
+    rows; the hot spots from whole days and edge hours equal them from every hour of the range."""
+    from urbanpulse.dashboards import traffic  # noqa: PLC0415
+    from urbanpulse.dashboards.common import edge_hours, overlapping, whole_buckets  # noqa: PLC0415
+
+    week = traffic.TYPICAL_WEEK.sql
+    per_detector = week.replace(traffic.ALL_CHOSEN, "false")
+    for span in SPANS:
+        for interval in (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3)):
+            assert_same_rows(rows_of(filled, week, span, interval), rows_of(filled, per_detector, span, interval))
+    hot = traffic.HOT_SPOTS.sql
+    hourly = hot.replace(whole_buckets("bucket", "1 day"), "false").replace(
+        edge_hours("bucket", "1 day"), overlapping("bucket", "1 hour"))
+    for span in (*SPANS, timedelta(days=2, hours=3)):
+        got, expected = (rows_of(filled, sql, span, timedelta(hours=1)) for sql in (hot, hourly))
+        assert_same_rows(got, expected, keys=3)
 
 
 def test_role_reads_no_secrets(filled: Filled) -> None:

@@ -149,6 +149,16 @@ def check_air(dsn: str, maintained: bool) -> None:
         return
     daily = expected_air_daily(readings)
     assert_same(frame(dsn, f"SELECT {', '.join(daily.columns)} FROM air_daily"), daily, ["device_id", "bucket"])
+    three = expected.filter(pl.col("aqi").is_not_null()).with_columns(pl.col("bucket").dt.truncate("3h")).group_by(
+        "bucket", "device_id", "province", "district").agg(pl.col("aqi").max())
+    got = frame(dsn, "SELECT bucket, device_id, province, district, aqi FROM air_aqi_3h")
+    assert_same(got, three, ["bucket", "device_id", "province", "district"])
+
+
+def hour_of_week(column: str) -> pl.Expr:
+    """The hour of the week in the day time zone, 0 on Monday 00:00 (as SQL's hour_of_week)."""
+    local = pl.col(column).dt.convert_time_zone(str(ZONE))
+    return ((local.dt.weekday().cast(pl.Int64) - 1) * 24 + local.dt.hour().cast(pl.Int64)).alias("how")
 
 
 def check_traffic(dsn: str, typical: bool) -> None:
@@ -157,8 +167,7 @@ def check_traffic(dsn: str, typical: bool) -> None:
     q = readings.group_by("device_id", "q").agg(
         pl.len().alias("readings"), pl.col("vehicle_count").sum().alias("vehicles"), pl.col("sxv").sum(),
         pl.col("occupancy_pct").mean()).rename({"q": "bucket"})
-    local = pl.col("bucket").dt.convert_time_zone(str(ZONE))
-    q = q.with_columns(((local.dt.weekday() - 1) * 24 + local.dt.hour()).cast(pl.Int64).alias("how"))
+    q = q.with_columns(hour_of_week("bucket"))
     profile = q.group_by("device_id", "how").agg((pl.col("sxv").sum() / pl.col("vehicles").sum()).alias("typical"))
     q = q.join(profile, on=["device_id", "how"]).with_columns(
         (pl.col("sxv") / pl.col("vehicles")).alias("speed_kmh"))
@@ -172,17 +181,21 @@ def check_traffic(dsn: str, typical: bool) -> None:
     check_traffic_hourly(readings, profile, dsn, typical)
 
 
-def check_traffic_hourly(readings: pl.DataFrame, profile: pl.DataFrame, dsn: str, typical: bool) -> None:
-    """traffic_1h (hierarchical on the 15-minute rollup) and traffic_1h_district against the raw rows."""
+def detector_hours(readings: pl.DataFrame, profile: pl.DataFrame, typical: bool) -> pl.DataFrame:
+    """Per detector and hour: readings, vehicles, sxv, occupancy, speed, typical speed and congestion index."""
     h = readings.group_by("device_id", "hour").agg(
         pl.len().alias("readings"), pl.col("vehicle_count").sum().alias("vehicles"), pl.col("sxv").sum(),
         pl.col("occupancy_pct").mean()).rename({"hour": "bucket"})
-    local = pl.col("bucket").dt.convert_time_zone(str(ZONE))
-    h = h.with_columns(((local.dt.weekday() - 1) * 24 + local.dt.hour()).cast(pl.Int64).alias("how"))
-    h = h.join(profile, on=["device_id", "how"]).with_columns(
+    h = h.with_columns(hour_of_week("bucket"))
+    return h.join(profile, on=["device_id", "how"], how="left").with_columns(
         pl.when(pl.col("vehicles") > 0).then(pl.col("sxv") / pl.col("vehicles")).alias("speed_kmh"),
-        pl.when((pl.col("vehicles") > 0) & typical)
+        pl.when((pl.col("vehicles") > 0) & typical & (pl.col("typical") > 0))
         .then((1 - pl.col("sxv") / pl.col("vehicles") / pl.col("typical")).clip(0, 1)).alias("congestion_index"))
+
+
+def check_traffic_hourly(readings: pl.DataFrame, profile: pl.DataFrame, dsn: str, typical: bool) -> None:
+    """traffic_1h (hierarchical on the 15-minute rollup) and traffic_1h_district against the raw rows."""
+    h = detector_hours(readings, profile, typical)
     got = frame(dsn, "SELECT device_id, bucket, readings, vehicles, speed_kmh, occupancy_pct, congestion_index"
                      " FROM traffic_1h")
     assert_same(got, h.select(got.columns), ["device_id", "bucket"])
@@ -199,6 +212,42 @@ def check_traffic_hourly(readings: pl.DataFrame, profile: pl.DataFrame, dsn: str
     got = frame(dsn, "SELECT bucket, district, readings, vehicles, speed_kmh, occupancy_pct, congestion_index"
                      " FROM traffic_1h_district")
     assert_same(got, district.select(got.columns), ["bucket", "district"])
+    check_traffic_long(dsn, h, typical)
+
+
+def check_traffic_long(dsn: str, hourly: pl.DataFrame, typical: bool) -> None:
+    """traffic_district_1h, traffic_device_1d (sums against the typical speeds) and traffic_device_3h against
+    the detector-hours recomputed from raw rows (``hourly``: with district, typical speed and congestion)."""
+    places = pl.DataFrame({"device_id": list(DEVICES), "province": [p for p, _ in DEVICES.values()]})
+    h = hourly.join(places, on="device_id", how="left").with_columns(
+        pl.col("province").fill_null("unknown"),
+        (pl.col("occupancy_pct") * pl.col("readings")).alias("occupancy_x_readings"),
+        pl.when(pl.lit(typical)).then(pl.col("typical")).alias("typical"))
+    v = pl.col("vehicles")
+    sums = [pl.col("readings").sum(), v.sum(), pl.col("sxv").sum().alias("speed_x_vehicles"),
+            (pl.col("typical") * v).sum().alias("typical_x_vehicles"),
+            v.filter(pl.col("typical").is_not_null()).sum().alias("vehicles_typical"),
+            (pl.col("congestion_index") * v).sum().alias("congestion_x_vehicles"),
+            v.filter(pl.col("typical") > 0).sum().alias("vehicles_congestion")]
+    against_typical = ["typical_x_vehicles", "vehicles_typical", "congestion_x_vehicles", "vehicles_congestion"]
+
+    def without_typical(df: pl.DataFrame) -> pl.DataFrame:
+        return df if typical else df.with_columns(pl.lit(None).alias(c) for c in against_typical)
+
+    district = without_typical(h.group_by("bucket", "province", "district").agg(
+        pl.len().alias("segments"), pl.col("occupancy_x_readings").sum(), *sums))
+    got = frame(dsn, f"SELECT {', '.join(district.columns)} FROM traffic_district_1h")
+    assert_same(got, district, ["bucket", "province", "district"])
+    days = h.with_columns(pl.col("bucket").dt.truncate("1d"))
+    daily = without_typical(days.group_by("bucket", "device_id").agg(sums))
+    got = frame(dsn, f"SELECT {', '.join(daily.columns)} FROM traffic_device_1d")
+    assert_same(got, daily, ["bucket", "device_id"])
+    three = h.with_columns(pl.col("bucket").dt.truncate("3h")).group_by("bucket", "device_id").agg(
+        pl.col("readings").sum(), v.sum(), pl.col("sxv").sum().alias("speed_x_vehicles"),
+        (pl.col("occupancy_x_readings").sum() / pl.col("readings").sum()).alias("occupancy_pct"))
+    three = three.with_columns(pl.when(v > 0).then(pl.col("speed_x_vehicles") / v).alias("speed_kmh"))
+    got = frame(dsn, f"SELECT {', '.join(three.columns)} FROM traffic_device_3h")
+    assert_same(got, three, ["bucket", "device_id"])
 
 
 def check_ispeed(dsn: str) -> None:
@@ -247,3 +296,20 @@ def test_the_newest_bucket_shows_before_maintenance(store: str) -> None:
     assert got.to_dicts()[-1] == {"bucket": now.replace(minute=0, second=0, microsecond=0), "readings": 3,
                                   "pm25_mean": 60.0}
     assert count(store, "SELECT count(*) FROM air_hourly WHERE aqi IS NOT NULL") == 0  # hours completed first
+
+
+def test_long_range_traffic_follows_late_data_between_typical_speeds(store: str) -> None:
+    """Late readings reach traffic_district_1h, traffic_device_1d and traffic_device_3h at the next run, against
+    the typical speeds in force, also when these are not recomputed in that run."""
+    register(store)
+    load(store, random.Random(9), START, 30)
+    maintain(store, typical_every=timedelta(0))
+    load(store, random.Random(10), START + 10 * HOUR, 2)  # late, into old hours (some duplicates)
+    maintain(store, typical_every=timedelta(days=1))  # the typical speeds stay as they were
+    readings = raw(store, "traffic_readings").with_columns(
+        (pl.col("speed_kmh") * pl.col("vehicle_count")).alias("sxv"))
+    profile = frame(store, "SELECT device_id, hour_of_week::bigint AS how, speed_kmh AS typical"
+                           " FROM traffic_typical_speed")
+    places = pl.DataFrame({"device_id": list(DEVICES), "district": [d for _, d in DEVICES.values()]})
+    hourly = detector_hours(readings, profile, typical=True).join(places, on="device_id", how="left")
+    check_traffic_long(store, hourly.with_columns(pl.col("district").fill_null("unknown")), typical=True)
