@@ -237,6 +237,12 @@ def test_past_partitions_get_a_device_index(store: str, backend: str) -> None:
     assert not any(i.endswith("_device") for i in current_indexes)  # not on the one being written
     rows = count(store, "SELECT count(*) FROM air_readings WHERE device_id = 'air-1'")
     assert rows == 31
+    if backend == "timescaledb":  # chunks with the extra index still go to the columnstore, and take late data
+        with psycopg.connect(store, autocommit=True) as conn:
+            assert conn.execute("SELECT compress_chunk(c) FROM show_chunks('air_readings', older_than => now()) c"
+                                ).fetchall()
+    late = write(store, [air("air-1", NOW - timedelta(days=3)), air("air-1", NOW - timedelta(days=3, minutes=30))])
+    assert (late.stored, late.duplicates) == (1, 1)
 
 
 def test_the_time_first_key_migration_keeps_rows_and_idempotency(
