@@ -16,6 +16,7 @@ from urbanpulse.dashboards.common import (
     whole_buckets,
 )
 from urbanpulse.dashboards.model import AQI_CATEGORY_COLOURS, AQI_STEPS, Dashboard, Grid, Panel
+from urbanpulse.ingest.aqi import POLLUTANTS
 
 HOURS = overlapping("bucket", "1 hour")
 DAYS = overlapping("bucket", "1 day")
@@ -77,11 +78,22 @@ PM25 = _district_trend("PM2.5 per district", "pm25_mean", Grid(0, 9, 12, 8),
                        "Hourly PM2.5 mean of each district (readings-weighted over its stations).")
 PM10 = _district_trend("PM10 per district", "pm10_mean", Grid(12, 9, 12, 8),
                        "Hourly PM10 mean of each district (readings-weighted over its stations).")
+# Over a day: the 3-hour buckets wholly in the range from air_aqi_3h (a third of the station-hours), the
+# hours at its edges from air_hourly.
+_LONG_RANGE = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '1 day'"
+_DRIVERS = ", ".join(f"('{p}', {p}_hours)" for p in POLLUTANTS)
+_CHOSEN = f"{PLACE} AND device_id IN ($device)"
 DRIVER = Panel(
     "Pollutant driving the index", "bargauge",
-    "SELECT aqi_pollutant AS pollutant, count(*) AS station_hours\n"
-    f"FROM air_hourly WHERE {HOURS} AND {PLACE} AND device_id IN ($device) AND aqi_pollutant IS NOT NULL\n"
-    "GROUP BY 1\nORDER BY 2 DESC",
+    "SELECT pollutant, sum(n)::bigint AS station_hours\nFROM (\n"
+    "  SELECT aqi_pollutant AS pollutant, count(*) AS n FROM air_hourly\n"
+    f"  WHERE {HOURS} AND {_CHOSEN} AND aqi_pollutant IS NOT NULL AND NOT {_LONG_RANGE} GROUP BY 1\n"
+    "  UNION ALL SELECT aqi_pollutant, count(*) FROM air_hourly\n"
+    f"  WHERE {edge_hours('bucket', '3 hours')} AND {_CHOSEN} AND aqi_pollutant IS NOT NULL AND {_LONG_RANGE}"
+    " GROUP BY 1\n"
+    f"  UNION ALL SELECT d.pollutant, sum(d.n) FROM air_aqi_3h, LATERAL (VALUES {_DRIVERS}) AS d(pollutant, n)\n"
+    f"  WHERE {whole_buckets('bucket', '3 hours')} AND {_CHOSEN} AND {_LONG_RANGE} GROUP BY 1\n"
+    ") AS driven\nGROUP BY 1 HAVING sum(n) > 0\nORDER BY 2 DESC",
     "none", Grid(0, 17, 8, 9), "Station-hours of the range whose hourly VN_AQI each pollutant set.",
     columns=("pollutant", "station_hours"),
 )

@@ -219,12 +219,16 @@ def _typical_speed(conn: Conn, every: timedelta) -> bool:
     if row is not None and row[0] < every:
         return False
     conn.execute("DELETE FROM traffic_typical_speed")
+    # The hour of week once per 15-minute bucket, not per detector's (its time-zone conversion costs more
+    # than the rest: 4.2 -> 0.8 s for 4 weeks of 200 detectors).
     conn.execute(
         "INSERT INTO traffic_typical_speed (device_id, hour_of_week, speed_kmh, vehicles)"
-        " SELECT device_id, hour_of_week(bucket, (SELECT storage_setting('day_timezone'))),"
-        " sum(speed_x_vehicles) / nullif(sum(vehicles), 0), coalesce(sum(vehicles), 0)"
-        " FROM traffic_device_15m WHERE bucket >= now() - storage_setting('typical_weeks')::int * interval '1 week'"
-        " GROUP BY 1, 2")
+        " WITH q AS (SELECT bucket, device_id, speed_x_vehicles, vehicles FROM traffic_device_15m"
+        "   WHERE bucket >= now() - storage_setting('typical_weeks')::int * interval '1 week'),"
+        " h AS MATERIALIZED (SELECT bucket, hour_of_week(bucket, (SELECT storage_setting('day_timezone'))) AS how"
+        "   FROM (SELECT DISTINCT bucket FROM q) AS buckets)"
+        " SELECT q.device_id, h.how, sum(q.speed_x_vehicles) / nullif(sum(q.vehicles), 0), coalesce(sum(q.vehicles), 0)"
+        " FROM q JOIN h ON h.bucket = q.bucket GROUP BY 1, 2")
     conn.execute(
         "INSERT INTO rollup_state (name) VALUES ('traffic_typical_speed')"
         " ON CONFLICT (name) DO UPDATE SET updated_at = now()")

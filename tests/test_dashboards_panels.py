@@ -281,6 +281,19 @@ def test_district_panels_equal_the_detectors_hours(filled: Filled) -> None:
         assert_same_rows([(float(t), m, v) for t, m, v in got], [(float(t), m, v) for t, m, v in want])
 
 
+def test_driving_pollutant_from_three_hours_equals_the_hours(filled: Filled) -> None:
+    """Over a day the pollutant panel counts air_aqi_3h's whole buckets and the edge hours: the same counts."""
+    from urbanpulse.dashboards import air  # noqa: PLC0415
+    from urbanpulse.dashboards.common import edge_hours, overlapping, whole_buckets  # noqa: PLC0415
+
+    hourly = air.DRIVER.sql.replace(whole_buckets("bucket", "3 hours"), "false").replace(
+        edge_hours("bucket", "3 hours"), overlapping("bucket", "1 hour"))
+    for span in SPANS:
+        got, expected = (sorted(rows_of(filled, sql, span, timedelta(hours=1))) for sql in (air.DRIVER.sql, hourly))
+        assert got == expected
+        assert sum(n for _, n in got) > 100
+
+
 def test_typical_week_and_hot_spots_branches_agree(filled: Filled) -> None:
     """Today against the typical week from the district sums (every detector chosen) equals the detectors' own
     rows; the hot spots from whole days and edge hours equal them from every hour of the range."""

@@ -150,8 +150,9 @@ def check_air(dsn: str, maintained: bool) -> None:
     daily = expected_air_daily(readings)
     assert_same(frame(dsn, f"SELECT {', '.join(daily.columns)} FROM air_daily"), daily, ["device_id", "bucket"])
     three = expected.filter(pl.col("aqi").is_not_null()).with_columns(pl.col("bucket").dt.truncate("3h")).group_by(
-        "bucket", "device_id", "province", "district").agg(pl.col("aqi").max())
-    got = frame(dsn, "SELECT bucket, device_id, province, district, aqi FROM air_aqi_3h")
+        "bucket", "device_id", "province", "district").agg(
+        pl.col("aqi").max(), *((pl.col("aqi_pollutant") == p).sum().alias(f"{p}_hours") for p in aqi.POLLUTANTS))
+    got = frame(dsn, f"SELECT {', '.join(three.columns)} FROM air_aqi_3h")
     assert_same(got, three, ["bucket", "device_id", "province", "district"])
 
 

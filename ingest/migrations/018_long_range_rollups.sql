@@ -11,24 +11,29 @@
 -- traffic_device_3h    3 hours x detector: traffic_device_1h's columns (speed per segment at 3-hour and
 --                      coarser intervals: 6 h, 12 h, days nest in 3-hour bins from the same origin)
 -- air_aqi_3h           3 hours x station x place: the largest hourly VN_AQI (per-station AQI at 3-hour
---                      and coarser intervals)
+--                      and coarser intervals) and the hours each pollutant drove it (long ranges)
 --
 -- The sums against typical speeds depend on traffic_typical_speed, which maintain() recomputes hourly:
 -- traffic_district_1h and traffic_device_1d are then recomputed whole, so they always hold the figures
 -- against the typical speeds in force, as the per-detector queries compute them.
 
--- A detector-hour of traffic_device_1h with its typical speed for the hour of week (NULL without one).
+-- A detector-hour of traffic_device_1h with its typical speed for the hour of week (NULL without one). The
+-- hour of week once per hour, not per detector-hour: its time-zone conversion costs more than the rest.
 CREATE FUNCTION traffic_device_1h_against_typical(t_from timestamptz, t_to timestamptz)
 RETURNS TABLE (bucket timestamptz, device_id text, readings bigint, vehicles bigint, speed_kmh float8,
                speed_x_vehicles float8, occupancy_pct float8, typical_speed_kmh float8)
 LANGUAGE sql STABLE AS $$
+    WITH b AS (
+        SELECT bucket, device_id, readings, vehicles, speed_kmh, speed_x_vehicles, occupancy_pct
+        FROM traffic_device_1h WHERE bucket >= t_from AND bucket < t_to
+    ), h AS MATERIALIZED (  -- not pulled up into the join, where it would run per detector-hour again
+        SELECT bucket, hour_of_week(bucket, (SELECT storage_setting('day_timezone'))) AS how
+        FROM (SELECT DISTINCT bucket FROM b) AS hours
+    )
     SELECT b.bucket, b.device_id, b.readings, b.vehicles, b.speed_kmh, b.speed_x_vehicles, b.occupancy_pct,
            t.speed_kmh
-    FROM traffic_device_1h AS b
-    LEFT JOIN traffic_typical_speed AS t
-      ON t.device_id = b.device_id
-     AND t.hour_of_week = hour_of_week(b.bucket, (SELECT storage_setting('day_timezone')))
-    WHERE b.bucket >= t_from AND b.bucket < t_to
+    FROM b JOIN h ON h.bucket = b.bucket
+    LEFT JOIN traffic_typical_speed AS t ON t.device_id = b.device_id AND t.hour_of_week = h.how
 $$;
 
 CREATE TABLE traffic_district_1h_store (
@@ -102,15 +107,20 @@ CREATE VIEW traffic_device_3h AS
     SELECT * FROM traffic_device_3h_compute(rollup_watermark('traffic_device_3h'), 'infinity');
 
 -- Keyed by place too: a station's place is that of each hour (air_aqi_1h_store), so a place filter on
--- these rows keeps exactly the hours a filter on air_hourly keeps.
+-- these rows keeps exactly the hours a filter on air_hourly keeps. <pollutant>_hours: the hours of the
+-- bucket whose AQI that pollutant drives.
 CREATE TABLE air_aqi_3h_store (
     bucket timestamptz NOT NULL, device_id text NOT NULL, province text NOT NULL, district text NOT NULL,
-    aqi integer NOT NULL,
+    aqi integer NOT NULL, pm25_hours integer NOT NULL, pm10_hours integer NOT NULL, o3_hours integer NOT NULL,
+    no2_hours integer NOT NULL, so2_hours integer NOT NULL, co_hours integer NOT NULL,
     PRIMARY KEY (bucket, device_id, province, district) INCLUDE (aqi)
 );
 CREATE FUNCTION air_aqi_3h_compute(t_from timestamptz, t_to timestamptz)
 RETURNS SETOF air_aqi_3h_store LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT date_bin('3 hours', bucket, '2000-01-03 00:00+00'), device_id, province, district, max(aqi)
+    SELECT date_bin('3 hours', bucket, '2000-01-03 00:00+00'), device_id, province, district, max(aqi),
+           count(*) FILTER (WHERE aqi_pollutant = 'pm25'), count(*) FILTER (WHERE aqi_pollutant = 'pm10'),
+           count(*) FILTER (WHERE aqi_pollutant = 'o3'), count(*) FILTER (WHERE aqi_pollutant = 'no2'),
+           count(*) FILTER (WHERE aqi_pollutant = 'so2'), count(*) FILTER (WHERE aqi_pollutant = 'co')
     FROM air_hourly WHERE bucket >= t_from AND bucket < t_to AND aqi IS NOT NULL
     GROUP BY 1, 2, 3, 4
 $$;
