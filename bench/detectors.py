@@ -3,7 +3,9 @@
 For each detector: points per second of its ``numba`` kernel over ``--series`` interleaved series
 (one core; each series first warmed with ``--warm`` readings, untimed), per second of wall-clock
 time and, in brackets, per second of the process's CPU time (what a core gives it when the machine
-is shared), of the very same code in
+is shared); of the same algorithm in plain numpy, vectorised across the same series
+(``numpy_detectors.py``: the cheap detectors; its scores and state are checked equal to the kernel's
+first); of the very same code in
 plain Python (``NUMBA_DISABLE_JIT=1``, in a child process) and of river's closest detector if river
 is installed (one model per series), both on ``--slow-series`` series, warmed alike, and fewer
 points. Medians of ``--runs`` runs (half as many for the slow ones), and the ratios.
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from numpy_detectors import NUMPY
 
 from urbanpulse.analytics.registry import create
 
@@ -68,6 +71,27 @@ def kernel_rate(name: str, series: int, points: int, warm: int, runs: int) -> tu
         wall.append(points / (time.perf_counter() - started))
         cpu.append(points / max(time.process_time() - started_cpu, 1e-9))
     return statistics.median(wall), statistics.median(cpu)
+
+
+def numpy_rate(name: str, series: int, points: int, warm: int, runs: int) -> float:
+    """Median points per second of the numpy version, after checking it against the kernel."""
+    rates = []
+    for run in range(runs):
+        detector = warmed(name, series, warm)
+        state = {f.name: detector.state[f.name].copy() for f in detector.layout}
+        s, t, v = workload(series, points, seed=run)
+        started = time.perf_counter()
+        scores = NUMPY[name](state, s, v, detector)
+        rates.append(points / (time.perf_counter() - started))
+        if run == 0:
+            expected = detector.score_learn(s, t + warm * STEP, v)
+            if not np.allclose(scores, expected, rtol=1e-9, atol=1e-12):
+                msg = f"{name}: the numpy version's scores differ from the kernel's"
+                raise AssertionError(msg)
+            if any(not np.allclose(state[f.name], detector.state[f.name], rtol=1e-9) for f in detector.layout):
+                msg = f"{name}: the numpy version's state differs from the kernel's"
+                raise AssertionError(msg)
+    return statistics.median(rates)
 
 
 _PLAIN = """
@@ -172,7 +196,8 @@ def main() -> None:
         print("river is not installed: no river column (pip install river to add it)")
     names = args.detector or NAMES
     print(
-        f"{'detector':10s} {'kernel M/s':>10s} {'(cpu M/s)':>9s} {'python k/s':>10s} {'x python':>9s}  "
+        f"{'detector':10s} {'kernel M/s':>10s} {'(cpu M/s)':>9s} {'numpy M/s':>9s} {'x numpy':>7s} "
+        f"{'python k/s':>10s} {'x python':>9s}  "
         f"{'river k/s':>9s} {'x river':>8s}  river model"
     )
     for name in names:
@@ -181,7 +206,13 @@ def main() -> None:
         compile_s = time.perf_counter() - started
         fast, fast_cpu = kernel_rate(name, args.series, args.points, args.warm, args.runs)
         slow = plain_rate(name, args.slow_series, args.python_points, args.warm, max(1, args.runs // 2))
-        cells = f"{name:10s} {fast / 1e6:10.2f} {fast_cpu / 1e6:9.2f} {slow / 1e3:10.1f} {fast / slow:9.0f}"
+        cells = f"{name:10s} {fast / 1e6:10.2f} {fast_cpu / 1e6:9.2f} "
+        if name in NUMPY:
+            vectorised = numpy_rate(name, args.series, args.points, args.warm, max(1, args.runs // 2))
+            cells += f"{vectorised / 1e6:9.2f} {fast / vectorised:7.1f} "
+        else:
+            cells += f"{'-':>9s} {'-':>7s} "
+        cells += f"{slow / 1e3:10.1f} {fast / slow:9.0f}"
         if river is not None and name in river:
             label, make, step = river[name]
             r = river_rate(make, step, args.slow_series, args.river_points, args.warm, max(1, args.runs // 2))

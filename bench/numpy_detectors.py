@@ -1,0 +1,130 @@
+"""The cheap detectors' algorithms in plain numpy, vectorised across series: the baseline of bench/detectors.py.
+
+A stream of ``(series, value)`` points is cut into rounds: round ``k`` holds the ``k``-th point of every
+series that has one, so a round touches each series at most once and is one set of array operations
+over all of them (series share no state, so the per-series order is all that matters). Each function
+takes the state arrays of a warmed ``urbanpulse.analytics`` detector (updated in place) and returns
+the scores of ``mode = SCORE_LEARN``; bench/detectors.py checks they equal the numba kernel's before
+it times anything. Finding the rounds is part of the timed work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+MAD_TO_SIGMA = math.sqrt(math.pi / 2)
+_REL_FLOOR = 1e-9
+_HALF = math.log(1e4)
+
+Floats = NDArray[np.float64]
+State = dict[str, NDArray[Any]]
+
+
+def rounds(series: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    """Positions of the stream by round: the k-th round holds each series' k-th point."""
+    by_series = np.argsort(series, kind="stable")
+    counts = np.bincount(series)
+    rank = np.empty(series.shape[0], np.int64)
+    rank[by_series] = np.arange(series.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
+    by_round = np.argsort(rank, kind="stable")
+    return np.split(by_round, np.cumsum(np.bincount(rank))[:-1])
+
+
+def _unit_score(z: Floats, scale: float) -> Floats:
+    zz = z * z
+    with np.errstate(invalid="ignore"):  # inf / inf where zz is infinite: replaced by 1.0
+        return np.where(zz < 1e300, zz / (zz + scale * scale), 1.0)
+
+
+def _sigma(level: Floats, spread: Floats, min_sigma: float) -> Floats:
+    return np.maximum(np.maximum(spread * MAD_TO_SIGMA, min_sigma), _REL_FLOOR * (1.0 + np.abs(level)))
+
+
+def ewma(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats:
+    """``EwmaZScore``: robust EWMA z-score (analytics/ewma.py)."""
+    out = np.zeros(values.shape[0])
+    for pos in rounds(series):
+        i, x = series[pos], values[pos]
+        mean, spread, n = s["mean"][i], s["spread"][i], s["count"][i]
+        ok = np.isfinite(x)
+        sigma = _sigma(mean, spread, p.min_sigma)
+        score = _unit_score(np.abs(x - mean) / sigma, p.scale)
+        out[pos] = np.where((n < p.warmup) | (n == 0) | ~ok, 0.0, score)
+        a = np.maximum(p.alpha, 1.0 / (n + 1))
+        d = x - mean
+        limit = p.clip * sigma
+        d = np.where(n >= p.warmup, np.minimum(np.maximum(d, -limit), limit), d)
+        first = n == 0
+        s["mean"][i] = np.where(ok, np.where(first, x, mean + a * d), mean)
+        s["spread"][i] = np.where(ok, np.where(first, 0.0, spread + a * (np.abs(d) - spread)), spread)
+        s["count"][i] = np.where(ok, n + 1, n)
+    return out
+
+
+def cusum(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats:
+    """``Cusum``: two-sided CUSUM of robust z-scores with re-baselining (analytics/cusum.py)."""
+    out = np.zeros(values.shape[0])
+    for pos in rounds(series):
+        i, x = series[pos], values[pos]
+        level, spread, n = s["level"][i], s["spread"][i], s["count"][i]
+        up, down, run_up, run_down = s["up"][i], s["down"][i], s["run_up"][i], s["run_down"][i]
+        ok, first, young = np.isfinite(x), n == 0, n < p.warmup
+        sigma = _sigma(level, spread, p.min_sigma)
+        z = np.clip(np.where(first, 0.0, (x - level) / sigma), -p.clip, p.clip)
+        new_up = np.maximum(0.0, up + z - p.drift)
+        new_down = np.maximum(0.0, down - z - p.drift)
+        score = np.where(young, 0.0, _unit_score(np.maximum(new_up, new_down), p.threshold))
+        out[pos] = np.where(ok & ~first, score, 0.0)
+        new_up = np.where(young, 0.0, new_up)
+        new_down = np.where(young, 0.0, new_down)
+        new_run_up = np.where(new_up > 0.0, run_up + 1, 0)
+        new_run_down = np.where(new_down > 0.0, run_down + 1, 0)
+        jump = (new_up > 2.0 * p.threshold) | (new_down > 2.0 * p.threshold)
+        jumped = np.where(new_up >= new_down, level + sigma * (p.drift + new_up / np.maximum(new_run_up, 1)),
+                          level - sigma * (p.drift + new_down / np.maximum(new_run_down, 1)))
+        a = np.maximum(p.alpha, 1.0 / (n + 1))
+        d = x - level
+        d = np.where(young, d, np.clip(d, -p.clip * sigma, p.clip * sigma))
+        learn = ok & ~first
+        s["level"][i] = np.where(learn, np.where(jump, jumped, level + a * d), np.where(ok & first, x, level))
+        s["spread"][i] = np.where(learn & ~jump, spread + a * (np.abs(d) - spread), np.where(ok & first, 0.0, spread))
+        s["up"][i] = np.where(learn, np.where(jump, 0.0, new_up), up)
+        s["down"][i] = np.where(learn, np.where(jump, 0.0, new_down), down)
+        s["run_up"][i] = np.where(learn, np.where(jump, 0, new_run_up), run_up)
+        s["run_down"][i] = np.where(learn, np.where(jump, 0, new_run_down), run_down)
+        s["count"][i] = np.where(ok, n + 1, n)
+    return out
+
+
+def flatline(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats:
+    """``FlatLine``: a run of repeats less likely than the series' habits allow (analytics/flatline.py)."""
+    out = np.zeros(values.shape[0])
+    keep = 1.0 - 1.0 / p.memory
+    for pos in rounds(series):
+        i, x = series[pos], values[pos]
+        last, run, n, steps, repeats = s["last"][i], s["run"][i], s["count"][i], s["steps"][i], s["repeats"][i]
+        ok = np.isfinite(x)
+        same = (n > 0) & (np.abs(x - last) <= p.tolerance)
+        r = np.where(same, run + 1, 0)
+        surprise = -r * np.log((repeats + 1.0) / (steps + 2.0))
+        scored = ok & (n >= p.warmup) & (r >= p.min_run)
+        out[pos] = np.where(scored, surprise / (surprise + _HALF), 0.0)
+        learn = ok & (n > 0) & ~(same & (r >= p.min_run))
+        s["steps"][i] = np.where(learn, steps * keep + 1.0, steps)
+        s["repeats"][i] = np.where(learn, repeats * keep + same, repeats)
+        s["last"][i] = np.where(ok, x, last)
+        s["run"][i] = np.where(ok, r, run)
+        s["count"][i] = np.where(ok, n + 1, n)
+    return out
+
+
+NUMPY: dict[str, Callable[[State, NDArray[np.int64], Floats, Any], Floats]] = {
+    "ewma": ewma,
+    "cusum": cusum,
+    "flatline": flatline,
+}
