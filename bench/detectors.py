@@ -4,7 +4,7 @@ For each detector: points per second of its ``numba`` kernel over ``--series`` i
 (one core; each series first warmed with ``--warm`` readings, untimed), per second of wall-clock
 time and, in brackets, per second of the process's CPU time (what a core gives it when the machine
 is shared); of the same algorithm in plain numpy, vectorised across the same series
-(``numpy_detectors.py``: the cheap detectors; its scores and state are checked equal to the kernel's
+(``numpy_detectors.py``: those that vectorise; its scores and state are checked equal to the kernel's
 first); of the very same code in
 plain Python (``NUMBA_DISABLE_JIT=1``, in a child process) and of river's closest detector if river
 is installed (one model per series), both on ``--slow-series`` series, warmed alike, and fewer
@@ -81,7 +81,7 @@ def numpy_rate(name: str, series: int, points: int, warm: int, runs: int) -> flo
         state = {f.name: detector.state[f.name].copy() for f in detector.layout}
         s, t, v = workload(series, points, seed=run)
         started = time.perf_counter()
-        scores = NUMPY[name](state, s, v, detector)
+        scores = NUMPY[name](state, s, t + warm * STEP, v, detector)
         rates.append(points / (time.perf_counter() - started))
         if run == 0:
             expected = detector.score_learn(s, t + warm * STEP, v)

@@ -1,4 +1,4 @@
-"""The cheap detectors' algorithms in plain numpy, vectorised across series: the baseline of bench/detectors.py.
+"""Detector algorithms in plain numpy, vectorised across series: the numpy baseline of bench/detectors.py.
 
 A stream of ``(series, value)`` points is cut into rounds: round ``k`` holds the ``k``-th point of every
 series that has one, so a round touches each series at most once and is one set of array operations
@@ -45,7 +45,7 @@ def _sigma(level: Floats, spread: Floats, min_sigma: float) -> Floats:
     return np.maximum(np.maximum(spread * MAD_TO_SIGMA, min_sigma), _REL_FLOOR * (1.0 + np.abs(level)))
 
 
-def ewma(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats:
+def ewma(s: State, series: NDArray[np.int64], times: Floats, values: Floats, p: Any) -> Floats:
     """``EwmaZScore``: robust EWMA z-score (analytics/ewma.py)."""
     out = np.zeros(values.shape[0])
     for pos in rounds(series):
@@ -66,7 +66,34 @@ def ewma(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats:
     return out
 
 
-def cusum(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats:
+def seasonal(s: State, series: NDArray[np.int64], times: Floats, values: Floats, p: Any) -> Floats:
+    """``SeasonalProfile``: robust z-score against the hour-of-week, else hour-of-day slot (analytics/seasonal.py)."""
+    out = np.zeros(values.shape[0])
+    level, spread, count = s["level"], s["spread"], s["count"]
+    for pos in rounds(series):
+        i, x, t = series[pos], values[pos], times[pos]
+        ok = np.isfinite(x) & np.isfinite(t)
+        hours = np.floor(np.where(ok, t, 0.0) / 3600.0)
+        hour = (hours % 24).astype(np.int64)
+        week = ((np.floor(hours / 24.0) + 3) % 7).astype(np.int64) * 24 + hour
+        day = 168 + hour
+        slot = np.where(count[i, week] >= p.min_count, week, day)
+        z = (x - level[i, slot]) / _sigma(level[i, slot], spread[i, slot], p.min_sigma)
+        out[pos] = np.where(ok & (count[i, slot] >= p.min_count), _unit_score(z, p.scale), 0.0)
+        for k in (week, day):
+            lv, sp, n = level[i, k], spread[i, k], count[i, k]
+            a = np.maximum(p.alpha, 1.0 / (n + 1))
+            d = x - lv
+            limit = p.clip * _sigma(lv, sp, p.min_sigma)
+            d = np.where(n >= p.min_count, np.minimum(np.maximum(d, -limit), limit), d)
+            first = n == 0
+            level[i, k] = np.where(ok, np.where(first, x, lv + a * d), lv)
+            spread[i, k] = np.where(ok, np.where(first, 0.0, sp + a * (np.abs(d) - sp)), sp)
+            count[i, k] = np.where(ok, n + 1, n)
+    return out
+
+
+def cusum(s: State, series: NDArray[np.int64], times: Floats, values: Floats, p: Any) -> Floats:
     """``Cusum``: two-sided CUSUM of robust z-scores with re-baselining (analytics/cusum.py)."""
     out = np.zeros(values.shape[0])
     for pos in rounds(series):
@@ -101,7 +128,7 @@ def cusum(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats
     return out
 
 
-def flatline(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Floats:
+def flatline(s: State, series: NDArray[np.int64], times: Floats, values: Floats, p: Any) -> Floats:
     """``FlatLine``: a run of repeats less likely than the series' habits allow (analytics/flatline.py)."""
     out = np.zeros(values.shape[0])
     keep = 1.0 - 1.0 / p.memory
@@ -123,8 +150,9 @@ def flatline(s: State, series: NDArray[np.int64], values: Floats, p: Any) -> Flo
     return out
 
 
-NUMPY: dict[str, Callable[[State, NDArray[np.int64], Floats, Any], Floats]] = {
+NUMPY: dict[str, Callable[[State, NDArray[np.int64], Floats, Floats, Any], Floats]] = {
     "ewma": ewma,
+    "seasonal": seasonal,
     "cusum": cusum,
     "flatline": flatline,
 }
