@@ -81,7 +81,8 @@ PM10 = _district_trend("PM10 per district", "pm10_mean", Grid(12, 9, 12, 8),
 # Over a day: the 3-hour buckets wholly in the range from air_aqi_3h (a third of the station-hours), the
 # hours at its edges from air_hourly.
 _LONG_RANGE = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '1 day'"
-_DRIVERS = ", ".join(f"('{p}', {p}_hours)" for p in POLLUTANTS)
+_HOURS_SUMS = ", ".join(f"sum({p}_hours) AS {p}" for p in POLLUTANTS)
+_DRIVERS = ", ".join(f"('{p}', {p})" for p in POLLUTANTS)
 _CHOSEN = f"{PLACE} AND device_id IN ($device)"
 DRIVER = Panel(
     "Pollutant driving the index", "bargauge",
@@ -91,8 +92,9 @@ DRIVER = Panel(
     "  UNION ALL SELECT aqi_pollutant, count(*) FROM air_hourly\n"
     f"  WHERE {edge_hours('bucket', '3 hours')} AND {_CHOSEN} AND aqi_pollutant IS NOT NULL AND {_LONG_RANGE}"
     " GROUP BY 1\n"
-    f"  UNION ALL SELECT d.pollutant, sum(d.n) FROM air_aqi_3h, LATERAL (VALUES {_DRIVERS}) AS d(pollutant, n)\n"
-    f"  WHERE {whole_buckets('bucket', '3 hours')} AND {_CHOSEN} AND {_LONG_RANGE} GROUP BY 1\n"
+    f"  UNION ALL SELECT d.pollutant, d.n FROM (SELECT {_HOURS_SUMS} FROM air_aqi_3h\n"
+    f"    WHERE {whole_buckets('bucket', '3 hours')} AND {_CHOSEN} AND {_LONG_RANGE}) AS s,\n"
+    f"    LATERAL (VALUES {_DRIVERS}) AS d(pollutant, n)\n"
     ") AS driven\nGROUP BY 1 HAVING sum(n) > 0\nORDER BY 2 DESC",
     "none", Grid(0, 17, 8, 9), "Station-hours of the range whose hourly VN_AQI each pollutant set.",
     columns=("pollutant", "station_hours"),
