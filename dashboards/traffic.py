@@ -16,6 +16,7 @@ branch that does not apply is pruned when the query is planned (its condition is
 
 from __future__ import annotations
 
+from urbanpulse.dashboards import common
 from urbanpulse.dashboards.common import (
     DISTRICT,
     ORIGIN,
@@ -30,8 +31,9 @@ from urbanpulse.dashboards.common import (
 from urbanpulse.dashboards.model import CONGESTION_STEPS, Dashboard, Grid, Panel
 
 COLUMNS = "bucket, device_id, readings, vehicles, speed_kmh, speed_x_vehicles, occupancy_pct"
-# Hourly buckets once the interval is an hour or more (multiples of an hour: they nest, so sums are exact),
-# the hourly rollup for tables over more than a day; the false branch is pruned when the query is planned.
+# Hourly or coarser buckets once the interval is an hour or more (multiples of an hour: they nest, so sums are
+# exact), whole days and edge hours for tables over more than a day; the false branch is pruned when the
+# query is planned.
 HOURLY_INTERVAL = "$__interval_ms >= 3600000"
 LONG_RANGE = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '1 day'"
 
@@ -49,8 +51,9 @@ def source(hourly: str) -> str:
 QUARTER_HOURS = f"(SELECT {COLUMNS} FROM traffic_device_15m WHERE {overlapping('bucket', '15 minutes')}) AS b"
 
 
-def joins(hourly: str = HOURLY_INTERVAL) -> str:
-    return f"{source(hourly)}\nJOIN grafana_devices AS d USING (device_id)\n"
+def joins() -> str:
+    """The per-detector rows ``b`` (15-minute or hourly by the interval) with the registry's place ``d``."""
+    return f"{source(HOURLY_INTERVAL)}\nJOIN grafana_devices AS d USING (device_id)\n"
 
 
 PLACE = "d.province IN ($province) AND d.district IN ($district)"
@@ -70,11 +73,10 @@ TYPICAL = (
 )
 # 1 - speed / typical speed, clamped to [0, 1]; NULL without a typical speed (as the traffic_15m view)
 INDEX = "CASE WHEN t.speed_kmh > 0 THEN greatest(0, least(1, 1 - b.speed_kmh / t.speed_kmh)) END"
-WEIGHTED_INDEX = f"sum({INDEX} * b.vehicles) / nullif(sum(b.vehicles) FILTER (WHERE t.speed_kmh > 0), 0)"
 SPEED = "sum(b.speed_x_vehicles) / nullif(sum(b.vehicles), 0)"
 
-
-DISTRICT_PLACE = "province IN ($province) AND district IN ($district)"
+# The place filter on a rollup that keeps each row's place (traffic_district_1h).
+DISTRICT_PLACE = common.PLACE
 
 
 def _grouped(key: str, sums: str, district_sums: str, value: str, typical: bool) -> str:
