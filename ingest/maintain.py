@@ -17,8 +17,9 @@ run by TimescaleDB's scheduler; this job refreshes the aggregates once more over
 On both: each partition or chunk wholly in the past gets its (device_id, time) index for per-device
 reads (the key leads with time, which keeps writes cheap; migration 017); hourly and daily VN_AQI per
 station (air_aqi_1h, air_aqi_1d) and per district (air_district_1h, air_district_1d) of the hours
-touched since the last run (and the hours and days depending on them), and the traffic segments'
-typical speeds (at most every ``typical_every``).
+touched since the last run (and the hours and days depending on them), the traffic segments' typical
+speeds (at most every ``typical_every``) and the long-range rollups of migration 018 (the traffic
+ones rebuilt whole after new typical speeds, otherwise the buckets touched since the last run).
 
 Error policy: each step is its own transaction; an error rolls that step back and is raised (the
 next run redoes it: every step is idempotent). An advisory lock keeps two runs from overlapping.
