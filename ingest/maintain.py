@@ -111,12 +111,13 @@ def maintain(
                 msg = "the database is not migrated (run `urbanpulse db migrate` first)"
                 raise RuntimeError(msg)
             report = MaintainReport(backend)
+            # Every batch below the horizon committed before this run began, so the steps below (the
+            # continuous aggregates' refresh first) see all of it; a batch committing meanwhile stays due.
+            until = horizon(conn)
             if backend == "postgres":
                 _partitions(conn, report)
             else:
                 refresh_aggregates(conn)
-            _device_indexes(conn, report)
-            until = horizon(conn)
             if backend == "postgres":
                 for rollup in BASE:
                     with conn.transaction():
@@ -124,7 +125,8 @@ def maintain(
             with conn.transaction():
                 report.buckets_recomputed["air_aqi"] = refresh_aqi(conn, until, AIR_1H)
             with conn.transaction():
-                report.typical_speed_refreshed = refresh_typical_speed(conn, typical_every)
+                report.typical_speed_refreshed = refresh_typical_speed(conn, typical_every, until)
+            _device_indexes(conn, report)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
     return report

@@ -183,15 +183,16 @@ def _day_start(t: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(local.date(), local.time().min, tzinfo=zone)
 
 
-def refresh_typical_speed(conn: Conn, every: timedelta) -> bool:
+def refresh_typical_speed(conn: Conn, every: timedelta, until: int) -> bool:
     """Recompute ``traffic_typical_speed`` if it is older than ``every``, then the long-range traffic rollups
     (:data:`TRAFFIC_LONG`); True when the typical speeds were recomputed.
 
     Those holding sums against the typical speeds are recomputed whole after new typical speeds; otherwise
-    each recomputes the buckets touched since its last run (late data included). Their horizon is the one
-    ``traffic_device_1h`` was refreshed to (native PostgreSQL), so a batch it has not seen yet stays due.
+    each recomputes the buckets touched since its last run (late data included). Their horizon is ``until``
+    (taken before the maintenance run refreshed anything, so TimescaleDB's continuous aggregates hold every
+    batch below it), and at most the one ``traffic_device_1h`` was refreshed to (native PostgreSQL): a batch
+    the rollups below have not seen yet stays due.
     """
-    until = horizon(conn)
     row = conn.execute("SELECT horizon::text::bigint FROM rollup_state WHERE name = %s", [TRAFFIC_1H.name]).fetchone()
     if row is not None and row[0] is not None:
         until = min(until, int(row[0]))
