@@ -10,16 +10,14 @@ it times anything. Finding the rounds is part of the timed work.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-MAD_TO_SIGMA = math.sqrt(math.pi / 2)
-_REL_FLOOR = 1e-9
-_HALF = math.log(1e4)
+from urbanpulse.analytics.ewma import _REL_FLOOR, MAD_TO_SIGMA
+from urbanpulse.analytics.flatline import _HALF
 
 Floats = NDArray[np.float64]
 State = dict[str, NDArray[Any]]

@@ -323,3 +323,17 @@ def test_role_reads_no_secrets(filled: Filled) -> None:
         assert "payload" not in dict(columns)
         columns, _ = run(conn, "SELECT * FROM grafana_devices LIMIT 1")
         assert "secret_hash" not in dict(columns)
+
+
+def test_ingest_rate_counts_every_stored_reading(filled: Filled) -> None:
+    """The platform's ingest rate (from the district and speed-test rollups) against the raw readings per hour."""
+    from urbanpulse.dashboards import platform  # noqa: PLC0415
+
+    got = rows_of(filled, platform.INGEST.sql, SPANS[0], timedelta(hours=1))
+    counted = " UNION ALL ".join(
+        f"SELECT floor(extract(epoch from time) / 3600) * 3600 AS t, '{kind}' AS kind FROM {kind}_readings"
+        " WHERE time >= date_trunc('hour', $__timeFrom()::timestamptz) AND time < $__timeTo()"
+        for kind in ("air", "traffic", "ispeed"))
+    expected = rows_of(filled, f"SELECT t, kind, count(*) FROM ({counted}) AS r GROUP BY 1, 2 ORDER BY 1, 2",
+                       SPANS[0], timedelta(hours=1))
+    assert_same_rows([(float(t), k, float(n) * 60) for t, k, n in got], [(float(t), k, n) for t, k, n in expected])

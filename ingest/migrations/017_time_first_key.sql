@@ -1,8 +1,8 @@
 -- The readings' primary key leads with time: (time, device_id) instead of (device_id, time).
 -- Readings arrive in time order, so each insertion lands on the rightmost leaf of the key's btree (the
 -- cached fast path) instead of one of as many leaves as there are devices: bench/ingest.py, write path
--- against a bare COPY for batches of 10,000 / 1,000 air readings, PostgreSQL 0.35 -> 0.69 / 0.50 ->
--- 0.62, TimescaleDB 0.32 -> 0.57 / 0.45 -> 0.70. The key still makes the write path idempotent
+-- against a bare COPY for batches of 1,000 / 10,000 air readings, PostgreSQL 0.46 / 0.32 -> 0.62 /
+-- 0.69, TimescaleDB 0.45 / 0.32 -> 0.70 / 0.57 (ingest/README.md, Benchmarks). The key still makes the write path idempotent
 -- (ON CONFLICT on (time, device_id)) and serves time ranges, so the BRIN on time goes.
 -- Per-device reads of past days (a device's readings, the incident reports) use a (device_id, time)
 -- index that readings_index_past() gives each partition or chunk once it is wholly in the past (the
