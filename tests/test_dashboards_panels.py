@@ -302,6 +302,8 @@ def test_typical_week_and_hot_spots_branches_agree(filled: Filled) -> None:
 
     week = traffic.TYPICAL_WEEK.sql
     per_detector = week.replace(traffic.ALL_CHOSEN, "false")
+    assert rows_of(filled, f"SELECT {traffic.ALL_CHOSEN}", SPANS[0], timedelta(hours=1)) == [(True,)]  # else
+    # both sides would be the per-detector branch
     for span in SPANS:
         for interval in (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3)):
             assert_same_rows(rows_of(filled, week, span, interval), rows_of(filled, per_detector, span, interval))
