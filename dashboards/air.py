@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from urbanpulse.dashboards.common import (
     DISTRICT,
-    ORIGIN,
+    LONG_RANGE,
     PLACE,
     PROVINCE,
+    THREE_HOURLY,
     TO_DEVICE,
     device_variable,
     edge_hours,
     events_annotation,
+    interval_bin,
     overlapping,
     whole_buckets,
 )
@@ -44,23 +46,22 @@ def _district_trend(title: str, column: str, grid: Grid, description: str, unit:
 # plain PostgreSQL): a float decodes in half the time of a timestamptz, which counts at 48,000 points.
 # The branches that do not apply are pruned when the query is planned.
 _STATIONS = f"{PLACE} AND device_id IN ($device) AND aqi IS NOT NULL"
-_BIN = f"date_part('epoch', date_bin($__interval_ms * interval '1 millisecond', bucket, {ORIGIN}))"
+_BIN = interval_bin("bucket")
 _HOURLY = "$__interval_ms <= 3600000"
-_THREE_HOURLY = "$__interval_ms % 10800000 = 0"
 AQI_STATION = Panel(
     "Hourly VN_AQI per station", "timeseries",
     "SELECT date_part('epoch', bucket) AS time, device_id AS metric, aqi\n"
     f"FROM air_hourly WHERE {HOURS} AND {_STATIONS} AND {_HOURLY}\n"
     "UNION ALL\n"
     f"SELECT {_BIN}, device_id, max(aqi)\n"
-    f"FROM air_hourly WHERE {HOURS} AND {_STATIONS} AND NOT {_HOURLY} AND NOT {_THREE_HOURLY}\n"
+    f"FROM air_hourly WHERE {HOURS} AND {_STATIONS} AND NOT {_HOURLY} AND NOT {THREE_HOURLY}\n"
     "GROUP BY 1, 2\n"
     "UNION ALL\n"
     f"SELECT {_BIN}, device_id, max(aqi)\nFROM (\n"
     f"  SELECT bucket, device_id, aqi FROM air_aqi_3h WHERE {whole_buckets('bucket', '3 hours')} AND {_STATIONS}\n"
     f"  UNION ALL SELECT bucket, device_id, aqi FROM air_hourly WHERE {edge_hours('bucket', '3 hours')}"
     f" AND {_STATIONS}\n"
-    f") AS coarse WHERE {_THREE_HOURLY}\n"
+    f") AS coarse WHERE {THREE_HOURLY}\n"
     "GROUP BY 1, 2\nORDER BY 1, 2",
     "none", Grid(0, 0, 12, 9),
     "Hourly VN_AQI (PM NowCast, gases' hourly means) of each station; the bands are the official categories.",
@@ -80,7 +81,6 @@ PM10 = _district_trend("PM10 per district", "pm10_mean", Grid(12, 9, 12, 8),
                        "Hourly PM10 mean of each district (readings-weighted over its stations).")
 # Over a day: the 3-hour buckets wholly in the range from air_aqi_3h (a third of the station-hours), the
 # hours at its edges from air_hourly.
-_LONG_RANGE = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '1 day'"
 _HOURS_SUMS = ", ".join(f"sum({p}_hours) AS {p}" for p in POLLUTANTS)
 _DRIVERS = ", ".join(f"('{p}', {p})" for p in POLLUTANTS)
 _CHOSEN = f"{PLACE} AND device_id IN ($device)"
@@ -88,12 +88,12 @@ DRIVER = Panel(
     "Pollutant driving the index", "bargauge",
     "SELECT pollutant, sum(n)::bigint AS station_hours\nFROM (\n"
     "  SELECT aqi_pollutant AS pollutant, count(*) AS n FROM air_hourly\n"
-    f"  WHERE {HOURS} AND {_CHOSEN} AND aqi_pollutant IS NOT NULL AND NOT {_LONG_RANGE} GROUP BY 1\n"
+    f"  WHERE {HOURS} AND {_CHOSEN} AND aqi_pollutant IS NOT NULL AND NOT {LONG_RANGE} GROUP BY 1\n"
     "  UNION ALL SELECT aqi_pollutant, count(*) FROM air_hourly\n"
-    f"  WHERE {edge_hours('bucket', '3 hours')} AND {_CHOSEN} AND aqi_pollutant IS NOT NULL AND {_LONG_RANGE}"
+    f"  WHERE {edge_hours('bucket', '3 hours')} AND {_CHOSEN} AND aqi_pollutant IS NOT NULL AND {LONG_RANGE}"
     " GROUP BY 1\n"
     f"  UNION ALL SELECT d.pollutant, d.n FROM (SELECT {_HOURS_SUMS} FROM air_aqi_3h\n"
-    f"    WHERE {whole_buckets('bucket', '3 hours')} AND {_CHOSEN} AND {_LONG_RANGE}) AS s,\n"
+    f"    WHERE {whole_buckets('bucket', '3 hours')} AND {_CHOSEN} AND {LONG_RANGE}) AS s,\n"
     f"    LATERAL (VALUES {_DRIVERS}) AS d(pollutant, n)\n"
     ") AS driven\nGROUP BY 1 HAVING sum(n) > 0\nORDER BY 2 DESC",
     "none", Grid(0, 17, 8, 9), "Station-hours of the range whose hourly VN_AQI each pollutant set.",

@@ -19,12 +19,14 @@ from __future__ import annotations
 from urbanpulse.dashboards import common
 from urbanpulse.dashboards.common import (
     DISTRICT,
-    ORIGIN,
+    LONG_RANGE,
     PROVINCE,
+    THREE_HOURLY,
     TO_DEVICE,
     device_variable,
     edge_hours,
     events_annotation,
+    interval_bin,
     overlapping,
     whole_buckets,
 )
@@ -35,7 +37,6 @@ COLUMNS = "bucket, device_id, readings, vehicles, speed_kmh, speed_x_vehicles, o
 # exact), whole days and edge hours for tables over more than a day; the false branch is pruned when the
 # query is planned.
 HOURLY_INTERVAL = "$__interval_ms >= 3600000"
-LONG_RANGE = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '1 day'"
 
 
 def source(hourly: str) -> str:
@@ -122,19 +123,12 @@ CONGESTION = _district(
 )
 
 
-def _bin(column: str) -> str:
-    """The interval's bucket of ``column`` as epoch seconds (what $__timeGroup gives on plain PostgreSQL): date_bin
-    is cheaper than Grafana's numeric epoch arithmetic, a float decodes in half the time of a timestamptz."""
-    return f"date_part('epoch', date_bin($__interval_ms * interval '1 millisecond', {column}, {ORIGIN}))"
-
-
 # Per segment, hundreds of series. When Grafana's interval is the source rollup's own bucket (15 minutes, or
 # an hour: ranges up to about a week) its rows are the answer as they are; at whole multiples of 3 hours
 # (3 h for a month, 6 h, 12 h, days) the 3-hour buckets wholly in the range come from traffic_device_3h (as
 # they are at 3 h) and the hours at its edges from traffic_device_1h; other intervals regroup the 15-minute
 # or hourly rows.
 AS_STORED = "$__interval_ms IN (900000, 3600000)"
-THREE_HOURLY = "$__interval_ms % 10800000 = 0"
 STORED_3H = "$__interval_ms = 10800000"
 CHOSEN = f"device_id IN (SELECT device_id FROM grafana_devices AS d WHERE {SEGMENTS})"
 _WHOLE_3H = f"FROM traffic_device_3h WHERE {whole_buckets('bucket', '3 hours')} AND {CHOSEN}"
@@ -143,12 +137,12 @@ SEGMENT_SPEED = Panel(
     f"SELECT date_part('epoch', b.bucket) AS time, b.device_id AS metric, b.speed_kmh\n"
     f"FROM {joins()}WHERE {SEGMENTS} AND {AS_STORED}\n"
     "UNION ALL\n"
-    f"SELECT {_bin('b.bucket')}, b.device_id, {SPEED}\nFROM {joins()}WHERE {SEGMENTS} AND NOT {AS_STORED}"
+    f"SELECT {interval_bin('b.bucket')}, b.device_id, {SPEED}\nFROM {joins()}WHERE {SEGMENTS} AND NOT {AS_STORED}"
     f" AND NOT {THREE_HOURLY}\nGROUP BY 1, 2\n"
     "UNION ALL\n"
     f"SELECT date_part('epoch', bucket), device_id, speed_kmh {_WHOLE_3H} AND {STORED_3H}\n"
     "UNION ALL\n"
-    f"SELECT {_bin('b.bucket')}, b.device_id, {SPEED}\nFROM (\n"
+    f"SELECT {interval_bin('b.bucket')}, b.device_id, {SPEED}\nFROM (\n"
     f"  SELECT {COLUMNS} {_WHOLE_3H} AND NOT {STORED_3H}\n"
     f"  UNION ALL SELECT {COLUMNS} FROM traffic_device_1h WHERE {edge_hours('bucket', '3 hours')} AND {CHOSEN}\n"
     f") AS b WHERE {THREE_HOURLY}\nGROUP BY 1, 2\n"
@@ -165,7 +159,7 @@ ALL_CHOSEN = (
 TYPICAL_WEEK = Panel(
     "Today against the typical week", "timeseries",
     "SELECT time, v.metric, v.speed AS speed_kmh\n"
-    f"FROM (\n  SELECT {_bin('s.bucket')} AS time, sum(sv) / nullif(sum(v), 0) AS measured,"
+    f"FROM (\n  SELECT {interval_bin('s.bucket')} AS time, sum(sv) / nullif(sum(v), 0) AS measured,"
     " sum(tv) / nullif(sum(vt), 0) AS typical\n  FROM (\n"
     "    SELECT b.bucket, b.speed_x_vehicles AS sv, b.vehicles AS v, t.speed_kmh * b.vehicles AS tv,\n"
     "      CASE WHEN t.speed_kmh IS NOT NULL THEN b.vehicles END AS vt\n"
