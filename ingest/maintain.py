@@ -39,7 +39,13 @@ from psycopg.rows import TupleRow
 from urbanpulse.contract import Kind
 from urbanpulse.ingest.columns import table_name
 from urbanpulse.ingest.config import backend_in_use, read_config, write_config
-from urbanpulse.ingest.refresh import horizon, refresh_aqi, refresh_table, refresh_typical_speed
+from urbanpulse.ingest.refresh import (
+    horizon,
+    refresh_aqi,
+    refresh_table,
+    refresh_traffic_long,
+    refresh_typical_speed,
+)
 from urbanpulse.ingest.rollups import AIR_1H, BASE
 from urbanpulse.ingest.timescale import refresh_aggregates
 from urbanpulse.settings import StorageSettings
@@ -124,8 +130,9 @@ def maintain(
                         report.buckets_recomputed[rollup.name] = refresh_table(conn, rollup, until)
             with conn.transaction():
                 report.buckets_recomputed["air_aqi"] = refresh_aqi(conn, until, AIR_1H)
-            with conn.transaction():
-                report.typical_speed_refreshed = refresh_typical_speed(conn, typical_every, until)
+            with conn.transaction():  # the typical speeds and the sums against them change together
+                report.typical_speed_refreshed = refresh_typical_speed(conn, typical_every)
+                report.buckets_recomputed |= refresh_traffic_long(conn, until, report.typical_speed_refreshed)
             _device_indexes(conn, report)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])

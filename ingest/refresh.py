@@ -183,11 +183,15 @@ def _day_start(t: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(local.date(), local.time().min, tzinfo=zone)
 
 
-def refresh_typical_speed(conn: Conn, every: timedelta, until: int) -> bool:
-    """Recompute ``traffic_typical_speed`` if it is older than ``every``, then the long-range traffic rollups
-    (:data:`TRAFFIC_LONG`); True when the typical speeds were recomputed.
+def refresh_typical_speed(conn: Conn, every: timedelta) -> bool:
+    """Recompute ``traffic_typical_speed`` if it is older than ``every``; True when it was recomputed."""
+    return _typical_speed(conn, every)
 
-    Those holding sums against the typical speeds are recomputed whole after new typical speeds; otherwise
+
+def refresh_traffic_long(conn: Conn, until: int, typical_changed: bool) -> dict[str, int]:
+    """Refresh the long-range traffic rollups (:data:`TRAFFIC_LONG`); the buckets recomputed, per rollup.
+
+    Those holding sums against the typical speeds are recomputed whole when ``typical_changed``; otherwise
     each recomputes the buckets touched since its last run (late data included). Their horizon is ``until``
     (taken before the maintenance run refreshed anything, so TimescaleDB's continuous aggregates hold every
     batch below it), and at most the one ``traffic_device_1h`` was refreshed to (native PostgreSQL): a batch
@@ -196,22 +200,26 @@ def refresh_typical_speed(conn: Conn, every: timedelta, until: int) -> bool:
     row = conn.execute("SELECT horizon::text::bigint FROM rollup_state WHERE name = %s", [TRAFFIC_1H.name]).fetchone()
     if row is not None and row[0] is not None:
         until = min(until, int(row[0]))
-    recomputed = _typical_speed(conn, every)
+    recomputed = {}
     for rollup in TRAFFIC_LONG:
-        if recomputed and rollup in AGAINST_TYPICAL:
-            rebuild(conn, rollup, until)
+        if typical_changed and rollup in AGAINST_TYPICAL:
+            recomputed[rollup.name] = rebuild(conn, rollup, until)
         else:
-            refresh_table(conn, rollup, until)
+            recomputed[rollup.name] = refresh_table(conn, rollup, until)
     return recomputed
 
 
-def rebuild(conn: Conn, rollup: Rollup, until: int) -> None:
-    """Recompute ``<name>_store`` whole, up to the current bucket, and save ``until`` as its horizon."""
+def rebuild(conn: Conn, rollup: Rollup, until: int) -> int:
+    """Recompute ``<name>_store`` whole, up to the current bucket, and save ``until`` as its horizon; returns
+    the buckets it now holds."""
     _, exists = _state(conn, rollup.name)
     now = _floor_now(conn, rollup)
-    conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(f"{rollup.name}_store")))
+    store = sql.Identifier(f"{rollup.name}_store")
+    conn.execute(sql.SQL("DELETE FROM {}").format(store))
     recompute(conn, rollup, [(datetime.min.replace(tzinfo=ZoneInfo("UTC")), now)])
     _save(conn, rollup.name, until, now, exists)
+    row = conn.execute(sql.SQL("SELECT count(DISTINCT bucket) FROM {}").format(store)).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def _typical_speed(conn: Conn, every: timedelta) -> bool:

@@ -17,7 +17,7 @@ from test_storage_backend import HOUR, NOW, air, backend, count, ispeed, store, 
 
 from urbanpulse.ingest import aqi
 from urbanpulse.ingest.maintain import maintain
-from urbanpulse.ingest.refresh import horizon, refresh_typical_speed
+from urbanpulse.ingest.refresh import horizon, refresh_traffic_long
 from urbanpulse.ingest.timescale import refresh_aggregates
 
 __all__ = ["backend", "store"]  # fixtures
@@ -329,7 +329,7 @@ def test_a_batch_committed_while_maintenance_runs_is_not_skipped(store: str, bac
             refresh_aggregates(conn)
         write(store, [traffic("t-1", NOW - 20 * HOUR + timedelta(minutes=1), count=1000)])  # commits meanwhile
         with conn.transaction():
-            refresh_typical_speed(conn, timedelta(days=1), until)
+            refresh_traffic_long(conn, until, typical_changed=False)
     maintain(store, typical_every=timedelta(days=1))
     stale = count(store, "SELECT count(*) FROM traffic_device_3h_store a JOIN (SELECT date_bin('3 hours', bucket,"
                          " '2000-01-03 00:00+00') AS bucket, device_id, sum(vehicles) AS vehicles"
