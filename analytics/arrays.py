@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Field", "SeriesArrays", "by_series", "jit", "unit_score"]
+__all__ = ["Field", "SeriesArrays", "by_series", "jit", "jit_inline", "ungroup", "unit_score"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -36,6 +36,12 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def jit(fn: _F) -> _F:
     """``numba.njit(cache=True)``, typed as the function it wraps."""
     return cast(_F, numba.njit(cache=True)(fn))
+
+
+def jit_inline(fn: _F) -> _F:
+    """``numba.njit(cache=True, inline="always")``: a per-point step inlined (in numba's IR) into each
+    kernel that calls it, so the kernel's loop keeps its arrays and constants in registers."""
+    return cast(_F, numba.njit(cache=True, inline="always")(fn))
 
 
 @jit
@@ -75,6 +81,25 @@ def by_series(
         start[series[j]] = pos + 1
         order[pos], by_s[pos], by_t[pos], by_v[pos] = j, series[j], times[j], values[j]
     return order, by_s, by_t, by_v
+
+
+@jit
+def ungroup(order: NDArray[np.int64], grouped: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Scores computed in :func:`by_series` order, put back in the points' order.
+
+    A kernel writes its scores in grouped order (``grouped[p]``, a sequential store) and calls this
+    once at the end: the scattered stores then run in a tight loop of their own, about 10 ns a point
+    at 2 M points, where scattering each score from the kernel's loop cost over 100 (the stores miss
+    the cache and stall the loop's arithmetic behind them).
+
+    >>> order, _, _, _ = by_series(np.array([2, 0, 2, 1, 0]), np.zeros(5), np.zeros(5), 3)
+    >>> ungroup(order, np.array([0.0, 0.1, 0.2, 0.3, 0.4])).tolist()
+    [0.3, 0.0, 0.4, 0.2, 0.1]
+    """
+    out = np.empty(grouped.shape[0], np.float64)
+    for p in range(order.shape[0]):
+        out[order[p]] = grouped[p]
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, jit, unit_score
+from urbanpulse.analytics.arrays import Field, jit, jit_inline, unit_score
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["Cusum", "cusum_fields", "cusum_step"]
@@ -37,7 +37,7 @@ def cusum_fields(prefix: str = "") -> tuple[Field, ...]:
             Field(f"{prefix}run_down", dtype="int64"))
 
 
-@jit
+@jit_inline
 def cusum_step(
     level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], up: NDArray[np.float64],
     down: NDArray[np.float64], run_up: NDArray[np.int64], run_down: NDArray[np.int64], i: int, x: float,
@@ -72,7 +72,7 @@ def cusum_step(
         new_up = new_down = 0.0
         run_up[i] = run_down[i] = 0
     else:
-        a = max(alpha, 1.0 / (n + 1))
+        a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))  # no division once n >= 1 / alpha
         d = x - level[i]
         if n >= warmup:
             d = min(max(d, -clip * sigma), clip * sigma)

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, by_series, jit
+from urbanpulse.analytics.arrays import Field, by_series, jit, ungroup
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
 from urbanpulse.analytics.ewma import _learn_point, _score_point
 from urbanpulse.analytics.flatline import flatline_fields, flatline_step
@@ -82,7 +82,7 @@ def _run(
     spatial: float,
     mode: int,
 ) -> Floats:
-    out = np.empty(values.shape[0], np.float64)
+    grouped = np.empty(values.shape[0], np.float64)
     learn = mode != SCORE
     view_mode = SCORE if mode == SCORE else SCORE_LEARN  # learning the likelihoods needs the raw scores
     raw = np.empty(VIEWS, np.float64)
@@ -90,9 +90,9 @@ def _run(
     scratch = np.empty(k_bank.shape[2], np.float64)
     order, by_s, by_t, by_v = by_series(series, times, values, seen.shape[0])  # one series' state at a time
     for p in range(order.shape[0]):
-        j, i, t, x = order[p], by_s[p], by_t[p], by_v[p]
+        i, t, x = by_s[p], by_t[p], by_v[p]
         if not math.isfinite(x):
-            out[j] = 0.0
+            grouped[p] = 0.0
             continue
         raw[0] = _score_point(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_WARMUP, SCALE)
         if learn:
@@ -130,8 +130,8 @@ def _run(
             lo[i] = x if seen[i] == 0 else min(lo[i], x)
             hi[i] = x if seen[i] == 0 else max(hi[i], x)
             seen[i] += 1
-        out[j] = score
-    return out
+        grouped[p] = score
+    return ungroup(order, grouped)
 
 
 class LikelihoodEnsemble(Detector):

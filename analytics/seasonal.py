@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, jit, unit_score
+from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup, unit_score
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["SLOTS", "SeasonalProfile", "seasonal_fields", "seasonal_step", "slots_of"]
@@ -46,7 +46,7 @@ def _sigma(level: float, spread: float, floor: float) -> float:
     return max(spread * MAD_TO_SIGMA, floor, _REL_FLOOR * (1.0 + abs(level)))
 
 
-@jit
+@jit_inline
 def seasonal_step(
     level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], i: int, t: float,
     x: float, alpha: float, min_count: int, clip: float, scale: float, min_sigma: float, mode: int,
@@ -68,7 +68,7 @@ def seasonal_step(
                 spread[i, s] = 0.0
                 count[i, s] = 1
                 continue
-            a = max(alpha, 1.0 / (n + 1))
+            a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))  # no division once n >= 1 / alpha
             d = x - level[i, s]
             if n >= min_count:
                 limit = clip * _sigma(level[i, s], spread[i, s], min_sigma)
@@ -85,11 +85,12 @@ def _run(
     level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], alpha: float,
     min_count: int, clip: float, scale: float, min_sigma: float, mode: int,
 ) -> NDArray[np.float64]:
-    out = np.empty(values.shape[0], np.float64)
-    for j in range(values.shape[0]):
-        out[j] = seasonal_step(level, spread, count, series[j], times[j], values[j], alpha, min_count, clip,
-                               scale, min_sigma, mode)
-    return out
+    order, by_s, by_t, by_v = by_series(series, times, values, level.shape[0])  # one series' profile at a time
+    grouped = np.empty(values.shape[0], np.float64)
+    for p in range(order.shape[0]):
+        grouped[p] = seasonal_step(level, spread, count, by_s[p], by_t[p], by_v[p], alpha, min_count, clip,
+                                   scale, min_sigma, mode)
+    return ungroup(order, grouped)
 
 
 class SeasonalProfile(Detector):
