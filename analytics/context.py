@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, jit
+from urbanpulse.analytics.arrays import Field, by_series, jit, ungroup
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["ContextNovelty", "context_fields", "context_step"]
@@ -83,14 +83,15 @@ def context_step(
 
 @jit
 def _run(
-    series: NDArray[np.int64], values: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64],
+    series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64],
     n: NDArray[np.int64], recent: NDArray[np.int64], seen: NDArray[np.uint64], levels: int, orders: int,
     warmup: int, mode: int,
 ) -> NDArray[np.float64]:
-    out = np.empty(values.shape[0], np.float64)
-    for j in range(values.shape[0]):
-        out[j] = context_step(lo, hi, n, recent, seen, series[j], values[j], levels, orders, warmup, mode)
-    return out
+    grouped = np.empty(values.shape[0], np.float64)
+    order, by_s, _, by_v = by_series(series, times, values, n.shape[0])  # one series' context set at a time
+    for p in range(order.shape[0]):
+        grouped[p] = context_step(lo, hi, n, recent, seen, by_s[p], by_v[p], levels, orders, warmup, mode)
+    return ungroup(order, grouped)
 
 
 class ContextNovelty(Detector):
@@ -138,6 +139,6 @@ class ContextNovelty(Detector):
     def _run(self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64],
              mode: int) -> NDArray[np.float64]:
         s = self.state
-        out: NDArray[np.float64] = _run(series, values, s["lo"], s["hi"], s["n"], s["recent"], s["seen"],
+        out: NDArray[np.float64] = _run(series, times, values, s["lo"], s["hi"], s["n"], s["recent"], s["seen"],
                                         int(self.levels), int(self.orders), int(self.warmup), mode)
         return out

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, jit, unit_score
+from urbanpulse.analytics.arrays import Field, by_series, jit, ungroup, unit_score
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["ShapeNovelty", "shape_fields", "shape_step"]
@@ -141,6 +141,7 @@ def shape_step(
 @jit
 def _run(
     series: NDArray[np.int64],
+    times: NDArray[np.float64],
     values: NDArray[np.float64],
     recent: NDArray[np.float64],
     bank: NDArray[np.float32],
@@ -155,14 +156,15 @@ def _run(
     scale: float,
     mode: int,
 ) -> NDArray[np.float64]:
-    out = np.empty(values.shape[0], np.float64)
+    grouped = np.empty(values.shape[0], np.float64)
     vec = np.empty(bank.shape[1], np.float64)
     scratch = np.empty(bank.shape[2], np.float64)
-    for j in range(values.shape[0]):
-        out[j] = shape_step(
-            recent, bank, kept, n, dist, dn, series[j], values[j], step, stride, skip, memory, scale, mode, vec, scratch
+    order, by_s, _, by_v = by_series(series, times, values, n.shape[0])  # one series' bank at a time
+    for p in range(order.shape[0]):
+        grouped[p] = shape_step(
+            recent, bank, kept, n, dist, dn, by_s[p], by_v[p], step, stride, skip, memory, scale, mode, vec, scratch
         )
-    return out
+    return ungroup(order, grouped)
 
 
 class ShapeNovelty(Detector):
@@ -229,6 +231,7 @@ class ShapeNovelty(Detector):
         skip = -(-self.width * self.step // self.stride)  # kept stretches overlapping the current one
         out: NDArray[np.float64] = _run(
             series,
+            times,
             values,
             s["recent"],
             s["bank"],
