@@ -83,9 +83,9 @@ def context_step(
 
 @jit
 def _run(
-    series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64],
-    n: NDArray[np.int64], recent: NDArray[np.int64], seen: NDArray[np.uint64], levels: int, orders: int,
-    warmup: int, mode: int,
+    series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64], lo: NDArray[np.float64],
+    hi: NDArray[np.float64], n: NDArray[np.int64], recent: NDArray[np.int64], seen: NDArray[np.uint64],
+    levels: int, orders: int, warmup: int, mode: int,
 ) -> NDArray[np.float64]:
     grouped = np.empty(values.shape[0], np.float64)
     order, by_s, _, by_v = by_series(series, times, values, n.shape[0])  # one series' context set at a time

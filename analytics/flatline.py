@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, jit
+from urbanpulse.analytics.arrays import Field, jit, jit_inline
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["FlatLine", "flatline_fields", "flatline_step"]
@@ -32,7 +32,7 @@ def flatline_fields(prefix: str = "") -> tuple[Field, ...]:
             Field(f"{prefix}steps"), Field(f"{prefix}repeats"))
 
 
-@jit
+@jit_inline
 def flatline_step(
     last: NDArray[np.float64], run: NDArray[np.int64], count: NDArray[np.int64], steps: NDArray[np.float64],
     repeats: NDArray[np.float64], i: int, x: float, tolerance: float, min_run: int, memory: int, warmup: int,

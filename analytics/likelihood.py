@@ -31,7 +31,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, SeriesArrays, jit
+from urbanpulse.analytics.arrays import Field, SeriesArrays, jit, jit_inline
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
 
 __all__ = ["Likelihood", "likelihood_fields", "likelihood_score", "log_score"]
@@ -70,7 +70,7 @@ def _tail(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-@jit
+@jit_inline
 def likelihood_score(
     ring: NDArray[np.float64],
     n: NDArray[np.int64],

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, by_series, jit, ungroup, unit_score
+from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup, unit_score
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["ShapeNovelty", "shape_fields", "shape_step"]
@@ -82,7 +82,7 @@ def _nearest(
     return best
 
 
-@jit
+@jit_inline
 def shape_step(
     recent: NDArray[np.float64],
     bank: NDArray[np.float32],
