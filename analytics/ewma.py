@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["MAD_TO_SIGMA", "EwmaState", "RobustEwmaZScore", "score_learn"]
+from urbanpulse.analytics.arrays import jit, jit_inline
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+__all__ = ["MAD_TO_SIGMA", "EwmaState", "RobustEwmaZScore", "score_learn"]
 
 # E|X - mu| = sigma * sqrt(2 / pi) for a normal X: the mean absolute deviation times this is sigma.
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
@@ -27,16 +26,12 @@ MAD_TO_SIGMA = math.sqrt(math.pi / 2)
 _REL_FLOOR = 1e-9
 
 
-def _jit(fn: _F) -> _F:
-    return cast(_F, numba.njit(cache=True)(fn))
-
-
-@_jit
+@jit_inline
 def _sigma(mean: float, spread: float, floor: float) -> float:
     return max(spread * MAD_TO_SIGMA, floor, _REL_FLOOR * (1.0 + abs(mean)))
 
 
-@_jit
+@jit_inline
 def _score_point(
     mean: float, spread: float, count: int, floor: float, x: float, warmup: int, scale: float
 ) -> float:
@@ -50,7 +45,7 @@ def _score_point(
     return zz / (zz + scale * scale)
 
 
-@_jit
+@jit_inline
 def _learn_point(
     mean: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], floor: float, i: int,
     x: float, alpha: float, warmup: int, clip: float,
@@ -75,7 +70,7 @@ def _learn_point(
     count[i] = n + 1
 
 
-@_jit
+@jit
 def score_learn(
     series: NDArray[np.int64], values: NDArray[np.float64], min_sigma: NDArray[np.float64],
     mean: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], alpha: float,
