@@ -56,31 +56,43 @@ def unit_score(z: float, scale: float) -> float:
 @jit
 def by_series(
     series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64], size: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """The points grouped by series (``0 .. size - 1``), each series' points in their order.
 
-    Returns the points' indices in that order and their series, times and values, contiguous. A
-    kernel that walks them gives the same scores (series do not share state) while it works on
-    one series' state at a time, in cache, instead of jumping between the states of thousands of
-    series at every point. A counting sort: ``O(len(series) + size)``, reads in order.
+    Returns ``order`` (the points' indices in that order), ``ends`` (series ``i``'s points are
+    positions ``ends[i - 1]`` up to ``ends[i]``, from 0 for the first) and ``points`` (``points[p]``
+    is the time and value at position ``p``: one array, so the sort scatters two streams, not four).
+    A kernel that walks them series by series gives the same scores (series do not share state)
+    while it works on one series' state at a time, in cache, instead of jumping between the states
+    of thousands of series at every point::
 
-    >>> order, s, t, v = by_series(np.array([2, 0, 2, 1, 0]), np.arange(5.0), np.arange(5.0) * 10, 3)
-    >>> order.tolist(), s.tolist(), v.tolist()
-    ([1, 4, 3, 0, 2], [0, 0, 1, 2, 2], [10.0, 40.0, 30.0, 0.0, 20.0])
+        i = 0
+        for p in range(order.shape[0]):
+            while p >= ends[i]:  # on to the next series with points
+                i += 1
+            ...  # series i, time points[p, 0], value points[p, 1]; its score into grouped[p]
+
+    A counting sort: ``O(len(series) + size)``, reads in order.
+
+    >>> order, ends, points = by_series(np.array([2, 0, 2, 1, 0]), np.arange(5.0), np.arange(5.0) * 10, 3)
+    >>> order.tolist(), ends.tolist(), points[:, 1].tolist()
+    ([1, 4, 3, 0, 2], [2, 3, 5], [10.0, 40.0, 30.0, 0.0, 20.0])
     """
     n = series.shape[0]
-    start = np.zeros(size + 1, np.int64)
+    ends = np.zeros(size, np.int64)
     for j in range(n):
-        start[series[j] + 1] += 1
-    for k in range(size):
-        start[k + 1] += start[k]
-    order, by_s = np.empty(n, np.int64), np.empty(n, np.int64)
-    by_t, by_v = np.empty(n, np.float64), np.empty(n, np.float64)
+        ends[series[j]] += 1
+    total = 0
+    for k in range(size):  # each series' first position, moved on as its points are placed
+        total += ends[k]
+        ends[k] = total - ends[k]
+    order, points = np.empty(n, np.int64), np.empty((n, 2), np.float64)
     for j in range(n):
-        pos = start[series[j]]
-        start[series[j]] = pos + 1
-        order[pos], by_s[pos], by_t[pos], by_v[pos] = j, series[j], times[j], values[j]
-    return order, by_s, by_t, by_v
+        pos = ends[series[j]]
+        ends[series[j]] = pos + 1
+        order[pos] = j
+        points[pos, 0], points[pos, 1] = times[j], values[j]
+    return order, ends, points
 
 
 @jit
@@ -92,7 +104,7 @@ def ungroup(order: NDArray[np.int64], grouped: NDArray[np.float64]) -> NDArray[n
     at 2 M points, where scattering each score from the kernel's loop cost over 100 (the stores miss
     the cache and stall the loop's arithmetic behind them).
 
-    >>> order, _, _, _ = by_series(np.array([2, 0, 2, 1, 0]), np.zeros(5), np.zeros(5), 3)
+    >>> order, _, _ = by_series(np.array([2, 0, 2, 1, 0]), np.zeros(5), np.zeros(5), 3)
     >>> ungroup(order, np.array([0.0, 0.1, 0.2, 0.3, 0.4])).tolist()
     [0.3, 0.0, 0.4, 0.2, 0.1]
     """

@@ -88,9 +88,12 @@ def _run(
     levels: int, orders: int, warmup: int, mode: int,
 ) -> NDArray[np.float64]:
     grouped = np.empty(values.shape[0], np.float64)
-    order, by_s, _, by_v = by_series(series, times, values, n.shape[0])  # one series' context set at a time
+    order, ends, points = by_series(series, times, values, n.shape[0])  # one series' context set at a time
+    i = 0
     for p in range(order.shape[0]):
-        grouped[p] = context_step(lo, hi, n, recent, seen, by_s[p], by_v[p], levels, orders, warmup, mode)
+        while p >= ends[i]:
+            i += 1
+        grouped[p] = context_step(lo, hi, n, recent, seen, i, points[p, 1], levels, orders, warmup, mode)
     return ungroup(order, grouped)
 
 

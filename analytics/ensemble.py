@@ -88,9 +88,12 @@ def _run(
     raw = np.empty(VIEWS, np.float64)
     vec = np.empty(SHAPE_WIDTH, np.float64)
     scratch = np.empty(k_bank.shape[2], np.float64)
-    order, by_s, by_t, by_v = by_series(series, times, values, seen.shape[0])  # one series' state at a time
+    order, ends, points = by_series(series, times, values, seen.shape[0])  # one series' state at a time
+    i = 0
     for p in range(order.shape[0]):
-        i, t, x = by_s[p], by_t[p], by_v[p]
+        while p >= ends[i]:
+            i += 1
+        t, x = points[p, 0], points[p, 1]
         if not math.isfinite(x):
             grouped[p] = 0.0
             continue

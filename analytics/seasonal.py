@@ -85,10 +85,13 @@ def _run(
     level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], alpha: float,
     min_count: int, clip: float, scale: float, min_sigma: float, mode: int,
 ) -> NDArray[np.float64]:
-    order, by_s, by_t, by_v = by_series(series, times, values, level.shape[0])  # one series' profile at a time
+    order, ends, points = by_series(series, times, values, level.shape[0])  # one series' profile at a time
     grouped = np.empty(values.shape[0], np.float64)
+    i = 0
     for p in range(order.shape[0]):
-        grouped[p] = seasonal_step(level, spread, count, by_s[p], by_t[p], by_v[p], alpha, min_count, clip,
+        while p >= ends[i]:
+            i += 1
+        grouped[p] = seasonal_step(level, spread, count, i, points[p, 0], points[p, 1], alpha, min_count, clip,
                                    scale, min_sigma, mode)
     return ungroup(order, grouped)
 

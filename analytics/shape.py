@@ -159,10 +159,13 @@ def _run(
     grouped = np.empty(values.shape[0], np.float64)
     vec = np.empty(bank.shape[1], np.float64)
     scratch = np.empty(bank.shape[2], np.float64)
-    order, by_s, _, by_v = by_series(series, times, values, n.shape[0])  # one series' bank at a time
+    order, ends, points = by_series(series, times, values, n.shape[0])  # one series' bank at a time
+    i = 0
     for p in range(order.shape[0]):
+        while p >= ends[i]:
+            i += 1
         grouped[p] = shape_step(
-            recent, bank, kept, n, dist, dn, by_s[p], by_v[p], step, stride, skip, memory, scale, mode, vec, scratch
+            recent, bank, kept, n, dist, dn, i, points[p, 1], step, stride, skip, memory, scale, mode, vec, scratch
         )
     return ungroup(order, grouped)
 
