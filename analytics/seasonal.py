@@ -47,6 +47,27 @@ def _sigma(level: float, spread: float, floor: float) -> float:
 
 
 @jit_inline
+def _learn_slot(
+    level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], i: int, s: int, x: float,
+    sigma: float, alpha: float, min_count: int, clip: float,
+) -> None:
+    """Slot ``s`` of series ``i`` learns ``x`` (``sigma``: the slot's before it learns)."""
+    n = count[i, s]
+    if n == 0:
+        level[i, s] = x
+        spread[i, s] = 0.0
+        count[i, s] = 1
+        return
+    a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))  # no division once n >= 1 / alpha
+    d = x - level[i, s]
+    if n >= min_count:
+        d = min(max(d, -clip * sigma), clip * sigma)
+    level[i, s] += a * d
+    spread[i, s] += a * (abs(d) - spread[i, s])
+    count[i, s] = n + 1
+
+
+@jit_inline
 def seasonal_step(
     level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], i: int, t: float,
     x: float, alpha: float, min_count: int, clip: float, scale: float, min_sigma: float, mode: int,
@@ -55,27 +76,16 @@ def seasonal_step(
     if not (math.isfinite(x) and math.isfinite(t)):
         return 0.0
     week, day = slots_of(t)
-    slot = week if count[i, week] >= min_count else day
+    week_sigma = _sigma(level[i, week], spread[i, week], min_sigma)  # each slot's, once for scoring and learning
+    day_sigma = _sigma(level[i, day], spread[i, day], min_sigma)
     score = 0.0
-    if count[i, slot] >= min_count:
-        z = (x - level[i, slot]) / _sigma(level[i, slot], spread[i, slot], min_sigma)
-        score = unit_score(z, scale)
+    if count[i, week] >= min_count:
+        score = unit_score((x - level[i, week]) / week_sigma, scale)
+    elif count[i, day] >= min_count:
+        score = unit_score((x - level[i, day]) / day_sigma, scale)
     if mode != SCORE:
-        for s in (week, day):
-            n = count[i, s]
-            if n == 0:
-                level[i, s] = x
-                spread[i, s] = 0.0
-                count[i, s] = 1
-                continue
-            a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))  # no division once n >= 1 / alpha
-            d = x - level[i, s]
-            if n >= min_count:
-                limit = clip * _sigma(level[i, s], spread[i, s], min_sigma)
-                d = min(max(d, -limit), limit)
-            level[i, s] += a * d
-            spread[i, s] += a * (abs(d) - spread[i, s])
-            count[i, s] = n + 1
+        _learn_slot(level, spread, count, i, week, x, week_sigma, alpha, min_count, clip)
+        _learn_slot(level, spread, count, i, day, x, day_sigma, alpha, min_count, clip)
     return 0.0 if mode == LEARN else score
 
 
