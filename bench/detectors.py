@@ -195,7 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     river = river_models()
     if river is None:
-        print("river is not installed: no river column (pip install river to add it)")
+        print("river is not installed: no river column (pip install -e '.[bench]' to add it)")
     names = args.detector or NAMES
     print(
         f"{'detector':10s} {'kernel M/s':>10s} {'(cpu M/s)':>9s} {'numpy M/s':>9s} {'x numpy':>7s} "
