@@ -32,7 +32,7 @@ import psycopg
 
 from urbanpulse.contract import Kind, reading_topic
 from urbanpulse.gateway.parse import parse_message
-from urbanpulse.gateway.service import Gateway
+from urbanpulse.gateway.service import Gateway, tune_gc
 from urbanpulse.ingest.columns import table_columns
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.localstack import MosquittoServer, PostgresServer
@@ -179,7 +179,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30000)
     parser.add_argument("--packs", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--default-gc", action="store_true", help="keep Python's GC settings (not the gateway's)")
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_gc()  # as `urbanpulse gateway` does; the bare paho subscriber runs in this process too
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
     figures: dict[str, list[float]] = {"bare": [], "single": [], "senml": [], "copy": []}
     with tempfile.TemporaryDirectory() as tmp:

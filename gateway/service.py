@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -39,7 +40,7 @@ from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.settings import Settings
 
-__all__ = ["Gateway", "GatewayStats"]
+__all__ = ["Gateway", "GatewayStats", "tune_gc"]
 
 log = logging.getLogger("urbanpulse.gateway")
 
@@ -47,6 +48,22 @@ SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 OPERATION_TIMEOUT = 10.0  # seconds for CONNACK, SUBACK and the like
 STOP_GRACE = 15.0  # seconds a clean stop waits for the last batch to become durable
 IGNORED_KINDS = frozenset({"events", "incidents"})  # analytics publishes these under the same root
+GC_THRESHOLDS = (50_000, 20, 100)  # Python's defaults: (700, 10, 10)
+
+
+def tune_gc() -> None:
+    """Garbage collection for a gateway process; call it once, at the start of the process.
+
+    Parsing allocates many short-lived dicts and lists (a pack of 50 readings: over a thousand) and
+    almost none of them in a reference cycle, so Python's default of a young collection every 700
+    allocations, an older one every tenth, is mostly wasted work. ``gc.freeze()`` keeps what
+    start-up allocated (modules, settings) out of every collection, and the young generation is
+    collected every 50 000 allocations. Cycles are still collected, less often. Measured by
+    ``bench/gateway.py``: 12 % more readings a second, single and packed (gateway README, Throughput).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Gateway:

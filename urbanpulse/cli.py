@@ -60,9 +60,10 @@ def up(
 
 
 def _gateway_process(worker: int | None, share_group: str | None, verbose: bool) -> None:
-    from urbanpulse.gateway.service import Gateway  # noqa: PLC0415
+    from urbanpulse.gateway.service import Gateway, tune_gc  # noqa: PLC0415
 
     _logging(verbose)
+    tune_gc()
     settings = Settings()
     if share_group:
         settings = settings.model_copy(
