@@ -59,8 +59,9 @@ def _learn_point(
         spread[i] = 0.0
         count[i] = 1
         return
-    # A running mean while young (1/(n+1) > alpha), so the baseline does not start from the first reading.
-    a = max(alpha, 1.0 / (n + 1))
+    # A running mean while young (1/(n+1) > alpha), so the baseline does not start from the first reading;
+    # no division once n * alpha >= 1 (then 1/(n+1) < alpha: the same value).
+    a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))
     d = x - mean[i]
     if n >= warmup:
         limit = clip * _sigma(mean[i], spread[i], floor)
