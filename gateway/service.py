@@ -238,7 +238,7 @@ class Gateway:
         try:
             while not stop.is_set():
                 if pending.messages and (loop.time() >= deadline or pending.readings >= g.batch_size):
-                    await queue.put(pending)
+                    await _hand_over(queue, pending, writer, disconnected)
                     pending = Pending()
                 if not pending.messages:
                     deadline = loop.time() + g.batch_seconds
@@ -316,13 +316,45 @@ class Gateway:
                 continue
             try:
                 await committer.commit(pending)
-                for message in pending.messages:
-                    self.stats.unacked -= 1
-                    if message.qos > 0 and not client._disconnected.done():
-                        client._client.ack(message.mid, message.qos)
-                        self.stats.acked += 1
+                self._ack(client, pending)
             finally:
                 queue.task_done()
+
+    def _ack(self, client: aiomqtt.Client, pending: Pending) -> None:
+        """PUBACK the messages of a durable batch; on a connection that is going away, stop (the broker sends
+        what is not acknowledged again, and it is stored once)."""
+        self.stats.unacked -= len(pending.messages)
+        for message in pending.messages:
+            if message.qos == 0:
+                continue
+            if client._disconnected.done():
+                return
+            try:
+                client._client.ack(message.mid, message.qos)
+            except (OSError, ValueError) as exc:  # the socket closed under paho
+                log.warning("could not acknowledge (%s); the broker will send the rest again", exc)
+                return
+            self.stats.acked += 1
+
+
+async def _hand_over(
+    queue: asyncio.Queue[Pending], pending: Pending, writer: asyncio.Task[None], disconnected: asyncio.Future[None]
+) -> None:
+    """Put ``pending`` on the writer's queue (it holds one batch while the writer commits another). A writer
+    that failed re-raises here, and a broker connection that drops meanwhile raises MqttError (the batch is
+    not acknowledged: the broker sends it again), instead of waiting on a queue nobody empties."""
+    put = asyncio.ensure_future(queue.put(pending))
+    try:
+        await asyncio.wait({put, writer, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not put.done():
+            put.cancel()
+    if put.done() and not put.cancelled():
+        return
+    if writer.done():
+        writer.result()
+    msg = "Disconnected while the batch waited for the writer"
+    raise aiomqtt.MqttError(msg)
 
 
 async def _first(
