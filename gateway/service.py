@@ -354,7 +354,8 @@ async def _hand_over(
     if writer.done():
         writer.result()
     msg = "Disconnected while the batch waited for the writer"
-    raise aiomqtt.MqttError(msg)
+    cause = disconnected.exception() if disconnected.done() and not disconnected.cancelled() else None
+    raise aiomqtt.MqttError(msg) from cause
 
 
 async def _first(
