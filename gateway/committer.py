@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import repeat
 
 import psycopg
 from psycopg import AsyncConnection
@@ -85,8 +84,8 @@ class Pending:
         """Devices heard from in this batch, with the latest arrival."""
         out: dict[str, datetime] = {}
         for m in self.messages:
-            arrived = m.parsed.received_at
-            for device_id in {reading.device_id for reading in m.parsed.readings}:
+            if m.parsed.readings:  # all of one device: parse_message refuses a reading of another
+                arrived, device_id = m.parsed.received_at, m.parsed.readings[0].device_id
                 out[device_id] = max(out.get(device_id, arrived), arrived)
         return out
 
@@ -101,9 +100,8 @@ class Pending:
         out = Batch()
         for message in self.messages:
             parsed = message.parsed
-            if parsed.kind is not None and parsed.readings:  # Batch.add, a message at a time
-                out.readings.setdefault(parsed.kind, []).extend(parsed.readings)
-                out.received_at.setdefault(parsed.kind, []).extend(repeat(parsed.received_at, len(parsed.readings)))
+            if parsed.kind is not None:
+                out.extend(parsed.kind, parsed.readings, parsed.received_at)
             for letter in parsed.rejected:
                 out.reject(letter)
         return out

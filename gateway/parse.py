@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +43,7 @@ class Parsed:
     """The outcome of one message: accepted readings of one kind, refusals."""
 
     kind: Kind | None = None
-    readings: list[Reading] = field(default_factory=list)
+    readings: Sequence[Reading] = field(default_factory=list)  # a list, or the fast path's ReadingColumns
     rejected: list[DeadLetter] = field(default_factory=list)
     received_at: datetime = field(default_factory=utc_now)
 
@@ -204,21 +204,22 @@ def parse_message(
     if identity is not None and (refused := identity(parts.device_id, kind)) is not None:
         reject(refused, "device_id", device_id, kind)
         return out
+    if fast and payload[:1] == b"[" and len(payload) <= limits.max_payload_bytes:
+        accepted = fastpath.senml_payload(
+            payload,
+            kind,
+            parts.device_id,
+            received_at,
+            received_at - limits.max_late,
+            received_at + limits.max_future_skew,
+            limits.max_readings_per_message,
+        )
+        if accepted is not None:
+            out.readings = accepted
+            return out
     try:
         document = _decode(payload, limits, fast)
         is_senml = senml.is_senml(document)
-        if is_senml and fast:
-            accepted = fastpath.senml_pack(
-                document,
-                kind,
-                parts.device_id,
-                received_at,
-                received_at - limits.max_late,
-                received_at + limits.max_future_skew,
-            )
-            if accepted is not None:
-                out.readings = accepted
-                return out
         items: list[Any] = senml.readings(document, kind, received_at) if is_senml else document
     except _RefusalError as refusal:
         reject(refusal.reason, refusal.field_name, device_id, kind)
@@ -226,9 +227,10 @@ def parse_message(
     except senml.SenmlError as refusal:
         reject(refusal.reason, refusal.field, device_id, kind)
         return out
+    out.readings = accepted = []
     for index, item in enumerate(items):
         try:
-            out.readings.append(_reading(item, kind, parts.device_id, received_at, limits))
+            accepted.append(_reading(item, kind, parts.device_id, received_at, limits))
         except _RefusalError as refusal:
             prefix = f"reading {index}: " if len(items) > 1 else ""
             reject(prefix + refusal.reason, refusal.field_name, device_id, kind)

@@ -204,17 +204,3 @@ def _shapes() -> dict[Kind, Shape]:
 
 SHAPES = _shapes()
 """The kinds whose models the rules can read (all of them today; a test says so)."""
-
-_new_object = object.__new__
-_set = object.__setattr__
-
-
-def construct(model: type[Reading], values: dict[str, Any], given: set[str]) -> Reading:
-    """An instance of ``model`` from values the rules proved valid: what ``model_construct`` builds,
-    without its per-field loop (``values`` holds every field in model order, ``given`` those sent)."""
-    reading = _new_object(model)
-    _set(reading, "__dict__", values)
-    _set(reading, "__pydantic_fields_set__", given)
-    _set(reading, "__pydantic_extra__", None)
-    _set(reading, "__pydantic_private__", None)
-    return reading

@@ -14,13 +14,15 @@ keeps the messages unacknowledged and retries; nothing is half-written.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from operator import itemgetter
+from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import TupleRow
 
 from urbanpulse.contract import Kind
-from urbanpulse.ingest.batch import Batch, BatchResult
+from urbanpulse.ingest.batch import Batch, BatchResult, ReadingColumns
 from urbanpulse.ingest.columns import reading_columns, table_columns, table_name
 
 NOTIFY_CHANNEL = "urbanpulse_batches"
@@ -28,15 +30,26 @@ _DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason", "field", "d
 _DEAD_LETTER_TYPES = ("timestamptz", "text", "bytea", "text", "text", "text", "text", "int8")
 
 
+def _rows(kind: Kind, batch: Batch, batch_id: int) -> Iterator[tuple[Any, ...]]:
+    """The kind's readings as table rows: the reading's columns, received_at, batch_id."""
+    names = [c.name for c in reading_columns(kind)]
+    fields = itemgetter(*names)  # a reading's values in column order
+    for readings, received in batch.chunks.get(kind, []):
+        if isinstance(readings, ReadingColumns):  # no model per reading: zip the columns
+            yield from readings.rows(names, received, batch_id)
+        else:
+            for reading in readings:
+                yield (*fields(reading.__dict__), received, batch_id)
+
+
 async def _copy(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int, target: str) -> None:
     columns = table_columns(kind)
-    fields = itemgetter(*(c.name for c in reading_columns(kind)))  # a reading's values in column order
     column_list = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), column_list)
     async with conn.cursor().copy(copy_sql) as copy:
         copy.set_types([c.pg_type for c in columns])
-        for reading, received in zip(batch.readings[kind], batch.received_at[kind], strict=True):
-            await copy.write_row((*fields(reading.__dict__), received, batch_id))
+        for row in _rows(kind, batch, batch_id):
+            await copy.write_row(row)
 
 
 async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int) -> int:
@@ -71,14 +84,15 @@ async def _write(conn: AsyncConnection[TupleRow], batch: Batch, *, idempotent: b
         assert row is not None
         batch_id = int(row[0])
         stored = 0
-        for kind, readings in batch.readings.items():
-            if not readings:
+        for kind, chunks in batch.chunks.items():
+            count = sum(len(readings) for readings, _ in chunks)
+            if not count:
                 continue
             if idempotent:
                 stored += await _stage(conn, kind, batch, batch_id)
             else:  # a duplicate makes this COPY fail, and write_batch start over the idempotent way
                 await _copy(conn, kind, batch, batch_id, table_name(kind))
-                stored += len(readings)
+                stored += count
         if batch.dead_letters:
             copy_sql = sql.SQL("COPY dead_letters ({}) FROM STDIN (FORMAT BINARY)").format(
                 sql.SQL(", ").join(sql.Identifier(c) for c in _DEAD_LETTER_COLUMNS)

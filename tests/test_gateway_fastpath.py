@@ -189,7 +189,8 @@ def test_the_fast_path_takes_the_common_packs() -> None:
         flat[0] = {"bn": rnd.choice(BASES).format("d-1"), "bt": NOW.timestamp() - 3600, **flat[0]}
         parsed = same(reading_topic(kind, "d-1"), json.dumps(flat).encode())
         assert len(parsed.readings) == 5, parsed.rejected
-        taken += fastpath.senml_pack(flat, kind, "d-1", NOW, NOW - timedelta(days=7), NOW) is not None
+        payload = json.dumps(flat).encode()
+        taken += fastpath.senml_payload(payload, kind, "d-1", NOW, NOW - timedelta(days=7), NOW, 1000) is not None
     assert taken == 300
 
 
@@ -210,3 +211,39 @@ def _no_old_garbage() -> None:
 @pytest.mark.parametrize("text", ODD)
 def test_odd_json_decodes_alike(text: str) -> None:
     same(reading_topic(Kind.AIR, "air-1"), text.encode("utf-8", "surrogatepass"))
+
+
+def test_regular_packs_are_cut_into_columns_and_the_rest_grouped() -> None:
+    two = ["a", "b", "a", "b"]
+    assert fastpath._regular(two, [1.0, 1.0, 2.0, 2.0], [1, 2, 3, 4]) == ([1.0, 2.0], {"a": [1, 3], "b": [2, 4]})
+    assert fastpath._regular(["a", "b", "c"], [5.0] * 3, [1, 2, 3]) == ([5.0], {"a": [1], "b": [2], "c": [3]})
+    assert fastpath._regular(["a", "b", "b", "a"], [1.0, 1.0, 2.0, 2.0], [1, 2, 3, 4]) is None  # order changes
+    assert fastpath._regular(["a", "b", "c", "b"], [1.0] * 4, [1, 2, 3, 4]) is None  # a field twice
+    assert fastpath._regular(two, [1.0, 2.0, 2.0, 2.0], [1, 2, 3, 4]) is None  # one reading, two times
+    assert fastpath._regular(two, [1.0] * 4, [1, 2, 3, 4]) is None  # two readings, one time
+    assert fastpath._regular(["a", "b", "a"], [1.0, 1.0, 2.0], [1, 2, 3]) is None  # a reading cut short
+    grouped = fastpath._grouped(["a", "b", "b", "a"], [1.0, 1.0, 2.0, 2.0], [1, 2, 3, 4])
+    assert grouped == {1.0: {"a": 1, "b": 2}, 2.0: {"b": 3, "a": 4}}
+
+
+def test_interleaved_and_regular_packs_both_take_the_fast_path() -> None:
+    base = {"bn": "urn:dev:urbanpulse:tr-1:", "bt": NOW.timestamp() - 60}
+    by_reading = [
+        {"n": name, "v": value, "t": t}
+        for t in (0, 10)
+        for name, value in (
+            ("vehicle_count", 3),
+            ("interval_s", 60),
+            ("speed_kmh", 40.5),
+            ("occupancy_pct", 2),
+            ("seq", t),
+        )
+    ]
+    interleaved = sorted(by_reading, key=lambda record: str(record["n"]))
+    for records in (by_reading, interleaved):
+        payload = json.dumps([{**base, **records[0]}, *records[1:]]).encode()
+        taken = fastpath.senml_payload(payload, Kind.TRAFFIC, "tr-1", NOW, NOW - timedelta(days=1), NOW, 1000)
+        assert taken is not None
+        assert [(r.speed_kmh, r.occupancy_pct) for r in taken] == [(40.5, 2.0), (40.5, 2.0)]
+        assert type(taken[0].occupancy_pct) is float
+        assert same(reading_topic(Kind.TRAFFIC, "tr-1"), payload).readings == taken
