@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import add, attrgetter, ne
@@ -118,19 +118,13 @@ def _field(name: str, device_id: str, rules: dict[str, Rule]) -> tuple[str, tupl
     return field, senml.UNITS.get(field)
 
 
-def _fields(
-    records: list[_Record], device_id: str, rules: dict[str, Rule], base: tuple[str, Any, str | None]
-) -> list[str]:
-    """Each record's reading field, its name and unit checked as ``senml.resolve`` and ``_unit_problem`` do."""
+def _field_map(
+    pairs: Iterable[tuple[Any, Any]], device_id: str, rules: dict[str, Rule], base: tuple[str, Any, str | None]
+) -> dict[str, str]:
+    """Each SenML name's reading field, names and units checked as ``senml.resolve`` and ``_unit_problem`` do."""
     base_name, _, base_unit = base
-    names, units = list(map(_name, records)), list(map(_unit, records))
-    width = _period(names)
-    if width and units == units[:width] * (len(units) // width):  # the usual pack: look at one reading
-        pairs = set(zip(names[:width], units[:width], strict=True))
-    else:
-        pairs = set(zip(names, units, strict=True))
-    field_of: dict[Any, str] = {}
-    for name, unit in pairs:
+    field_of: dict[str, str] = {}
+    for name, unit in set(pairs):
         if name is UNSET:
             raise IrregularError
         field, accepted = _field(base_name + name, device_id, rules)
@@ -140,7 +134,7 @@ def _fields(
         elif accepted is None or unit not in accepted:
             raise IrregularError
         field_of[name] = field
-    return list(map(field_of.__getitem__, names))
+    return field_of
 
 
 def _period(names: list[Any]) -> int:
@@ -167,18 +161,22 @@ def _values(records: list[_Record], payload: bytes) -> list[Any]:
     return values
 
 
+def _seconds(offsets: list[Any], base_time: float | None) -> list[float]:
+    """``bt + t`` of each offset, as floats; raises OverflowError."""
+    return list(map(float, offsets if base_time is None else map(add, repeat(base_time), offsets)))
+
+
 def _regular(
-    fields: list[str], seconds: list[float], values: list[Any]
-) -> tuple[list[float], dict[str, list[Any]]] | None:
-    """(each reading's time, each field's column) when the records come reading by reading, each reading
-    with the same fields in the same order, at times distinct from the other readings'; else None."""
-    width = _period(fields)
-    if not width:
+    records: list[_Record], names: list[Any], offsets: list[Any], values: list[Any], width: int
+) -> tuple[list[tuple[Any, Any]], list[Any], list[list[Any]]] | None:
+    """When every reading repeats the first one's names, units and order, each with one offset: the first
+    reading's (name, unit) pairs, each reading's offset and each name's column of values; else None."""
+    units = list(map(_unit, records))
+    count = len(records) // width
+    moments = offsets[::width]
+    if units != units[:width] * count or any(offsets[j::width] != moments for j in range(1, width)):
         return None
-    times = seconds[::width]
-    if any(seconds[j::width] != times for j in range(1, width)) or len(set(times)) != len(times):
-        return None
-    return times, {field: values[j::width] for j, field in enumerate(fields[:width])}
+    return list(zip(names[:width], units[:width], strict=True)), moments, [values[j::width] for j in range(width)]
 
 
 def _grouped(fields: list[str], seconds: list[float], values: list[Any]) -> dict[float, dict[str, Any]]:
@@ -263,19 +261,25 @@ def senml_payload(
         check(spec.rules["device_id"], device_id)
         records = _records(payload, max_records)
         base = _base(records[0])
-        fields = _fields(records, device_id, spec.rules, base)
+        names = list(map(_name, records))
         values = _values(records, payload)
         offsets = list(map(_offset, records))
-        seconds = list(map(float, offsets if base[1] is None else map(add, repeat(base[1]), offsets)))
-        regular = _regular(fields, seconds, values)
-        readings: Sequence[Reading]
-        if regular is not None:
-            times, columns = regular
-            columns = {field: _checked(column, spec.rules[field]) for field, column in columns.items()}
-            stamps = _stamps(times, spec, received_at)
-            readings = _from_columns(spec, device_id, stamps, columns)
-        else:
-            groups = _grouped(fields, seconds, values)
+        width = _period(names)
+        regular = _regular(records, names, offsets, values, width) if width else None
+        readings: Sequence[Reading] | None = None
+        if regular is not None:  # the usual pack: one reading's names and units looked at, columns sliced
+            pairs, moments, cells = regular
+            field_of = _field_map(pairs, device_id, spec.rules, base)
+            times = _seconds(moments, base[1])
+            columns = {field_of[name]: cells[j] for j, (name, _) in enumerate(pairs)}
+            if len(columns) == width and len(set(times)) == len(times):  # else: merge by time, below
+                columns = {field: _checked(column, spec.rules[field]) for field, column in columns.items()}
+                stamps = _stamps(times, spec, received_at)
+                readings = _from_columns(spec, device_id, stamps, columns)
+        if readings is None:
+            field_of = _field_map(zip(names, map(_unit, records), strict=True), device_id, spec.rules, base)
+            fields = list(map(field_of.__getitem__, names))
+            groups = _grouped(fields, _seconds(offsets, base[1]), values)
             stamps = _stamps(list(groups), spec, received_at)
             readings = _from_groups(spec, device_id, stamps, list(groups.values()), set(fields))
         if min(stamps) < earliest or max(stamps) > latest or len(set(stamps)) != len(stamps):

@@ -19,7 +19,7 @@ from pydantic import StringConstraints, field_validator
 from urbanpulse.contract import Kind, Reading, TrafficReading, reading_topic
 from urbanpulse.gateway import fastpath
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
-from urbanpulse.gateway.rules import SHAPES, shape
+from urbanpulse.gateway.rules import SHAPES, IrregularError, shape
 from urbanpulse.gateway.senml import UNITS
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -214,16 +214,23 @@ def test_odd_json_decodes_alike(text: str) -> None:
 
 
 def test_regular_packs_are_cut_into_columns_and_the_rest_grouped() -> None:
-    two = ["a", "b", "a", "b"]
-    assert fastpath._regular(two, [1.0, 1.0, 2.0, 2.0], [1, 2, 3, 4]) == ([1.0, 2.0], {"a": [1, 3], "b": [2, 4]})
-    assert fastpath._regular(["a", "b", "c"], [5.0] * 3, [1, 2, 3]) == ([5.0], {"a": [1], "b": [2], "c": [3]})
-    assert fastpath._regular(["a", "b", "b", "a"], [1.0, 1.0, 2.0, 2.0], [1, 2, 3, 4]) is None  # order changes
-    assert fastpath._regular(["a", "b", "c", "b"], [1.0] * 4, [1, 2, 3, 4]) is None  # a field twice
-    assert fastpath._regular(two, [1.0, 2.0, 2.0, 2.0], [1, 2, 3, 4]) is None  # one reading, two times
-    assert fastpath._regular(two, [1.0] * 4, [1, 2, 3, 4]) is None  # two readings, one time
-    assert fastpath._regular(["a", "b", "a"], [1.0, 1.0, 2.0], [1, 2, 3]) is None  # a reading cut short
+    assert [fastpath._period(n) for n in (["a", "b", "a", "b"], ["a", "b", "c"], ["a"])] == [2, 3, 1]
+    for names in (["a", "b", "b", "a"], ["a", "b", "c", "b"], ["a", "b", "a"]):  # order changes, twice, cut short
+        assert fastpath._period(names) == 0
+
+    def regular(text: str) -> object:
+        records = fastpath._PACK.decode(text.encode())
+        names = [r.n for r in records]
+        return fastpath._regular(records, names, [r.t for r in records], [r.v for r in records], 2)
+
+    two = '[{"n":"a","u":"%","v":1,"t":5},{"n":"b","v":2,"t":5},{"n":"a","u":"%","v":3,"t":9},{"n":"b","v":4,"t":9}]'
+    assert regular(two) == ([("a", "%"), ("b", fastpath.UNSET)], [5, 9], [[1, 3], [2, 4]])
+    assert regular(two.replace('"t":9}', '"t":8}', 1)) is None  # one reading at two times
+    assert regular(two.replace('"u":"%","v":3', '"v":3')) is None  # a unit in one reading only
     grouped = fastpath._grouped(["a", "b", "b", "a"], [1.0, 1.0, 2.0, 2.0], [1, 2, 3, 4])
     assert grouped == {1.0: {"a": 1, "b": 2}, 2.0: {"b": 3, "a": 4}}
+    with pytest.raises(IrregularError):  # a field twice at one time
+        fastpath._grouped(["a", "a"], [1.0, 1.0], [1, 2])
 
 
 def test_interleaved_and_regular_packs_both_take_the_fast_path() -> None:
