@@ -1,6 +1,6 @@
 """Gateway throughput against its ceilings, measured in one run on this machine.
 
-    python bench/gateway.py [--messages 30000] [--packs 2000] [--repeat 3]
+    python bench/gateway.py [--messages 30000] [--packs 2000] [--repeat 3] [--workers 2]
 
 Every figure drains a backlog: the subscriber's persistent session is created first, the messages
 are published (QoS 1) while it is away, then it reconnects and we time until it is done. So the
@@ -9,6 +9,8 @@ publisher's speed does not enter the figures.
 - ceiling: a bare paho subscriber (auto-ack) that only parses each payload's JSON;
 - gateway, one reading per message: broker -> gateway -> committed rows (one worker);
 - gateway, SenML packs of 50 readings: likewise;
+- the same packs through ``--workers`` gateway processes (default 2) on one shared subscription, each
+  in its own process as ``urbanpulse gateway --workers N`` runs them;
 - raw COPY: the same readings as rows, binary COPY into a bare copy of the table (no index, no key).
 
 Medians of ``--repeat`` runs; ratios against the ceiling and against raw COPY.
@@ -18,13 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -149,6 +155,56 @@ def gateway_drain(settings: Settings, payloads: Payloads, readings: int) -> floa
     return asyncio.run(once(lambda g: g.stats.readings_stored + g.stats.duplicates >= readings))
 
 
+def _worker(settings: Settings, worker: int, ready: Event, stop: Event, done: Synchronized) -> None:  # type: ignore[type-arg]
+    """One gateway process of ``workers_drain``: counts readings stored (or found stored) into ``done``."""
+    tune_gc()
+
+    async def main() -> None:
+        async with Gateway(settings, worker=worker) as gateway:
+            task = asyncio.create_task(gateway.run())
+            await gateway.subscribed.wait()
+            ready.set()
+            while not stop.is_set():
+                done.value = gateway.stats.readings_stored + gateway.stats.duplicates
+                await asyncio.sleep(0.005)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+
+
+def workers_drain(settings: Settings, payloads: Payloads, readings: int, workers: int) -> float:
+    """Seconds from the moment ``workers`` gateway processes on one shared subscription are all subscribed
+    until every reading of the backlog is committed (as ``urbanpulse gateway --workers N`` runs them)."""
+    shared = settings.model_copy(
+        update={"gateway": settings.gateway.model_copy(update={"share_group": "bench", "client_id": "bench-gw"})}
+    )
+    context = multiprocessing.get_context("spawn")
+
+    def once(wait: bool) -> float:
+        ready = [context.Event() for _ in range(workers)]
+        stop = context.Event()
+        done = [context.Value("q", 0) for _ in range(workers)]
+        procs = [context.Process(target=_worker, args=(shared, i, ready[i], stop, done[i])) for i in range(workers)]
+        for proc in procs:
+            proc.start()
+        for event in ready:
+            event.wait(60)
+        started = time.perf_counter()
+        while wait and sum(d.value for d in done) < readings:
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        for proc in procs:
+            proc.join(30)
+        return elapsed
+
+    once(wait=False)  # creates the sessions
+    publish_backlog(settings.broker.port, payloads)
+    return once(wait=True)
+
+
 def raw_copy(dsn: str, payloads: Payloads) -> tuple[float, int]:
     """Seconds to COPY the readings of ``payloads`` (as rows) into a bare table; and the row count."""
     now = datetime.now(UTC)
@@ -179,12 +235,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30000)
     parser.add_argument("--packs", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="gateway processes for the shared-subscription figure")
     parser.add_argument("--default-gc", action="store_true", help="keep Python's GC settings (not the gateway's)")
     args = parser.parse_args()
     if not args.default_gc:
         tune_gc()  # as `urbanpulse gateway` does; the bare paho subscriber runs in this process too
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
-    figures: dict[str, list[float]] = {"bare": [], "single": [], "senml": [], "copy": []}
+    figures: dict[str, list[float]] = {"bare": [], "single": [], "senml": [], "workers": [], "copy": []}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.repeat):
             with PostgresServer(Path(tmp) / f"pg{run}") as pg, MosquittoServer(Path(tmp) / f"mq{run}") as mq:
@@ -201,6 +258,9 @@ def main() -> None:
                 figures["bare"].append(len(singles) / bare_paho_drain(mq.port, singles))
                 figures["single"].append(len(singles) / gateway_drain(settings, singles, len(singles)))
                 figures["senml"].append(args.packs * 50 / gateway_drain(settings, packs, args.packs * 50))
+                packs = senml_payloads(args.packs, 50, start - timedelta(days=1.5))
+                drained = workers_drain(settings, packs, args.packs * 50, args.workers)
+                figures["workers"].append(args.packs * 50 / drained)
                 seconds, rows = raw_copy(pg.dsn, singles)
                 figures["copy"].append(rows / seconds)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()), flush=True)
@@ -214,6 +274,10 @@ def main() -> None:
     print(
         f"  gateway, SenML packs of 50                {med['senml']:>12,.0f}   "
         f"{med['senml'] / med['bare']:.2f} x ceiling, {med['senml'] / med['copy']:.2f} x raw COPY"
+    )
+    print(
+        f"  gateway, SenML packs of 50, {args.workers} workers     {med['workers']:>12,.0f}   "
+        f"{med['workers'] / med['senml']:.2f} x one worker, {med['workers'] / med['copy']:.2f} x raw COPY"
     )
     print(f"  raw binary COPY into a bare table         {med['copy']:>12,.0f}")
 

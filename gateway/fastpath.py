@@ -79,6 +79,9 @@ _offset = attrgetter("t")
 _NUMBERS = frozenset((int, float))
 _TYPES_OF = {"float": _NUMBERS, "int": frozenset((int,))}
 _from_unix = datetime.fromtimestamp
+# An int bt beyond 2**53 is rounded when added to a float t, not to an int t: offsets equal as numbers
+# may then give different times, and the records are grouped one by one.
+_EXACT = 2**53
 
 
 def _records(payload: bytes, max_records: int) -> list[_Record]:
@@ -265,7 +268,8 @@ def senml_payload(
         values = _values(records, payload)
         offsets = list(map(_offset, records))
         width = _period(names)
-        regular = _regular(records, names, offsets, values, width) if width else None
+        exact = type(base[1]) is not int or -_EXACT <= base[1] <= _EXACT  # bt + t the same for t = 5 and 5.0
+        regular = _regular(records, names, offsets, values, width) if width and exact else None
         readings: Sequence[Reading] | None = None
         if regular is not None:  # the usual pack: one reading's names and units looked at, columns sliced
             pairs, moments, cells = regular

@@ -21,6 +21,7 @@ from urbanpulse.gateway import fastpath
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
 from urbanpulse.gateway.rules import SHAPES, IrregularError, shape
 from urbanpulse.gateway.senml import UNITS
+from urbanpulse.settings import GatewaySettings
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BASES = ("urn:dev:urbanpulse:{}:", "{}/", "{}:")
@@ -254,3 +255,20 @@ def test_interleaved_and_regular_packs_both_take_the_fast_path() -> None:
         assert [(r.speed_kmh, r.occupancy_pct) for r in taken] == [(40.5, 2.0), (40.5, 2.0)]
         assert type(taken[0].occupancy_pct) is float
         assert same(reading_topic(Kind.TRAFFIC, "tr-1"), payload).readings == taken
+
+
+def test_offsets_equal_as_numbers_but_timed_apart() -> None:
+    """An int ``bt`` beyond 2**53 rounds differently with an int and a float ``t`` (found in review)."""
+    payload = (
+        b'[{"bn":"tr-1/","bt":9007201027107333,"n":"seq","v":1,"t":-9007199254740992},'
+        b'{"n":"vehicle_count","v":3,"t":-9007199254740992.0},{"n":"interval_s","v":60,"t":-9007199254740992.0},'
+        b'{"n":"speed_kmh","v":40,"t":-9007199254740992.0},{"n":"occupancy_pct","v":5,"t":-9007199254740992.0}]'
+    )
+    assert same(reading_topic(Kind.TRAFFIC, "tr-1"), payload).readings == []
+
+
+def test_time_policy_settings_are_bounded() -> None:
+    with pytest.raises(ValueError, match="less than or equal"):
+        GatewaySettings(max_late_seconds=1e11)
+    with pytest.raises(ValueError, match="greater than or equal"):
+        GatewaySettings(max_future_skew_seconds=-1)

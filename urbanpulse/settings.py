@@ -98,14 +98,17 @@ class GatewaySettings(BaseModel):
     max_payload_bytes: int = Field(65536, description="Larger MQTT payloads are dead-lettered unread.")
     max_readings_per_message: int = Field(1000, description="Longer arrays are dead-lettered whole.")
     max_future_skew_seconds: float = Field(
-        300.0, description="Readings stamped further in the future than this are rejected."
+        300.0, ge=0, le=366 * 86400, description="Readings stamped further in the future than this are rejected."
     )
     retry_seconds: float = Field(1.0, description="First back-off after a failed write or connection.")
     receive_maximum: int = Field(
         10000, description="MQTT v5 Receive Maximum: unacknowledged messages the broker may send us."
     )
     max_late_seconds: float = Field(
-        7 * 24 * 3600.0, description="Readings older than this (against their arrival) are rejected."
+        7 * 24 * 3600.0,
+        ge=0,
+        le=100 * 366 * 86400,
+        description="Readings older than this (against their arrival) are rejected (at most 100 years).",
     )
     spool_dir: Path = Field(
         Path(".urbanpulse/spool"),
@@ -125,9 +128,7 @@ class GatewaySettings(BaseModel):
         description="Accept readings only from devices registered (and enabled) for that kind; "
         "`false` accepts any device id (demos, migrations from another platform).",
     )
-    directory_refresh_seconds: float = Field(
-        10.0, description="How often the gateway reloads the device registry."
-    )
+    directory_refresh_seconds: float = Field(10.0, description="How often the gateway reloads the device registry.")
 
 
 class AnalyticsSettings(BaseModel):
