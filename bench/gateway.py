@@ -155,15 +155,16 @@ def gateway_drain(settings: Settings, payloads: Payloads, readings: int) -> floa
     return asyncio.run(once(lambda g: g.stats.readings_stored + g.stats.duplicates >= readings))
 
 
-def _worker(settings: Settings, worker: int, ready: Event, stop: Event, done: Synchronized) -> None:  # type: ignore[type-arg]
-    """One gateway process of ``workers_drain``: counts readings stored (or found stored) into ``done``."""
+def _worker(settings: Settings, worker: int, ready: Synchronized, stop: Event, done: Synchronized) -> None:  # type: ignore[type-arg]
+    """One gateway process of ``workers_drain``: its subscription time (``time.time()``) into ``ready``,
+    readings stored (or found stored) into ``done``."""
     tune_gc()
 
     async def main() -> None:
         async with Gateway(settings, worker=worker) as gateway:
             task = asyncio.create_task(gateway.run())
             await gateway.subscribed.wait()
-            ready.set()
+            ready.value = time.time()
             while not stop.is_set():
                 done.value = gateway.stats.readings_stored + gateway.stats.duplicates
                 await asyncio.sleep(0.005)
@@ -175,26 +176,26 @@ def _worker(settings: Settings, worker: int, ready: Event, stop: Event, done: Sy
 
 
 def workers_drain(settings: Settings, payloads: Payloads, readings: int, workers: int) -> float:
-    """Seconds from the moment ``workers`` gateway processes on one shared subscription are all subscribed
-    until every reading of the backlog is committed (as ``urbanpulse gateway --workers N`` runs them)."""
+    """Seconds from the moment the first of ``workers`` gateway processes on one shared subscription is
+    subscribed until every reading of the backlog is committed (``urbanpulse gateway --workers N``)."""
     shared = settings.model_copy(
         update={"gateway": settings.gateway.model_copy(update={"share_group": "bench", "client_id": "bench-gw"})}
     )
     context = multiprocessing.get_context("spawn")
 
     def once(wait: bool) -> float:
-        ready = [context.Event() for _ in range(workers)]
+        ready = [context.Value("d", 0.0) for _ in range(workers)]
         stop = context.Event()
         done = [context.Value("q", 0) for _ in range(workers)]
         procs = [context.Process(target=_worker, args=(shared, i, ready[i], stop, done[i])) for i in range(workers)]
         for proc in procs:
             proc.start()
-        for event in ready:
-            event.wait(60)
-        started = time.perf_counter()
+        deadline = time.time() + 60
+        while not all(r.value for r in ready) and time.time() < deadline:
+            time.sleep(0.005)
         while wait and sum(d.value for d in done) < readings:
             time.sleep(0.005)
-        elapsed = time.perf_counter() - started
+        elapsed = time.time() - min(r.value for r in ready)
         stop.set()
         for proc in procs:
             proc.join(30)

@@ -65,7 +65,7 @@ class GatewayMetrics:
         self.batch_size = Histogram(
             "urbanpulse_gateway_batch_readings",
             "Readings per committed batch",
-            buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+            buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 20000),
             registry=self.registry,
         )
         self.write_seconds = Histogram(

@@ -93,7 +93,7 @@ class GatewaySettings(BaseModel):
         None,
         description="Shared-subscription group ($share/<group>/...) so several gateways split the load.",
     )
-    batch_size: int = Field(2000, description="Readings per database transaction at most.")
+    batch_size: int = Field(10000, description="Readings per database transaction at most.")
     batch_seconds: float = Field(0.25, description="Longest a reading waits in a batch before a flush.")
     max_payload_bytes: int = Field(65536, description="Larger MQTT payloads are dead-lettered unread.")
     max_readings_per_message: int = Field(1000, description="Longer arrays are dead-lettered whole.")
