@@ -4,8 +4,8 @@
 reconnecting with back-off. Messages are parsed as they arrive and collected into a batch that is
 flushed when it holds ``batch_size`` readings or is ``batch_seconds`` old. A writer task commits
 batches in order while the next one fills, then acknowledges (PUBACK) their messages; the pump parses
-``BURST`` messages at a time and then lets the event loop turn, so the writer's COPY streams to the
-database while the next batch is parsed.
+a burst (``BURST_MESSAGES`` messages or ``BURST_READINGS`` readings) and then lets the event loop
+turn, so the writer's COPY streams to the database while the next batch is parsed.
 
 Delivery: aiomqtt 2.x would acknowledge a QoS 1 message as soon as it is queued, so the gateway puts
 its paho client into manual-acknowledgement mode before connecting. A message not yet committed is
@@ -50,7 +50,7 @@ SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 OPERATION_TIMEOUT = 10.0  # seconds for CONNACK, SUBACK and the like
 STOP_GRACE = 15.0  # seconds a clean stop waits for the last batch to become durable
 IGNORED_KINDS = frozenset({"events", "incidents"})  # analytics publishes these under the same root
-BURST = 4  # messages parsed between two turns of the event loop
+BURST_MESSAGES, BURST_READINGS = 256, 200  # parsed between two turns of the event loop, whichever comes first
 GC_THRESHOLDS = (50_000, 20, 100)  # Python's defaults: (700, 10, 10)
 
 
@@ -256,8 +256,9 @@ class Gateway:
                         raise aiomqtt.MqttError(msg) from disconnected.exception()
                     continue
                 received_at = utc_now()  # one clock reading for what arrived together
-                for _ in range(BURST):
-                    if inbox.empty() or pending.readings >= g.batch_size:
+                burst_ends = min(pending.readings + BURST_READINGS, g.batch_size)
+                for _ in range(BURST_MESSAGES):
+                    if inbox.empty() or pending.readings >= burst_ends:
                         break
                     pending.append(self._accept(inbox.get_nowait(), received_at))
                 # Between bursts the writer runs: its COPY streams to PostgreSQL while we parse, instead of
