@@ -127,10 +127,6 @@ class Batch:
     def reject(self, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)
 
-    def readings(self, kind: Kind) -> list[Reading]:
-        """The kind's readings as models (tests and small batches; the writer reads the chunks)."""
-        return [reading for chunk, _ in self.chunks.get(kind, []) for reading in chunk]
-
     @property
     def reading_count(self) -> int:
         return sum(len(chunk) for chunks in self.chunks.values() for chunk, _ in chunks)
