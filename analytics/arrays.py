@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Field", "SeriesArrays", "by_series", "jit", "jit_inline", "ungroup", "unit_score"]
+__all__ = ["Field", "SeriesArrays", "by_series", "index_range", "jit", "jit_inline", "ungroup", "unit_score"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -44,13 +44,28 @@ def jit_inline(fn: _F) -> _F:
     return cast(_F, numba.njit(cache=True, inline="always")(fn))
 
 
-@jit
+@jit_inline
 def unit_score(z: float, scale: float) -> float:
     """``z² / (z² + scale²)``: 0 at ``z = 0``, 0.5 at ``z = scale``, towards 1 as ``|z|`` grows."""
     zz = z * z
     if not zz < 1e300:  # also NaN
         return 1.0
     return zz / (zz + scale * scale)
+
+
+@jit
+def index_range(series: NDArray[np.int64]) -> tuple[int, int]:
+    """``(min, max)`` of a non-empty index array in one pass (``min()`` then ``max()`` read it twice).
+
+    >>> index_range(np.array([3, 0, 7]))
+    (0, 7)
+    """
+    lo = hi = series[0]
+    for j in range(series.shape[0]):
+        i = series[j]
+        lo = i if i < lo else lo  # selects, which LLVM vectorises (min()/max() here it does not)
+        hi = i if i > hi else hi
+    return lo, hi
 
 
 @jit

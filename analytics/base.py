@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, SeriesArrays
+from urbanpulse.analytics.arrays import Field, SeriesArrays, index_range
 
 __all__ = ["LEARN", "SCORE", "SCORE_LEARN", "Detector", "seconds"]
 
@@ -66,10 +66,11 @@ class Detector(abc.ABC):
         """Score (and learn) a stream of points of many series at once; see the module docstring."""
         series = np.ascontiguousarray(series, np.int64)
         if series.shape[0]:
-            if int(series.min()) < 0:
+            lo, hi = index_range(series)
+            if lo < 0:
                 msg = "series indices must be >= 0"
                 raise ValueError(msg)
-            self.state.grow(int(series.max()) + 1)
+            self.state.grow(hi + 1)
         return self._run(series, np.ascontiguousarray(times, np.float64),
                          np.ascontiguousarray(values, np.float64), mode)
 

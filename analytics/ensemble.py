@@ -27,10 +27,10 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import Field, by_series, jit, ungroup
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
-from urbanpulse.analytics.ewma import _learn_point, _score_point
+from urbanpulse.analytics.ewma import ewma_step
 from urbanpulse.analytics.flatline import flatline_fields, flatline_step
 from urbanpulse.analytics.likelihood import likelihood_fields, likelihood_score
-from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step
+from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step, slots_of
 from urbanpulse.analytics.shape import shape_fields, shape_step
 
 __all__ = ["LikelihoodEnsemble"]
@@ -97,12 +97,19 @@ def _run(
         if not math.isfinite(x):
             grouped[p] = 0.0
             continue
-        raw[0] = _score_point(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_WARMUP, SCALE)
+        raw[0], e_m, e_s, e_n = ewma_step(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_ALPHA, EWMA_WARMUP, CLIP,
+                                          SCALE)
         if learn:
-            _learn_point(e_mean, e_spread, e_count, 0.0, i, x, EWMA_ALPHA, EWMA_WARMUP, CLIP)
-        raw[1] = seasonal_step(
-            s_level, s_spread, s_count, i, t, x, SEASONAL_ALPHA, SEASONAL_MIN_COUNT, CLIP, SCALE, 0.0, view_mode
-        )
+            e_mean[i], e_spread[i], e_count[i] = e_m, e_s, e_n
+        raw[1] = 0.0
+        if math.isfinite(t):
+            w, d = slots_of(t)
+            raw[1], wl, ws, wn, dl, ds, dn = seasonal_step(s_level[i, w], s_spread[i, w], s_count[i, w], s_level[i, d],
+                                                           s_spread[i, d], s_count[i, d], x, SEASONAL_ALPHA,
+                                                           SEASONAL_MIN_COUNT, CLIP, SCALE, 0.0)
+            if learn:
+                s_level[i, w], s_spread[i, w], s_count[i, w] = wl, ws, wn
+                s_level[i, d], s_spread[i, d], s_count[i, d] = dl, ds, dn
         raw[2] = shape_step(
             k_recent,
             k_bank,
@@ -121,9 +128,10 @@ def _run(
             vec,
             scratch,
         )
-        raw[3] = flatline_step(
-            f_last, f_run, f_count, f_steps, f_repeats, i, x, 0.0, FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP, view_mode
-        )
+        raw[3], la, ru, n, st, re = flatline_step(f_last[i], f_run[i], f_count[i], f_steps[i], f_repeats[i], x, 0.0,
+                                                  FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP)
+        if learn:
+            f_last[i], f_run[i], f_count[i], f_steps[i], f_repeats[i] = la, ru, n, st, re
         score = likelihood_score(l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn)
         if spatial > 0.0 and seen[i] >= learning and hi[i] > lo[i]:
             tolerance = (hi[i] - lo[i]) * spatial

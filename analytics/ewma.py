@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import jit, jit_inline
 
-__all__ = ["MAD_TO_SIGMA", "EwmaState", "RobustEwmaZScore", "score_learn"]
+__all__ = ["MAD_TO_SIGMA", "EwmaState", "RobustEwmaZScore", "ewma_step", "score_learn"]
 
 # E|X - mu| = sigma * sqrt(2 / pi) for a normal X: the mean absolute deviation times this is sigma.
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
@@ -32,43 +32,33 @@ def _sigma(mean: float, spread: float, floor: float) -> float:
 
 
 @jit_inline
-def _score_point(
-    mean: float, spread: float, count: int, floor: float, x: float, warmup: int, scale: float
-) -> float:
-    """Score of ``x`` against one series' state; 0.0 while warming up or for a non-finite ``x``."""
-    if count < warmup or count == 0 or not math.isfinite(x):
-        return 0.0
-    z = abs(x - mean) / _sigma(mean, spread, floor)
-    zz = z * z
-    if zz > 1e300:
-        return 1.0
-    return zz / (zz + scale * scale)
+def ewma_step(
+    mean: float, spread: float, n: int, floor: float, x: float, alpha: float, warmup: int, clip: float,
+    scale: float,
+) -> tuple[float, float, float, int]:
+    """Score of ``x`` against one series' ``(mean, spread, n)``, and that state once it learned ``x``.
 
-
-@jit_inline
-def _learn_point(
-    mean: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], floor: float, i: int,
-    x: float, alpha: float, warmup: int, clip: float,
-) -> None:
-    """Move series ``i``'s baseline towards ``x`` (Huber-clipped once warmed up)."""
+    The score is 0.0 while warming up or for a non-finite ``x`` (which is not learned); once warmed
+    up, the deviation is learned Huber-clipped. One pass over locals: the kernels load a series'
+    state once and store it once (twice as fast as reading and writing the arrays at each use).
+    """
     if not math.isfinite(x):
-        return
-    n = count[i]
-    if n == 0:
-        mean[i] = x
-        spread[i] = 0.0
-        count[i] = 1
-        return
+        return 0.0, mean, spread, n
+    d = x - mean
+    score = 0.0
+    if n >= warmup and n > 0:  # the common case first
+        sigma = _sigma(mean, spread, floor)
+        z = abs(d) / sigma
+        zz = z * z
+        score = 1.0 if zz > 1e300 else zz / (zz + scale * scale)
+        limit = clip * sigma
+        d = min(max(d, -limit), limit)
+    elif n == 0:
+        return 0.0, x, 0.0, 1
     # A running mean while young (1/(n+1) > alpha), so the baseline does not start from the first reading;
     # no division once n * alpha >= 1 (then 1/(n+1) < alpha: the same value).
     a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))
-    d = x - mean[i]
-    if n >= warmup:
-        limit = clip * _sigma(mean[i], spread[i], floor)
-        d = min(max(d, -limit), limit)
-    mean[i] += a * d
-    spread[i] += a * (abs(d) - spread[i])
-    count[i] = n + 1
+    return score, mean + a * d, spread + a * (abs(d) - spread), n + 1
 
 
 @jit
@@ -86,8 +76,9 @@ def score_learn(
     out = np.empty(values.shape[0], dtype=np.float64)
     for j in range(values.shape[0]):
         i = series[j]
-        out[j] = _score_point(mean[i], spread[i], count[i], min_sigma[i], values[j], warmup, scale)
-        _learn_point(mean, spread, count, min_sigma[i], i, values[j], alpha, warmup, clip)
+        out[j], mean[i], spread[i], count[i] = ewma_step(
+            mean[i], spread[i], count[i], min_sigma[i], values[j], alpha, warmup, clip, scale
+        )
     return out
 
 
@@ -208,12 +199,14 @@ class RobustEwmaZScore:
             self._state = EwmaState.empty(1)
         return self._state
 
+    def _advance(self, x: float) -> tuple[float, float, float, int]:
+        s = self.state
+        return ewma_step(float(s.mean[0]), float(s.spread[0]), int(s.count[0]), float(self.min_sigma), float(x),
+                     float(self.alpha), int(self.warmup), float(self.clip), float(self.scale))
+
     def learn_one(self, x: float) -> None:
         s = self.state
-        _learn_point(s.mean, s.spread, s.count, float(self.min_sigma), 0, float(x), float(self.alpha),
-                     int(self.warmup), float(self.clip))
+        _, s.mean[0], s.spread[0], s.count[0] = self._advance(x)
 
     def score_one(self, x: float) -> float:
-        s = self.state
-        return float(_score_point(s.mean[0], s.spread[0], s.count[0], float(self.min_sigma), float(x),
-                                  int(self.warmup), float(self.scale)))
+        return self._advance(x)[0]

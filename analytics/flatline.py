@@ -34,31 +34,26 @@ def flatline_fields(prefix: str = "") -> tuple[Field, ...]:
 
 @jit_inline
 def flatline_step(
-    last: NDArray[np.float64], run: NDArray[np.int64], count: NDArray[np.int64], steps: NDArray[np.float64],
-    repeats: NDArray[np.float64], i: int, x: float, tolerance: float, min_run: int, memory: int, warmup: int,
-    mode: int,
-) -> float:
-    """Score ``x`` by the run of repeats it would extend, then learn it (per ``mode``)."""
+    last: float, run: int, n: int, steps: float, repeats: float, x: float, tolerance: float, min_run: int,
+    memory: int, warmup: int,
+) -> tuple[float, float, int, int, float, float]:
+    """Score of ``x`` by the run of repeats it would extend, and the series' state once it learned
+    ``x``: ``(score, last, run, n, steps, repeats)``. Scalars in and out, so a kernel loads and stores
+    a series' state once. A non-finite ``x`` scores 0.0 and is not learned."""
     if not math.isfinite(x):
-        return 0.0
-    n = count[i]
-    same = n > 0 and abs(x - last[i]) <= tolerance
-    r = run[i] + 1 if same else 0
+        return 0.0, last, run, n, steps, repeats
+    same = n > 0 and abs(x - last) <= tolerance
+    r = run + 1 if same else 0
     score = 0.0
     if n >= warmup and r >= min_run:
-        p = (repeats[i] + 1.0) / (steps[i] + 2.0)
+        p = (repeats + 1.0) / (steps + 2.0)
         surprise = -r * math.log(p)
         score = surprise / (surprise + _HALF)
-    if mode == SCORE:
-        return score
     if n > 0 and not (same and r >= min_run):
         keep = 1.0 - 1.0 / memory
-        steps[i] = steps[i] * keep + 1.0
-        repeats[i] = repeats[i] * keep + (1.0 if same else 0.0)
-    last[i] = x
-    run[i] = r
-    count[i] = n + 1
-    return 0.0 if mode == LEARN else score
+        steps = steps * keep + 1.0
+        repeats = repeats * keep + (1.0 if same else 0.0)
+    return score, x, r, n + 1, steps, repeats
 
 
 @jit
@@ -69,8 +64,12 @@ def _run(
 ) -> NDArray[np.float64]:
     out = np.empty(values.shape[0], np.float64)
     for j in range(values.shape[0]):
-        out[j] = flatline_step(last, run, count, steps, repeats, series[j], values[j], tolerance, min_run, memory,
-                               warmup, mode)
+        i = series[j]
+        score, la, ru, n, st, re = flatline_step(last[i], run[i], count[i], steps[i], repeats[i], values[j],
+                                                 tolerance, min_run, memory, warmup)
+        out[j] = 0.0 if mode == LEARN else score
+        if mode != SCORE:
+            last[i], run[i], count[i], steps[i], repeats[i] = la, ru, n, st, re
     return out
 
 

@@ -21,7 +21,7 @@ from urbanpulse.analytics.base import LEARN, SCORE, Detector
 from urbanpulse.analytics.context import ContextNovelty
 from urbanpulse.analytics.cusum import Cusum
 from urbanpulse.analytics.ensemble import LikelihoodEnsemble
-from urbanpulse.analytics.ewma import _learn_point, _score_point
+from urbanpulse.analytics.ewma import ewma_step
 from urbanpulse.analytics.flatline import FlatLine
 from urbanpulse.analytics.likelihood import Likelihood
 from urbanpulse.analytics.seasonal import SeasonalProfile
@@ -36,13 +36,13 @@ def _ewma_run(
     spread: NDArray[np.float64], count: NDArray[np.int64], alpha: float, warmup: int, clip: float, scale: float,
     mode: int,
 ) -> NDArray[np.float64]:
-    out = np.zeros(values.shape[0], np.float64)
+    out = np.empty(values.shape[0], np.float64)
     for j in range(values.shape[0]):
         i = series[j]
-        if mode != LEARN:
-            out[j] = _score_point(mean[i], spread[i], count[i], min_sigma, values[j], warmup, scale)
+        score, m, s, n = ewma_step(mean[i], spread[i], count[i], min_sigma, values[j], alpha, warmup, clip, scale)
+        out[j] = 0.0 if mode == LEARN else score
         if mode != SCORE:
-            _learn_point(mean, spread, count, min_sigma, i, values[j], alpha, warmup, clip)
+            mean[i], spread[i], count[i] = m, s, n
     return out
 
 

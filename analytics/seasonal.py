@@ -41,52 +41,49 @@ def slots_of(t: float) -> tuple[int, int]:
     return weekday * 24 + hour, WEEK + hour
 
 
-@jit
+@jit_inline
 def _sigma(level: float, spread: float, floor: float) -> float:
     return max(spread * MAD_TO_SIGMA, floor, _REL_FLOOR * (1.0 + abs(level)))
 
 
 @jit_inline
 def _learn_slot(
-    level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], i: int, s: int, x: float,
-    sigma: float, alpha: float, min_count: int, clip: float,
-) -> None:
-    """Slot ``s`` of series ``i`` learns ``x`` (``sigma``: the slot's before it learns)."""
-    n = count[i, s]
+    level: float, spread: float, n: int, x: float, sigma: float, alpha: float, min_count: int, clip: float
+) -> tuple[float, float, int]:
+    """A slot's ``(level, spread, n)`` once it learned ``x`` (``sigma``: the slot's before it learns)."""
     if n == 0:
-        level[i, s] = x
-        spread[i, s] = 0.0
-        count[i, s] = 1
-        return
+        return x, 0.0, 1
     a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))  # no division once n >= 1 / alpha
-    d = x - level[i, s]
+    d = x - level
     if n >= min_count:
         d = min(max(d, -clip * sigma), clip * sigma)
-    level[i, s] += a * d
-    spread[i, s] += a * (abs(d) - spread[i, s])
-    count[i, s] = n + 1
+    return level + a * d, spread + a * (abs(d) - spread), n + 1
 
 
 @jit_inline
 def seasonal_step(
-    level: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64], i: int, t: float,
-    x: float, alpha: float, min_count: int, clip: float, scale: float, min_sigma: float, mode: int,
-) -> float:
-    """Score ``x`` at ``t`` against series ``i``'s profile, then learn it (per ``mode``)."""
-    if not (math.isfinite(x) and math.isfinite(t)):
-        return 0.0
-    week, day = slots_of(t)
-    week_sigma = _sigma(level[i, week], spread[i, week], min_sigma)  # each slot's, once for scoring and learning
-    day_sigma = _sigma(level[i, day], spread[i, day], min_sigma)
+    week_level: float, week_spread: float, week_n: int, day_level: float, day_spread: float, day_n: int,
+    x: float, alpha: float, min_count: int, clip: float, scale: float, min_sigma: float,
+) -> tuple[float, float, float, int, float, float, int]:
+    """Score of ``x`` against its hour-of-week slot (else its hour-of-day slot), and both slots once
+    they learned it: ``(score, week_level, week_spread, week_n, day_level, day_spread, day_n)``.
+
+    Scalars in and out: a kernel loads the two slots once and stores them once (a step that took
+    the arrays themselves was several times slower). A non-finite ``x`` scores 0.0, learned by neither.
+    """
+    if not math.isfinite(x):
+        return 0.0, week_level, week_spread, week_n, day_level, day_spread, day_n
+    week_sigma = _sigma(week_level, week_spread, min_sigma)  # each slot's, once for scoring and learning
+    day_sigma = _sigma(day_level, day_spread, min_sigma)
     score = 0.0
-    if count[i, week] >= min_count:
-        score = unit_score((x - level[i, week]) / week_sigma, scale)
-    elif count[i, day] >= min_count:
-        score = unit_score((x - level[i, day]) / day_sigma, scale)
-    if mode != SCORE:
-        _learn_slot(level, spread, count, i, week, x, week_sigma, alpha, min_count, clip)
-        _learn_slot(level, spread, count, i, day, x, day_sigma, alpha, min_count, clip)
-    return 0.0 if mode == LEARN else score
+    if week_n >= min_count:
+        score = unit_score((x - week_level) / week_sigma, scale)
+    elif day_n >= min_count:
+        score = unit_score((x - day_level) / day_sigma, scale)
+    week_level, week_spread, week_n = _learn_slot(week_level, week_spread, week_n, x, week_sigma, alpha,
+                                                  min_count, clip)
+    day_level, day_spread, day_n = _learn_slot(day_level, day_spread, day_n, x, day_sigma, alpha, min_count, clip)
+    return score, week_level, week_spread, week_n, day_level, day_spread, day_n
 
 
 @jit
@@ -101,8 +98,17 @@ def _run(
     for p in range(order.shape[0]):
         while p >= ends[i]:
             i += 1
-        grouped[p] = seasonal_step(level, spread, count, i, points[p, 0], points[p, 1], alpha, min_count, clip,
-                                   scale, min_sigma, mode)
+        t = points[p, 0]
+        if not math.isfinite(t):
+            grouped[p] = 0.0
+            continue
+        w, d = slots_of(t)
+        score, wl, ws, wn, dl, ds, dn = seasonal_step(level[i, w], spread[i, w], count[i, w], level[i, d],
+                                                      spread[i, d], count[i, d], points[p, 1], alpha, min_count,
+                                                      clip, scale, min_sigma)
+        grouped[p] = 0.0 if mode == LEARN else score
+        if mode != SCORE:
+            level[i, w], spread[i, w], count[i, w], level[i, d], spread[i, d], count[i, d] = wl, ws, wn, dl, ds, dn
     return ungroup(order, grouped)
 
 

@@ -8,7 +8,8 @@ is shared); of the same algorithm in plain numpy, vectorised across the same ser
 first); of the very same code in
 plain Python (``NUMBA_DISABLE_JIT=1``, in a child process) and of river's closest detector if river
 is installed (one model per series), both on ``--slow-series`` series, warmed alike, and fewer
-points. Medians of ``--runs`` runs (half as many for the slow ones), and the ratios.
+points. Medians of ``--runs`` runs (half as many for plain Python and numpy), and the ratios; the
+kernel's runs alternate with river's, and the river ratio is the median of each pair's.
 """
 
 from __future__ import annotations
@@ -60,17 +61,13 @@ def warmed(name: str, series: int, warm: int) -> Any:
     return detector
 
 
-def kernel_rate(name: str, series: int, points: int, warm: int, runs: int) -> tuple[float, float]:
-    """Median points per second of wall-clock time and per second of this process's CPU time."""
-    wall, cpu = [], []
-    for run in range(runs):
-        detector = warmed(name, series, warm)
-        s, t, v = workload(series, points, seed=run)
-        started, started_cpu = time.perf_counter(), time.process_time()
-        detector.score_learn(s, t + warm * STEP, v)
-        wall.append(points / (time.perf_counter() - started))
-        cpu.append(points / max(time.process_time() - started_cpu, 1e-9))
-    return statistics.median(wall), statistics.median(cpu)
+def kernel_once(name: str, series: int, points: int, warm: int, run: int) -> tuple[float, float]:
+    """Points per second of wall-clock time and per second of this process's CPU time, one run."""
+    detector = warmed(name, series, warm)
+    s, t, v = workload(series, points, seed=run)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    detector.score_learn(s, t + warm * STEP, v)
+    return points / (time.perf_counter() - started), points / max(time.process_time() - started_cpu, 1e-9)
 
 
 def numpy_rate(name: str, series: int, points: int, warm: int, runs: int) -> float:
@@ -167,19 +164,17 @@ def river_models() -> dict[str, tuple[str, Callable[[], Any], Step]] | None:
     }
 
 
-def river_rate(make: Callable[[], Any], step: Step, series: int, points: int, warm: int, runs: int) -> float:
-    rates = []
-    for run in range(runs):
-        models = [make() for _ in range(series)]
-        for m in models:  # warmed like ours, untimed
-            for k in range(warm):
-                step(m, 20 + 5 * math.sin(2 * math.pi * k / 288))
-        s, _, v = workload(series, points, seed=run)
-        started = time.perf_counter()
-        for i, x in zip(s.tolist(), v.tolist(), strict=True):
-            step(models[i], x)
-        rates.append(points / (time.perf_counter() - started))
-    return statistics.median(rates)
+def river_once(make: Callable[[], Any], step: Step, series: int, points: int, warm: int, run: int) -> float:
+    """Points per second of river's detector (one model per series), one run."""
+    models = [make() for _ in range(series)]
+    for m in models:  # warmed like ours, untimed
+        for k in range(warm):
+            step(m, 20 + 5 * math.sin(2 * math.pi * k / 288))
+    s, _, v = workload(series, points, seed=run)
+    started = time.perf_counter()
+    for i, x in zip(s.tolist(), v.tolist(), strict=True):
+        step(models[i], x)
+    return points / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -206,7 +201,18 @@ def main() -> None:
         started = time.perf_counter()
         create(name).score_learn(np.zeros(3, np.int64), np.zeros(3), np.ones(3))
         compile_s = time.perf_counter() - started
-        fast, fast_cpu = kernel_rate(name, args.series, args.points, args.warm, args.runs)
+        # The kernel's runs alternate with river's, and "x river" is the median of each pair's ratio: the
+        # shared machine's speed drifts by up to 2x within minutes, which two separate medians would take in.
+        rival = river.get(name) if river is not None else None
+        walls, cpus, rivals, ratios = [], [], [], []
+        for run in range(args.runs):
+            wall, cpu = kernel_once(name, args.series, args.points, args.warm, run)
+            walls.append(wall)
+            cpus.append(cpu)
+            if rival is not None:
+                rivals.append(river_once(rival[1], rival[2], args.slow_series, args.river_points, args.warm, run))
+                ratios.append(wall / rivals[-1])
+        fast, fast_cpu = statistics.median(walls), statistics.median(cpus)
         slow = plain_rate(name, args.slow_series, args.python_points, args.warm, max(1, args.runs // 2))
         cells = f"{name:10s} {fast / 1e6:10.2f} {fast_cpu / 1e6:9.2f} "
         if name in NUMPY:
@@ -215,10 +221,9 @@ def main() -> None:
         else:
             cells += f"{'-':>9s} {'-':>7s} "
         cells += f"{slow / 1e3:10.1f} {fast / slow:9.0f}"
-        if river is not None and name in river:
-            label, make, step = river[name]
-            r = river_rate(make, step, args.slow_series, args.river_points, args.warm, max(1, args.runs // 2))
-            cells += f"  {r / 1e3:9.1f} {fast / r:8.0f}  {label}"
+        if rival is not None:
+            r, ratio = statistics.median(rivals), statistics.median(ratios)
+            cells += f"  {r / 1e3:9.1f} {ratio:8.0f}  {rival[0]}"
         else:
             cells += f"  {'-':>9s} {'-':>8s}  {'(none close)' if river is not None else ''}"
         print(cells + f"   [first call {compile_s:.2f} s]", flush=True)
