@@ -48,8 +48,13 @@ async def _copy(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), column_list)
     async with conn.cursor().copy(copy_sql) as copy:
         copy.set_types([c.pg_type for c in columns])
+        # What ``await copy.write_row(row)`` does, without a coroutine per row (a quarter of the time of the
+        # rows' formatting): the formatter (psycopg 3.2/3.3, pinned) packs each row into its buffer and
+        # hands back a block of about 32 kB to send now and then.
+        write_row = copy.formatter.write_row
         for row in _rows(kind, batch, batch_id):
-            await copy.write_row(row)
+            if block := write_row(row):
+                await copy.write(block)
 
 
 async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int) -> int:

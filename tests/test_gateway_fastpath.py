@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import StringConstraints, field_validator
 
-from urbanpulse.contract import Kind, Reading, TrafficReading, reading_topic
+from urbanpulse.contract import Kind, Reading, TrafficReading, aware_utc, reading_topic
 from urbanpulse.gateway import fastpath
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
 from urbanpulse.gateway.rules import SHAPES, IrregularError, shape
@@ -149,6 +149,18 @@ def spoil(rnd: random.Random, records: list[dict[str, Any]], nasty: str) -> None
 
 def test_every_kind_has_a_fast_shape() -> None:
     assert set(SHAPES) == set(Kind)
+
+
+def test_times_built_in_utc_pass_the_contracts_time_check_unchanged() -> None:
+    """The fast path skips the time's after-validator for times it built in UTC: that is sound only while
+    the validator is ``aware_utc`` alone and returns such a time as it is."""
+    for spec in SHAPES.values():
+        assert spec.rules["time"].checks == fastpath._IN_UTC
+    for seconds in (0.0, 1.7e9, 1.7e9 + 0.123456789, -86_400.5, 4e9):
+        stamp = datetime.fromtimestamp(seconds, UTC)
+        assert aware_utc(stamp) is stamp
+    with pytest.raises(ValueError, match="UTC offset"):
+        aware_utc(datetime(2026, 1, 1))  # naive
 
 
 def test_rules_refuse_what_they_cannot_read() -> None:

@@ -41,7 +41,9 @@ class Kind(enum.StrEnum):
     ISPEED = "ispeed"
 
 
-def _aware_utc(value: datetime) -> datetime:
+def aware_utc(value: datetime) -> datetime:
+    """The time in UTC; raises ValueError for a naive one. A datetime already in ``UTC`` comes back as
+    it is (``astimezone`` to its own zone returns itself), which the gateway's fast path relies on."""
     if value.tzinfo is None or value.utcoffset() is None:
         msg = "time must carry a UTC offset (e.g. 2026-01-01T00:00:00Z)"
         raise ValueError(msg)
@@ -61,7 +63,7 @@ def _storable_text(value: str) -> str:
 
 
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
-UtcTime = Annotated[datetime, Field(strict=False), AfterValidator(_aware_utc)]
+UtcTime = Annotated[datetime, Field(strict=False), AfterValidator(aware_utc)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_storable_text)]
 
 
