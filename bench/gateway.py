@@ -13,7 +13,8 @@ publisher's speed does not enter the figures.
   in its own process as ``urbanpulse gateway --workers N`` runs them;
 - raw COPY: the same readings as rows, binary COPY into a bare copy of the table (no index, no key).
 
-Medians of ``--repeat`` runs; ratios against the ceiling and against raw COPY.
+Medians of ``--repeat`` runs; ratios against the ceiling and against raw COPY, each the median of the
+runs' own ratios (the shared machine's speed drifts between runs).
 """
 
 from __future__ import annotations
@@ -266,19 +267,25 @@ def main() -> None:
                 figures["copy"].append(rows / seconds)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()), flush=True)
     med = {k: statistics.median(v) for k, v in figures.items()}
-    print(f"\nmedians of {args.repeat} runs (readings/s):")
+
+    def ratio(a: str, b: str) -> float:
+        """Median of the runs' own ratios: each run's figures were taken minutes apart at most, while the
+        shared machine's speed drifts by up to 2x between runs."""
+        return statistics.median(x / y for x, y in zip(figures[a], figures[b], strict=True))
+
+    print(f"\nmedians of {args.repeat} runs (readings/s; ratios: medians of each run's ratio):")
     print(f"  bare paho subscriber, parse only (ceiling) {med['bare']:>12,.0f} msg/s")
     print(
         f"  gateway, 1 reading per message            {med['single']:>12,.0f}   "
-        f"{med['single'] / med['bare']:.2f} x ceiling, {med['single'] / med['copy']:.2f} x raw COPY"
+        f"{ratio('single', 'bare'):.2f} x ceiling, {ratio('single', 'copy'):.2f} x raw COPY"
     )
     print(
         f"  gateway, SenML packs of 50                {med['senml']:>12,.0f}   "
-        f"{med['senml'] / med['bare']:.2f} x ceiling, {med['senml'] / med['copy']:.2f} x raw COPY"
+        f"{ratio('senml', 'bare'):.2f} x ceiling, {ratio('senml', 'copy'):.2f} x raw COPY"
     )
     print(
         f"  gateway, SenML packs of 50, {args.workers} workers     {med['workers']:>12,.0f}   "
-        f"{med['workers'] / med['senml']:.2f} x one worker, {med['workers'] / med['copy']:.2f} x raw COPY"
+        f"{ratio('workers', 'senml'):.2f} x one worker, {ratio('workers', 'copy'):.2f} x raw COPY"
     )
     print(f"  raw binary COPY into a bare table         {med['copy']:>12,.0f}")
 
