@@ -37,7 +37,7 @@ from urbanpulse.contract import READINGS_FILTER, STATUS_KIND, parse_topic, utc_n
 from urbanpulse.gateway import metrics as http_metrics
 from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pending
 from urbanpulse.gateway.metrics import GatewayMetrics
-from urbanpulse.gateway.paho_tables import share_publish_tables
+from urbanpulse.gateway.paho_speedups import read_many, share_publish_tables
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
 from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
@@ -165,6 +165,7 @@ class Gateway:
         # aiomqtt 2.x has no public manual-ack switch; paho's must be set before connecting,
         # or a resumed session's backlog is acknowledged on arrival.
         client._client.manual_ack_set(True)
+        read_many(client._client)  # what is there in one turn of the event loop, not a message a turn
         return client
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import importlib
+import select
+import time
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from urbanpulse.gateway.paho_tables import PublishProperties, share_publish_tables
+from urbanpulse.gateway.paho_speedups import PublishProperties, read_many, share_publish_tables
+from urbanpulse.localstack import MosquittoServer
 
 packet_module: Any = importlib.import_module("paho.mqtt._packet")
 
@@ -59,3 +63,35 @@ def test_tables_are_shared_and_unpack_starts_clean() -> None:
     assert first.json() == {}  # type: ignore[no-untyped-call]
     with pytest.raises(Exception, match="does not apply"):
         second.ContentType = "text/plain"  # paho's checks still run
+
+
+def test_read_many_reads_what_is_there_in_one_call(broker: MosquittoServer) -> None:
+    """A backlog of 300 messages arrives in two calls of ``loop_read`` (budget 256), not 300."""
+    got: list[bytes] = []
+
+    def client(name: str) -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+        c.on_message = lambda _c, _u, message: got.append(message.payload)
+        c.connect("127.0.0.1", broker.port)
+        return c
+
+    sub = client("reader")
+    sub.subscribe("t/#", qos=1)
+    pub = client("writer")
+    pub.loop_start()
+    for k in range(300):
+        pub.publish("t/x", str(k), qos=1).wait_for_publish(5)
+    pub.loop_stop()
+    read_many(sub)
+    calls = 0
+    deadline = time.monotonic() + 10
+    sub.loop_write()
+    while len(got) < 300 and time.monotonic() < deadline:
+        if select.select([sub.socket()], [], [], 0.5)[0]:
+            calls += 1
+            assert sub.loop_read() == mqtt.MQTT_ERR_SUCCESS
+        sub.loop_write()
+    assert got == [str(k).encode() for k in range(300)]
+    assert calls <= 30  # paho's own loop_read: at least 300
+    sub.disconnect()
+    pub.disconnect()

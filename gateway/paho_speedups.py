@@ -1,14 +1,20 @@
-"""paho-mqtt's MQTT v5 properties of a received packet, without rebuilding paho's tables for each one.
+"""Two costs paho-mqtt (2.x) charges for every message received, taken off; paho's behaviour is unchanged.
 
-For every PUBLISH it receives over MQTT v5, paho (2.x) creates a ``Properties`` object whose
+**Property tables.** For every PUBLISH it receives over MQTT v5, paho (2.x) creates a ``Properties`` object whose
 constructor builds its constant tables anew (two dicts and a list, some thirty entries, each found
 with ``list.index``) and whose ``unpack`` first "clears" the fresh object by walking all of them:
 about a fifth of the gateway's CPU time for a one-reading message. :func:`share_publish_tables`
 makes ``paho.mqtt._packet`` (where paho decodes every packet it receives) use
 :class:`PublishProperties`, the same class with the tables built once and shared (paho only reads
 them), and a ``clear`` that deletes only what is set. What a packet's properties hold is unchanged
-(``tests/test_gateway_paho_tables.py`` decodes packets with properties of every type both ways).
+(``tests/test_gateway_paho_speedups.py`` decodes packets with properties of every type both ways).
 Properties the gateway builds itself (CONNECT) keep paho's own class.
+
+**One packet per turn of the event loop.** ``loop_read``, which aiomqtt calls when the socket is
+readable, reads one packet unless paho has outgoing QoS messages queued; each received message then
+costs a turn of the event loop (an ``epoll_wait`` and the callbacks around it). :func:`read_many`
+makes it read what is there, up to ``budget`` packets, as paho's own loop does when it has more
+queued; the socket stays readable if more is left, so the next turn continues.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-__all__ = ["PublishProperties", "share_publish_tables"]
+__all__ = ["PublishProperties", "read_many", "share_publish_tables"]
 
 _TABLES = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
 _OWN = frozenset(("packetType", "types", "names", "properties"))
@@ -50,3 +58,22 @@ def share_publish_tables() -> bool:
         return False
     packet.Properties = PublishProperties
     return True
+
+
+def read_many(client: mqtt.Client, budget: int = 256) -> None:
+    """Make ``client.loop_read`` read up to ``budget`` packets a call, until the socket has no more."""
+    paho: Any = client  # its packet reader and error handling are internal
+
+    def loop_read(max_packets: int = 1) -> MQTTErrorCode:  # max_packets: paho ignores it too
+        for _ in range(budget):
+            if paho._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc: MQTTErrorCode = paho._packet_read()
+            if rc > 0:
+                handled: MQTTErrorCode = paho._loop_rc_handle(rc)
+                return handled
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    paho.loop_read = loop_read
