@@ -36,15 +36,18 @@ NAMES = ["ewma", "seasonal", "cusum", "flatline", "shape", "context", "ensemble"
 STEP = 300.0
 
 
-def workload(series: int, points: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    """``points`` readings of ``series`` series in random order, 5 minutes apart per series."""
+def workload(
+    series: int, points: int, seed: int, warm: int = 0
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """``points`` readings of ``series`` series in random order, 5 minutes apart per series, each series'
+    first one ``warm`` steps after the warm-up's first (so they follow :func:`warmed`'s readings)."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, series, points).astype(np.int64)
     by_series = np.argsort(idx, kind="stable")  # the k-th reading of a series comes k steps after its first
     counts = np.bincount(idx, minlength=series)
     order = np.empty(points, np.float64)
     order[by_series] = np.arange(points) - np.repeat(np.cumsum(counts) - counts, counts)
-    times = 1.7e9 + order * STEP
+    times = 1.7e9 + (order + warm) * STEP
     values = 20 + 5 * np.sin(2 * np.pi * order / 288) + rng.normal(0, 1, points)
     return idx, times, values
 
@@ -64,9 +67,9 @@ def warmed(name: str, series: int, warm: int) -> Any:
 def kernel_once(name: str, series: int, points: int, warm: int, run: int) -> tuple[float, float]:
     """Points per second of wall-clock time and per second of this process's CPU time, one run."""
     detector = warmed(name, series, warm)
-    s, t, v = workload(series, points, seed=run)
+    s, t, v = workload(series, points, seed=run, warm=warm)  # ready before the clock starts
     started, started_cpu = time.perf_counter(), time.process_time()
-    detector.score_learn(s, t + warm * STEP, v)
+    detector.score_learn(s, t, v)
     return points / (time.perf_counter() - started), points / max(time.process_time() - started_cpu, 1e-9)
 
 
@@ -74,9 +77,9 @@ def numpy_rate(name: str, series: int, points: int, warm: int, runs: int) -> flo
     """Median points per second of the numpy version, once its scores and state equal the kernel's."""
     detector = warmed(name, series, warm)
     state = {f.name: detector.state[f.name].copy() for f in detector.layout}
-    s, t, v = workload(series, points, seed=runs)
-    scores = NUMPY[name](state, s, t + warm * STEP, v, detector)
-    if not np.allclose(scores, detector.score_learn(s, t + warm * STEP, v), rtol=1e-9, atol=1e-12):
+    s, t, v = workload(series, points, seed=runs, warm=warm)
+    scores = NUMPY[name](state, s, t, v, detector)
+    if not np.allclose(scores, detector.score_learn(s, t, v), rtol=1e-9, atol=1e-12):
         msg = f"{name}: the numpy version's scores differ from the kernel's"
         raise AssertionError(msg)
     if any(not np.allclose(state[f.name], detector.state[f.name], rtol=1e-9) for f in detector.layout):
@@ -86,9 +89,9 @@ def numpy_rate(name: str, series: int, points: int, warm: int, runs: int) -> flo
     for run in range(runs):
         detector = warmed(name, series, warm)
         state = {f.name: detector.state[f.name].copy() for f in detector.layout}
-        s, t, v = workload(series, points, seed=run)
+        s, t, v = workload(series, points, seed=run, warm=warm)
         started = time.perf_counter()
-        NUMPY[name](state, s, t + warm * STEP, v, detector)
+        NUMPY[name](state, s, t, v, detector)
         rates.append(points / (time.perf_counter() - started))
     return statistics.median(rates)
 
@@ -97,14 +100,14 @@ _PLAIN = """
 import json, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from detectors import STEP, warmed, workload
+from detectors import warmed, workload
 name, series, points, warm, runs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 rates = []
 for run in range(runs):
     detector = warmed(name, series, warm)
-    s, t, v = workload(series, points, seed=run)
+    s, t, v = workload(series, points, seed=run, warm=warm)
     started = time.perf_counter()
-    detector.score_learn(s, t + warm * STEP, v)
+    detector.score_learn(s, t, v)
     rates.append(points / (time.perf_counter() - started))
 print(json.dumps(sorted(rates)[len(rates) // 2]))
 """
