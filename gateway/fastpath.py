@@ -41,7 +41,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import add, attrgetter, ne
+from operator import add, attrgetter, gt, ne, sub
 from typing import Any
 
 import msgspec
@@ -83,6 +83,8 @@ _from_unix = datetime.fromtimestamp
 # may then give different times, and the records are grouped one by one.
 _EXACT = 2**53
 _IN_UTC = (aware_utc,)
+# Unix times more than this apart stay apart when rounded to the microsecond (each moves by at most 0.5 us).
+_APART = 2e-6
 
 
 def _records(payload: bytes, max_records: int) -> list[_Record]:
@@ -160,9 +162,7 @@ def _values(records: list[_Record], payload: bytes) -> list[Any]:
         if any(value is not UNSET and text is not UNSET for value, text in zip(values, texts, strict=True)):
             raise IrregularError  # a record with two values
         values = [text if value is UNSET else value for value, text in zip(values, texts, strict=True)]
-    if UNSET in values:  # a number equals UNSET only by identity
-        raise IrregularError
-    return values
+    return values  # a record with neither: UNSET, which ``_checked`` refuses with any other type it cannot read
 
 
 def _seconds(offsets: list[Any], base_time: float | None) -> list[float]:
@@ -183,6 +183,12 @@ def _regular(
     return list(zip(names[:width], units[:width], strict=True)), moments, [values[j::width] for j in range(width)]
 
 
+def _apart(times: list[float]) -> bool:
+    """Whether the times are Unix times (not relative ones) in ascending order, each more than ``_APART``
+    after the one before: then their stamps are distinct and the first and last are the extremes."""
+    return times[0] >= senml.RELATIVE_BEFORE and all(map(gt, map(sub, times[1:], times), repeat(_APART)))
+
+
 def _grouped(fields: list[str], seconds: list[float], values: list[Any]) -> dict[float, dict[str, Any]]:
     """Any other pack: each time's fields, record by record; raises IrregularError for a field given twice."""
     groups: dict[float, dict[str, Any]] = {s: {} for s in dict.fromkeys(seconds)}
@@ -197,7 +203,7 @@ def _checked(column: list[Any], found: Rule) -> list[Any]:
     """The column as the model stores it; raises IrregularError."""
     types = set(map(type, column))
     if found.bounded and types <= _TYPES_OF[found.type]:
-        if any(map(ne, column, column)) or min(column) < found.low or max(column) > found.high:
+        if (float in types and any(map(ne, column, column))) or min(column) < found.low or max(column) > found.high:
             raise IrregularError  # out of range, or NaN (which is not equal to itself)
         if found.type == "float" and int in types:
             return list(map(float, column))  # strict mode stores an int sent for a float as a float
@@ -279,10 +285,13 @@ def senml_payload(
             field_of = _field_map(pairs, device_id, spec.rules, base)
             times = _seconds(moments, base[1])
             columns = {field_of[name]: cells[j] for j, (name, _) in enumerate(pairs)}
-            if len(columns) == width and len(set(times)) == len(times):  # else: merge by time, below
+            apart = _apart(times)
+            if len(columns) == width and (apart or len(set(times)) == len(times)):  # else: merge by time, below
                 columns = {field: _checked(column, spec.rules[field]) for field, column in columns.items()}
                 stamps = _stamps(times, spec, received_at)
                 readings = _from_columns(spec, device_id, stamps, columns)
+                if apart:
+                    return None if stamps[0] < earliest or stamps[-1] > latest else readings
         if readings is None:
             field_of = _field_map(zip(names, map(_unit, records), strict=True), device_id, spec.rules, base)
             fields = list(map(field_of.__getitem__, names))

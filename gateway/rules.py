@@ -24,7 +24,7 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -54,13 +54,12 @@ class Rule:
     pattern: re.Pattern[str] | None = None
     choices: frozenset[str] = frozenset()
     checks: tuple[Callable[[Any], Any], ...] = ()  # the field's after-validators
+    # A number whose range alone refuses NaN and infinities, and nothing else to check (set from the above).
+    bounded: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def bounded(self) -> bool:
-        """A number whose range alone refuses NaN and infinities, and nothing else to check."""
-        return (
-            self.type in ("int", "float") and not self.checks and math.isfinite(self.low) and math.isfinite(self.high)
-        )
+    def __post_init__(self) -> None:
+        finite = math.isfinite(self.low) and math.isfinite(self.high)
+        object.__setattr__(self, "bounded", self.type in ("int", "float") and not self.checks and finite)  # frozen
 
 
 _TYPES: dict[object, Literal["float", "int", "str", "datetime"]] = {

@@ -284,3 +284,72 @@ def test_time_policy_settings_are_bounded() -> None:
         GatewaySettings(max_late_seconds=1e11)
     with pytest.raises(ValueError, match="greater than or equal"):
         GatewaySettings(max_future_skew_seconds=-1)
+
+
+def test_times_apart_stay_apart_to_the_microsecond() -> None:
+    """``_apart``'s premise: Unix times more than 2 us apart, ascending, give distinct ascending stamps, so
+    the first and last stamps are the pack's extremes; closer or unordered times take the general check."""
+    rnd = random.Random(7)
+    for _ in range(20_000):
+        first = rnd.uniform(2.0**28, 4e9)
+        times = [first, first + fastpath._APART + rnd.uniform(0, 3e-7)]
+        times.append(times[1] + fastpath._APART + rnd.random() * 1e-6)
+        stamps = [datetime.fromtimestamp(t, UTC) for t in times]
+        assert fastpath._apart(times) == (times[1] - times[0] > fastpath._APART < times[2] - times[1])
+        if fastpath._apart(times):
+            assert stamps == sorted(set(stamps))
+    assert not fastpath._apart([2.0**28 + 1, 2.0**28 + 1 + 1e-6])  # too close
+    assert not fastpath._apart([2.0**28 + 5, 2.0**28 + 1])  # descending
+    assert not fastpath._apart([60.0, 120.0])  # relative to the receive time: not mapped in order
+    assert not fastpath._apart([2.0**28 + 1, math.nan])
+
+
+@pytest.mark.parametrize("offsets", [(0, 4e-7), (4e-7, 0), (10, 0)])
+def test_readings_closer_than_the_check_or_unordered_still_get_the_general_check(offsets: tuple[float, ...]) -> None:
+    """Two readings within one microsecond are refused alike; unordered ones are taken alike."""
+    bt = (NOW - timedelta(minutes=5)).timestamp() + 0.1234561
+    records = [
+        {"n": name, "v": value, "t": t}
+        for t in offsets
+        for name, value in (
+            ("vehicle_count", 3),
+            ("interval_s", 60),
+            ("speed_kmh", 40.5),
+            ("occupancy_pct", 2),
+            ("seq", 1),
+        )
+    ]
+    payload = json.dumps([{"bn": "tr-1/", "bt": bt, **records[0]}, *records[1:]]).encode()
+    parsed = same(reading_topic(Kind.TRAFFIC, "tr-1"), payload)
+    assert len(parsed.readings) == (2 if offsets == (10, 0) else 0)
+
+
+def test_the_time_policy_holds_at_both_ends_of_an_ascending_pack() -> None:
+    """The first and the last stamp of an ascending pack against the earliest and latest times allowed."""
+    fields = (("vehicle_count", 3), ("interval_s", 60), ("speed_kmh", 40.5), ("occupancy_pct", 2), ("seq", 1))
+    records = [{"n": name, "v": value, "t": t} for t in (0, 10, 20) for name, value in fields]
+    earliest = NOW - timedelta(days=7)
+    for bt, accepted in (
+        (NOW.timestamp() - 20, True),
+        (NOW.timestamp() - 19, False),
+        (earliest.timestamp(), True),
+        (earliest.timestamp() - 1, False),
+    ):
+        payload = json.dumps([{"bn": "tr-1/", "bt": bt, **records[0]}, *records[1:]]).encode()
+        taken = fastpath.senml_payload(payload, Kind.TRAFFIC, "tr-1", NOW, earliest, NOW, 1000)
+        assert (taken is not None and len(taken) == 3) == accepted, bt
+
+
+@pytest.mark.parametrize("name", ["vehicle_count", "speed_kmh", "seq"])
+def test_a_record_without_a_value_is_refused_alike(name: str) -> None:
+    """No ``v`` nor ``vs``: the value stays UNSET, which no field's check takes (regular and grouped packs)."""
+    fields = (("vehicle_count", 3), ("interval_s", 60), ("speed_kmh", 40.5), ("occupancy_pct", 2), ("seq", 1))
+    records: list[dict[str, Any]] = [{"n": n, "v": v, "t": t} for t in (0, 10) for n, v in fields]
+    del records[[r["n"] for r in records].index(name, 5)]["v"]
+    bt = (NOW - timedelta(minutes=5)).timestamp()
+    for ordered in (records, sorted(records, key=lambda r: str(r["n"]))):
+        payload = json.dumps([{"bn": "tr-1/", "bt": bt, **ordered[0]}, *ordered[1:]]).encode()
+        assert fastpath.senml_payload(payload, Kind.TRAFFIC, "tr-1", NOW, NOW - timedelta(days=1), NOW, 100) is None
+        parsed = same(reading_topic(Kind.TRAFFIC, "tr-1"), payload)
+        assert not parsed.readings
+        assert parsed.rejected
