@@ -37,7 +37,7 @@ from urbanpulse.contract import READINGS_FILTER, STATUS_KIND, parse_topic, utc_n
 from urbanpulse.gateway import metrics as http_metrics
 from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pending
 from urbanpulse.gateway.metrics import GatewayMetrics
-from urbanpulse.gateway.paho_speedups import read_many, share_publish_tables
+from urbanpulse.gateway.paho_speedups import quick_publish_decoding, read_many, share_publish_tables
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
 from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
@@ -146,6 +146,7 @@ class Gateway:
     def _client(self) -> aiomqtt.Client:
         b, g = self.settings.broker, self.settings.gateway
         share_publish_tables()  # paho's tables built once, not for every message received
+        quick_publish_decoding()  # a message's payload copied once, not five times
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
         props.ReceiveMaximum = min(max(g.receive_maximum, 1), 65535)

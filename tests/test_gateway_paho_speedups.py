@@ -10,10 +10,18 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from urbanpulse.gateway.paho_speedups import PublishProperties, read_many, share_publish_tables
+from urbanpulse.gateway import paho_speedups
+from urbanpulse.gateway.paho_speedups import (
+    PublishProperties,
+    decode_publish,
+    quick_publish_decoding,
+    read_many,
+    share_publish_tables,
+)
 from urbanpulse.localstack import MosquittoServer
 
 packet_module: Any = importlib.import_module("paho.mqtt._packet")
@@ -63,6 +71,46 @@ def test_tables_are_shared_and_unpack_starts_clean() -> None:
     assert first.json() == {}  # type: ignore[no-untyped-call]
     with pytest.raises(Exception, match="does not apply"):
         second.ContentType = "text/plain"  # paho's checks still run
+
+
+def _decoded(header: int, body: bytes | bytearray, protocol: MQTTProtocolVersion, decode: Any) -> object:
+    """What a decoding gives, or the type of error it raises."""
+    try:
+        got = decode(header, body, protocol)
+    except Exception as exc:  # the error is what is compared
+        return type(exc)
+    props = got.properties.json() if got.properties is not None else None
+    return (got.dup, got.qos, got.retain, got.topic, type(got.topic), got.mid, props, got.payload, type(got.payload))
+
+
+def _bodies() -> list[tuple[int, bytes]]:
+    """PUBLISH packets of every QoS and flag, with and without properties, and every cut of some."""
+    out = []
+    for qos in (0, 1, 2):
+        for topic in (b"urbanpulse/v1/air/a-1", b""):
+            for props in (b"\x00", _every_type().pack(), b"\x80\x00", b"\x05"):  # type: ignore[no-untyped-call]
+                for flags in (0, 0x08, 0x01):
+                    header = 0x30 | flags | qos << 1
+                    mid = (513).to_bytes(2, "big") if qos else b""
+                    out.append((header, len(topic).to_bytes(2, "big") + topic + mid + props + b'{"x": 1}'))
+    cut = [(h, body[:k]) for h, body in out[:6] for k in range(len(body))]
+    return out + cut + [(0x32, b""), (0x32, b"\xff\xff/x\x00")]
+
+
+@pytest.mark.parametrize("protocol", [MQTTProtocolVersion.MQTTv5, MQTTProtocolVersion.MQTTv311])
+def test_quick_decoding_gives_what_paho_gives(protocol: MQTTProtocolVersion, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same packet, flags, topic, id, properties and payload (as bytes), or the same error, for every packet."""
+    paho = paho_speedups._paho_decode_publish  # paho's own, even once the gateway has replaced it
+    monkeypatch.setattr(packet_module, "decode_publish", paho)
+    bodies = _bodies()
+    assert len(bodies) > 400
+    for header, body in bodies:
+        theirs = _decoded(header, body, protocol, paho)
+        assert _decoded(header, body, protocol, decode_publish) == theirs, (header, body)
+        assert _decoded(header, bytearray(body), protocol, decode_publish) == theirs, (header, body)
+    assert quick_publish_decoding()
+    assert packet_module.decode_publish is decode_publish
+    assert _decoded(0x32, b"\x00\x01\x00", protocol, paho) is MalformedPacket
 
 
 def test_read_many_reads_what_is_there_in_one_call(broker: MosquittoServer) -> None:
