@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -141,6 +142,15 @@ def _field_map(
             raise IrregularError
         field_of[name] = field
     return field_of
+
+
+@functools.lru_cache(maxsize=65536)
+def _regular_fields(
+    pairs: tuple[tuple[Any, Any], ...], device_id: str, kind: Kind, base_name: str, base_unit: str | None
+) -> dict[str, str]:
+    """``_field_map`` of a regular pack's first reading, kept for the packs that follow: a device sends the
+    same names and units pack after pack. The dict is shared: read it, never change it."""
+    return _field_map(pairs, device_id, SHAPES[kind].rules, (base_name, None, base_unit))
 
 
 def _period(names: list[Any]) -> int:
@@ -282,7 +292,7 @@ def senml_payload(
         readings: Sequence[Reading] | None = None
         if regular is not None:  # the usual pack: one reading's names and units looked at, columns sliced
             pairs, moments, cells = regular
-            field_of = _field_map(pairs, device_id, spec.rules, base)
+            field_of = _regular_fields(tuple(pairs), device_id, kind, base[0], base[2])
             times = _seconds(moments, base[1])
             columns = {field_of[name]: cells[j] for j, (name, _) in enumerate(pairs)}
             apart = _apart(times)

@@ -353,3 +353,17 @@ def test_a_record_without_a_value_is_refused_alike(name: str) -> None:
         parsed = same(reading_topic(Kind.TRAFFIC, "tr-1"), payload)
         assert not parsed.readings
         assert parsed.rejected
+
+
+def test_a_devices_names_are_resolved_once_and_only_for_it() -> None:
+    """The regular pack's fields are kept per device, names, units and base: a second pack of the device
+    finds them, another device sending the same pack (its own names resolve to another device) does not."""
+    fields = (("vehicle_count", 3), ("interval_s", 60), ("speed_kmh", 40.5), ("occupancy_pct", 2), ("seq", 1))
+    records = [{"n": name, "v": value, "t": t} for t in (0, 10) for name, value in fields]
+    payload = json.dumps([{"bn": "tr-cache/", "bt": NOW.timestamp() - 60, **records[0]}, *records[1:]]).encode()
+    fastpath._regular_fields.cache_clear()
+    for _ in range(3):
+        assert fastpath.senml_payload(payload, Kind.TRAFFIC, "tr-cache", NOW, NOW - timedelta(days=1), NOW, 100)
+    assert fastpath._regular_fields.cache_info()[:2] == (2, 1)  # hits, misses
+    assert fastpath.senml_payload(payload, Kind.TRAFFIC, "tr-other", NOW, NOW - timedelta(days=1), NOW, 100) is None
+    assert same(reading_topic(Kind.TRAFFIC, "tr-other"), payload).rejected
