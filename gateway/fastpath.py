@@ -17,8 +17,11 @@ How the work is kept off the Python level:
   more often than the first record does, or holds an escape that could spell it;
 - a *regular* pack -- records reading by reading, each reading's fields in the same order, which is
   what devices send -- is cut into columns by slicing (``values[j::k]``); any other pack is grouped by
-  time record by record;
-- values are checked a column at a time (``min``/``max`` against the field's range).
+  time record by record; the fields its names and units stand for are resolved once per device and
+  layout (``_regular_fields``);
+- values are checked a column at a time (``min``/``max`` against the field's range);
+- times in ascending order, each more than 2 us after the one before (``_apart``), are distinct to the
+  microsecond once stamped, and the first and last are the extremes the time policy is checked on.
 
 >>> import json
 >>> from datetime import UTC, datetime, timedelta
