@@ -13,7 +13,11 @@ publisher's speed does not enter the figures.
   in its own process as ``urbanpulse gateway --workers N`` runs them: ``--worker-packs`` (default
   6,000: 300,000 readings), so that the drain is sustained, not a second or so in which the processes'
   start is a large share;
-- raw COPY: the same readings as rows, binary COPY into a bare copy of the table (no index, no key).
+- raw COPY: the same readings as rows, binary COPY into a bare copy of the table (no index, no key);
+- CPU per reading of the workers' drain: user + system time of the gateway processes, of PostgreSQL
+  (postmaster and backends) and of the broker over the drain, from /proc; and the readings a second
+  the machine's cores would give if those three had them to themselves (a figure that drifts less
+  with the shared machine's speed than the wall-clock ones, which also count waits).
 
 Medians of ``--repeat`` runs; ratios against the ceiling and against raw COPY, each the median of the
 runs' own ratios (the shared machine's speed drifts between runs).
@@ -25,14 +29,16 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
+from operator import sub
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -49,6 +55,7 @@ from urbanpulse.sim.city import fleet
 from urbanpulse.sim.signals import reading
 
 Payloads = list[tuple[str, bytes]]
+Servers = tuple[int, int]  # process ids of PostgreSQL and the broker
 
 
 def single_payloads(count: int, start: datetime) -> Payloads:
@@ -177,9 +184,27 @@ def _worker(settings: Settings, worker: int, ready: Synchronized, stop: Event, d
     asyncio.run(main())
 
 
-def workers_drain(settings: Settings, payloads: Payloads, readings: int, workers: int) -> float:
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User and system CPU seconds so far of the processes ``pids`` and of their children (a server's
+    backends), from Linux's /proc; processes gone count nothing."""
+    wanted, total = set(pids), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm)": state ppid pgrp ...
+        if int(stat.parent.name) in wanted or int(fields[1]) in wanted:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def workers_drain(
+    settings: Settings, payloads: Payloads, readings: int, workers: int, servers: Servers
+) -> tuple[float, dict[str, float]]:
     """Seconds from the moment the first of ``workers`` gateway processes on one shared subscription is
-    subscribed until every reading of the backlog is committed (``urbanpulse gateway --workers N``)."""
+    subscribed until every reading of the backlog is committed (``urbanpulse gateway --workers N``); and
+    the CPU seconds the workers, PostgreSQL and the broker spent meanwhile."""
     shared = settings.model_copy(
         update={"gateway": settings.gateway.model_copy(update={"share_group": "bench", "client_id": "bench-gw"})}
     )
@@ -193,15 +218,20 @@ def workers_drain(settings: Settings, payloads: Payloads, readings: int, workers
         for proc in procs:
             proc.start()
         deadline = time.time() + 60
+        while not any(r.value for r in ready) and time.time() < deadline:
+            time.sleep(0.002)
+        gateways = [p.pid for p in procs if p.pid is not None]
+        before = [cpu_seconds(gateways), *(cpu_seconds([pid]) for pid in servers)]
         while not all(r.value for r in ready) and time.time() < deadline:
             time.sleep(0.005)
         while wait and sum(d.value for d in done) < readings:
             time.sleep(0.005)
         elapsed = time.time() - min(r.value for r in ready)
+        after = [cpu_seconds(gateways), *(cpu_seconds([pid]) for pid in servers)]
         stop.set()
         for proc in procs:
             proc.join(30)
-        return elapsed
+        return elapsed, dict(zip(("gateway", "postgres", "broker"), map(sub, after, before), strict=True))
 
     once(wait=False)  # creates the sessions
     publish_backlog(settings.broker.port, payloads)
@@ -248,6 +278,7 @@ def main() -> None:
         tune_gc()  # as `urbanpulse gateway` does; the bare paho subscriber runs in this process too
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
     figures: dict[str, list[float]] = {"bare": [], "single": [], "senml": [], "workers": [], "copy": []}
+    figures |= {"cpu gateway": [], "cpu postgres": [], "cpu broker": []}  # us per reading, worker drain
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.repeat):
             with PostgresServer(Path(tmp) / f"pg{run}") as pg, MosquittoServer(Path(tmp) / f"mq{run}") as mq:
@@ -265,11 +296,16 @@ def main() -> None:
                 figures["single"].append(len(singles) / gateway_drain(settings, singles, len(singles)))
                 figures["senml"].append(args.packs * 50 / gateway_drain(settings, packs, args.packs * 50))
                 packs = senml_payloads(args.worker_packs, 50, start - timedelta(days=1.5))
-                drained = workers_drain(settings, packs, args.worker_packs * 50, args.workers)
-                figures["workers"].append(args.worker_packs * 50 / drained)
+                readings = args.worker_packs * 50
+                drained, cpu = workers_drain(settings, packs, readings, args.workers, (pg.pid or 0, mq.pid or 0))
+                figures["workers"].append(readings / drained)
+                for name, seconds in cpu.items():
+                    figures[f"cpu {name}"].append(seconds / readings * 1e6)
                 seconds, rows = raw_copy(pg.dsn, singles)
                 figures["copy"].append(rows / seconds)
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()), flush=True)
+            rates = ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items() if not k.startswith("cpu"))
+            cpus = ", ".join(f"{k[4:]} {v[-1]:.1f}" for k, v in figures.items() if k.startswith("cpu"))
+            print(f"run {run + 1}: {rates}; CPU us/reading of the worker drain: {cpus}", flush=True)
     med = {k: statistics.median(v) for k, v in figures.items()}
 
     def ratio(a: str, b: str) -> float:
@@ -292,6 +328,13 @@ def main() -> None:
         f"{ratio('workers', 'senml'):.2f} x one worker, {ratio('workers', 'copy'):.2f} x raw COPY"
     )
     print(f"  raw binary COPY into a bare table         {med['copy']:>12,.0f}")
+    cpu = {k[4:]: med[k] for k in med if k.startswith("cpu")}
+    cores, total = os.cpu_count() or 1, sum(cpu.values())
+    print(
+        f"  CPU per reading, {args.workers}-worker drain (medians): "
+        + ", ".join(f"{k} {v:.1f} us" for k, v in cpu.items())
+        + f"; {cores} cores / {total:.1f} us = {cores / total * 1e6:,.0f} readings/s if nothing else ran"
+    )
 
 
 if __name__ == "__main__":

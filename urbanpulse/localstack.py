@@ -127,6 +127,11 @@ class PostgresServer:
     def running(self) -> bool:
         return self._process.running
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (PostgreSQL's backends are its children)."""
+        return self._process.proc.pid if self._process.proc is not None else None
+
     def _own(self, path: Path) -> None:
         if self._run_as is None:
             return
@@ -254,6 +259,11 @@ class MosquittoServer:
     @property
     def running(self) -> bool:
         return self._process.running
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (PostgreSQL's backends are its children)."""
+        return self._process.proc.pid if self._process.proc is not None else None
 
     def config_text(self) -> str:
         if self.config is not None:
