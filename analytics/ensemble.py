@@ -9,9 +9,14 @@ Four raw detectors score every reading, each from a different angle:
 
 Each raw score stream goes through its own anomaly likelihood (:mod:`.likelihood`), so a view
 that is often surprised by a series stops alarming on it, and the ensemble's score is the largest
-of the four. As in Numenta's NAB detector, a reading beyond the range seen so far by more than
-``spatial`` of that range scores 1.0 outright. The score reads as Numenta's log-likelihood: 0.5
-when the likeliest explanation is a one-in-100 000 event.
+of the four. The seasonal view counts only while it has forecast the series better than the EWMA
+view's level (a prequential check, Dawid 1984: the mean absolute error of each forecast, made
+before the reading is learned, over the series' past, memory ``history``): on a series without a
+routine, its profile is noise and its surprises are false alarms (it still learns, and its
+likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
+reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0 outright.
+The score reads as Numenta's log-likelihood: 0.5 when the likeliest explanation is a one-in-100 000
+event.
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
 (:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.4 kB) is in cache while
@@ -25,7 +30,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, by_series, jit, ungroup
+from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
 from urbanpulse.analytics.ewma import ewma_step
 from urbanpulse.analytics.flatline import flatline_fields, flatline_step
@@ -42,8 +47,28 @@ SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2
 SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
 FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
 VIEWS = 4
+SEASONAL = 1  # the seasonal view's index among the views
+PREQUENTIAL_WARMUP = 30  # forecasts compared before the seasonal view may count
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
+
+
+@jit_inline
+def seasonal_hidden(
+    p_seasonal: Floats, p_ewma: Floats, p_n: Ints, i: int, seasonal_miss: float, ewma_miss: float, history: int,
+    learn: bool,
+) -> int:
+    """``SEASONAL`` while series ``i``'s seasonal forecasts have missed by more than its EWMA level on
+    average (or fewer than ``PREQUENTIAL_WARMUP`` were compared), else -1; then learns this pair of
+    misses if ``learn``: running means, then exponentially weighted with memory ``history``."""
+    n = p_n[i]
+    hidden = -1 if n >= PREQUENTIAL_WARMUP and p_seasonal[i] < p_ewma[i] else SEASONAL
+    if learn:
+        rate = max(1.0 / (n + 1), 1.0 / history)
+        p_seasonal[i] += rate * (seasonal_miss - p_seasonal[i])
+        p_ewma[i] += rate * (ewma_miss - p_ewma[i])
+        p_n[i] = n + 1
+    return hidden
 
 
 @jit
@@ -76,6 +101,9 @@ def _run(
     lo: Floats,
     hi: Floats,
     seen: Ints,
+    p_seasonal: Floats,
+    p_ewma: Floats,
+    p_n: Ints,
     learning: int,
     estimation: int,
     history: int,
@@ -97,13 +125,19 @@ def _run(
         if not math.isfinite(x):
             grouped[p] = 0.0
             continue
+        e_forecast, e_known = e_mean[i], e_count[i] > 0  # the EWMA view's level before it learns x
         raw[0], e_m, e_s, e_n = ewma_step(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_ALPHA, EWMA_WARMUP, CLIP,
                                           SCALE)
         if learn:
             e_mean[i], e_spread[i], e_count[i] = e_m, e_s, e_n
         raw[1] = 0.0
+        hidden = SEASONAL  # until it has forecast better than the EWMA level
         if math.isfinite(t):
             w, d = slots_of(t)
+            if e_known and s_count[i, d] >= SEASONAL_MIN_COUNT:  # both views forecast x: compare them
+                s_forecast = s_level[i, w] if s_count[i, w] >= SEASONAL_MIN_COUNT else s_level[i, d]
+                miss = abs(x - s_forecast)
+                hidden = seasonal_hidden(p_seasonal, p_ewma, p_n, i, miss, abs(x - e_forecast), history, learn)
             raw[1], wl, ws, wn, dl, ds, dn = seasonal_step(s_level[i, w], s_spread[i, w], s_count[i, w], s_level[i, d],
                                                            s_spread[i, d], s_count[i, d], x, SEASONAL_ALPHA,
                                                            SEASONAL_MIN_COUNT, CLIP, SCALE, 0.0)
@@ -132,7 +166,9 @@ def _run(
                                                   FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP)
         if learn:
             f_last[i], f_run[i], f_count[i], f_steps[i], f_repeats[i] = la, ru, n, st, re
-        score = likelihood_score(l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn)
+        score = likelihood_score(
+            l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
+        )
         if spatial > 0.0 and seen[i] >= learning and hi[i] > lo[i]:
             tolerance = (hi[i] - lo[i]) * spatial
             if x > hi[i] + tolerance or x < lo[i] - tolerance:
@@ -211,6 +247,9 @@ class LikelihoodEnsemble(Detector):
             Field("lo"),
             Field("hi"),
             Field("seen", dtype="int64"),
+            Field("p_seasonal"),
+            Field("p_ewma"),
+            Field("p_n", dtype="int64"),
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
@@ -244,6 +283,9 @@ class LikelihoodEnsemble(Detector):
             s["lo"],
             s["hi"],
             s["seen"],
+            s["p_seasonal"],
+            s["p_ewma"],
+            s["p_n"],
             int(self.learning),
             int(self.estimation),
             int(self.history),

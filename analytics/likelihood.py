@@ -83,6 +83,7 @@ def likelihood_score(
     estimation: int,
     history: int,
     learn: bool,
+    hidden: int = -1,
 ) -> float:
     """The largest likelihood score of raw scores ``raw[v]`` of series ``i``'s views; learns them if ``learn``.
 
@@ -92,6 +93,7 @@ def likelihood_score(
     zone. Scores are 0.0 until ``learning + estimation`` raw scores were seen. A view's score is
     :func:`log_score` of its tail, or of the yellow tail when the red-zone rule holds it back; the
     largest is that of the smallest tail shown, so one ``erfc`` and one ``log`` serve all views.
+    View ``hidden`` (if any) learns as the others but is not shown.
     """
     w, views = ring.shape[1], ring.shape[2]
     k = n[i]
@@ -109,7 +111,9 @@ def likelihood_score(
         if scored:
             absz = abs((avg - max(mean[i, v], MEAN_FLOOR)) / math.sqrt(max(var[i, v], VAR_FLOOR)))
             in_red = absz >= _RED_Z and _tail(absz) <= RED_TAIL  # the erfc only where it can be red
-            if in_red and red[i, v] != 0:
+            if v == hidden:
+                pass
+            elif in_red and red[i, v] != 0:
                 held = True
             else:
                 top = max(top, absz)

@@ -1,0 +1,68 @@
+"""The ensemble's prequential check: the seasonal view counts only while it forecasts better than the EWMA level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from urbanpulse.analytics.ensemble import PREQUENTIAL_WARMUP, SEASONAL, LikelihoodEnsemble, seasonal_hidden
+
+STEP = 300.0  # 5-minute readings
+DAY = int(86400 / STEP)
+
+
+def learned(values: np.ndarray) -> LikelihoodEnsemble:
+    detector = LikelihoodEnsemble()
+    times = 1.7e9 + STEP * np.arange(values.shape[0])
+    detector.score_learn(np.zeros(values.shape[0], np.int64), times, values)
+    return detector
+
+
+def test_a_daily_routine_shows_the_seasonal_view() -> None:
+    rng = np.random.default_rng(5)
+    k = np.arange(21 * DAY)
+    detector = learned(50 + 20 * np.sin(2 * np.pi * k / DAY) + rng.normal(0, 1, k.shape[0]))
+    s = detector.state
+    assert s["p_n"][0] > 20 * DAY
+    assert s["p_seasonal"][0] < 0.5 * s["p_ewma"][0]  # the profile forecasts far better than the level
+
+
+@pytest.mark.parametrize("walk", [True, False])
+def test_no_routine_hides_it(walk: bool) -> None:
+    """A random walk, or noise around a constant: the hour's profile forecasts worse than the level."""
+    rng = np.random.default_rng(6)
+    steps = rng.normal(0, 1, 21 * DAY)
+    detector = learned(50 + (np.cumsum(steps) if walk else steps))
+    s = detector.state
+    assert s["p_seasonal"][0] > s["p_ewma"][0]
+
+
+def test_the_check_shows_the_view_only_once_warmed_up_and_better() -> None:
+    p_seasonal, p_ewma, p_n = np.zeros(1), np.zeros(1), np.zeros(1, np.int64)
+    for n in range(PREQUENTIAL_WARMUP):
+        assert seasonal_hidden(p_seasonal, p_ewma, p_n, 0, 1.0, 2.0, 8640, True) == SEASONAL
+        assert p_n[0] == n + 1
+    assert seasonal_hidden(p_seasonal, p_ewma, p_n, 0, 9.0, 2.0, 8640, False) == -1  # better so far
+    assert p_n[0] == PREQUENTIAL_WARMUP  # not learned
+    assert (p_seasonal[0], p_ewma[0]) == pytest.approx((1.0, 2.0))
+    for _ in range(PREQUENTIAL_WARMUP + 2):  # now it misses by more than the level does
+        seasonal_hidden(p_seasonal, p_ewma, p_n, 0, 4.0, 2.0, 8640, True)
+    assert seasonal_hidden(p_seasonal, p_ewma, p_n, 0, 0.0, 0.0, 8640, False) == SEASONAL
+
+
+def test_a_routine_less_burst_series_raises_fewer_alarms_with_the_check() -> None:
+    """Poisson counts with 40 bursts (tweets-like) and no daily routine, three seeds: the seasonal view
+    is hidden, and the ensemble raises 16 alarms (score >= 0.5 after two days) where it raised 27 with
+    the view always shown (measured by disabling the check)."""
+    alarms = 0
+    for seed in (8, 9, 10):
+        rng = np.random.default_rng(seed)
+        counts = rng.poisson(20, 14 * DAY).astype(np.float64)
+        for start in rng.integers(DAY, 14 * DAY - 10, 40):
+            counts[start : start + 3] += rng.integers(10, 30)
+        times = 1.7e9 + STEP * np.arange(counts.shape[0])
+        detector = LikelihoodEnsemble()
+        scores = detector.score_learn(np.zeros(counts.shape[0], np.int64), times, counts)
+        assert detector.state["p_seasonal"][0] > detector.state["p_ewma"][0]
+        alarms += np.count_nonzero(scores[2 * DAY :] >= 0.5)
+    assert alarms <= 20
