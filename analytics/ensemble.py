@@ -221,8 +221,9 @@ class LikelihoodEnsemble(Detector):
     References
     ----------
     S. Ahmad, A. Lavin, S. Purdy and Z. Agha, "Unsupervised real-time anomaly detection for
-    streaming data", Neurocomputing 262, 134-147, 2017 (likelihood, spatial rule). See the views'
-    modules for theirs.
+    streaming data", Neurocomputing 262, 134-147, 2017 (likelihood, spatial rule). A. P. Dawid,
+    "Statistical theory: the prequential approach", Journal of the Royal Statistical Society A
+    147(2), 278-292, 1984 (the check on the seasonal view). See the views' modules for theirs.
     """
 
     def __init__(
