@@ -84,8 +84,8 @@ class Pending:
         """Devices heard from in this batch, with the latest arrival."""
         out: dict[str, datetime] = {}
         for m in self.messages:
-            if m.parsed.readings:  # all of one device: parse_message refuses a reading of another
-                arrived, device_id = m.parsed.received_at, m.parsed.readings[0].device_id
+            if m.parsed.readings:  # all of the topic's device: parse_message refuses a reading of another
+                arrived, device_id = m.parsed.received_at, m.topic.rsplit("/", 1)[-1]
                 out[device_id] = max(out.get(device_id, arrived), arrived)
         return out
 
