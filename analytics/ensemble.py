@@ -1,15 +1,17 @@
-"""Ensemble with anomaly likelihood: four views of a series, each calibrated, plus new extremes.
+"""Ensemble with anomaly likelihood: five views of a series, each calibrated, plus new extremes.
 
-Four raw detectors score every reading, each from a different angle:
+Five raw detectors score every reading, each from a different angle:
 
 - the robust EWMA z-score (:mod:`.ewma`): is the reading far from the recent level? (spikes, jumps)
+- the same with a slow baseline (the streaming service's slow view: memory about 100 readings, a
+  tighter clip, scored once it has that memory): has the level drifted away? (a slow build-up)
 - the seasonal profile (:mod:`.seasonal`): is it far from this hour of the week/day? (broken routine)
 - shape novelty (:mod:`.shape`): has the stretch it ends ever been seen? (odd patterns, flat stretches)
 - flat line (:mod:`.flatline`): is the sensor repeating itself more than it ever does? (stuck)
 
 Each raw score stream goes through its own anomaly likelihood (:mod:`.likelihood`), so a view
 that is often surprised by a series stops alarming on it, and the ensemble's score is the largest
-of the four. The seasonal view counts only while it has forecast the series better than the EWMA
+of the five. The seasonal view counts only while it has forecast the series better than the EWMA
 view's level (a prequential check, Dawid 1984: the mean absolute error of each forecast, made
 before the reading is learned, over the series' past, memory ``history``): on a series without a
 routine, its profile is noise and its surprises are false alarms (it still learns, and its
@@ -32,7 +34,7 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
-from urbanpulse.analytics.ewma import ewma_step
+from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, ewma_step
 from urbanpulse.analytics.flatline import flatline_fields, flatline_step
 from urbanpulse.analytics.likelihood import likelihood_fields, likelihood_score
 from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step, slots_of
@@ -46,7 +48,8 @@ SEASONAL_ALPHA, SEASONAL_MIN_COUNT = 0.1, 3
 SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2000
 SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
 FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
-VIEWS = 4
+SLOW_WARMUP = round(1 / SLOW_ALPHA)  # the slow view scores once it has its full memory, as the fast one
+VIEWS = 5
 SEASONAL = 1  # the seasonal view's index among the views
 PREQUENTIAL_WARMUP = 30  # forecasts compared before the seasonal view may count
 Floats = NDArray[np.float64]
@@ -104,6 +107,9 @@ def _run(
     p_seasonal: Floats,
     p_ewma: Floats,
     p_n: Ints,
+    v_mean: Floats,
+    v_spread: Floats,
+    v_count: Ints,
     learning: int,
     estimation: int,
     history: int,
@@ -166,6 +172,10 @@ def _run(
                                                   FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP)
         if learn:
             f_last[i], f_run[i], f_count[i], f_steps[i], f_repeats[i] = la, ru, n, st, re
+        raw[4], v_m, v_s, v_n = ewma_step(v_mean[i], v_spread[i], v_count[i], 0.0, x, SLOW_ALPHA, SLOW_WARMUP,
+                                          SLOW_CLIP, SCALE)
+        if learn:
+            v_mean[i], v_spread[i], v_count[i] = v_m, v_s, v_n
         score = likelihood_score(
             l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
         )
@@ -182,7 +192,7 @@ def _run(
 
 
 class LikelihoodEnsemble(Detector):
-    """The largest anomaly likelihood of four views (EWMA, seasonal, shape, flat line), and new extremes.
+    """The largest anomaly likelihood of five views (EWMA, slow EWMA, seasonal, shape, flat line), and new extremes.
 
     Parameters
     ----------
@@ -251,6 +261,9 @@ class LikelihoodEnsemble(Detector):
             Field("p_seasonal"),
             Field("p_ewma"),
             Field("p_n", dtype="int64"),
+            Field("v_mean"),
+            Field("v_spread"),
+            Field("v_count", dtype="int64"),
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
@@ -287,6 +300,9 @@ class LikelihoodEnsemble(Detector):
             s["p_seasonal"],
             s["p_ewma"],
             s["p_n"],
+            s["v_mean"],
+            s["v_spread"],
+            s["v_count"],
             int(self.learning),
             int(self.estimation),
             int(self.history),

@@ -18,10 +18,15 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import jit, jit_inline
 
-__all__ = ["MAD_TO_SIGMA", "EwmaState", "RobustEwmaZScore", "ewma_step", "score_learn"]
+__all__ = ["MAD_TO_SIGMA", "SLOW_ALPHA", "SLOW_CLIP", "EwmaState", "RobustEwmaZScore", "ewma_step", "score_learn"]
 
 # E|X - mu| = sigma * sqrt(2 / pi) for a normal X: the mean absolute deviation times this is sigma.
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
+# The slow view (the streaming service's second baseline, the ensemble's fifth view): a memory of
+# about 100 readings and a tighter Huber clip, so a shift that builds up over an hour (a haze easing
+# in) is not absorbed before it is seen.
+SLOW_ALPHA = 0.01
+SLOW_CLIP = 2.0
 # The spread never counts as less than this share of the level, so a constant series has a finite z.
 _REL_FLOOR = 1e-9
 

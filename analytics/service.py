@@ -29,7 +29,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from urbanpulse.analytics.events import Rules, Transition, advance
-from urbanpulse.analytics.ewma import score_learn
+from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, score_learn
 from urbanpulse.analytics.publish import Publisher
 from urbanpulse.analytics.state import SeriesState
 from urbanpulse.analytics.store import Chunk, Policy, Written, load_checkpoint, read_chunk, save
@@ -43,11 +43,7 @@ log = logging.getLogger("urbanpulse.analytics")
 # Detector parameters that are not settings (yet): see RobustEwmaZScore for their meaning.
 CLIP = 3.0
 SCALE = 3.0
-# The slow view: a second baseline with a memory of about 100 readings and a tighter Huber clip, so
-# a shift that builds up over an hour (a haze easing in) is not absorbed before it is seen; a
-# reading scores the larger of the two views.
-SLOW_ALPHA = 0.01
-SLOW_CLIP = 2.0
+# The slow view (SLOW_ALPHA, SLOW_CLIP: ewma.py) is a second baseline; a reading scores the larger of the two.
 MAX_RETRY_SECONDS = 30.0
 PUBLISH_GRACE_SECONDS = 5.0  # how long a stopping run() lets the publisher finish its last drain
 
