@@ -21,7 +21,7 @@ The score reads as Numenta's log-likelihood: 0.5 when the likeliest explanation 
 event.
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
-(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.4 kB) is in cache while
+(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.6 kB) is in cache while
 its points are scored, whatever the order the points came in.
 """
 
