@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
-from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, ewma_step
+from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, ewma_fields, ewma_step
 from urbanpulse.analytics.flatline import flatline_fields, flatline_step
 from urbanpulse.analytics.likelihood import likelihood_fields, likelihood_score
 from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step, slots_of
@@ -248,9 +248,7 @@ class LikelihoodEnsemble(Detector):
     @property
     def layout(self) -> tuple[Field, ...]:
         return (
-            Field("e_mean"),
-            Field("e_spread"),
-            Field("e_count", dtype="int64"),
+            *ewma_fields("e_"),
             *seasonal_fields("s_"),
             *shape_fields("k_", SHAPE_WIDTH, SHAPE_STEP, SHAPE_BANK),
             *flatline_fields("f_"),
@@ -261,9 +259,7 @@ class LikelihoodEnsemble(Detector):
             Field("p_seasonal"),
             Field("p_ewma"),
             Field("p_n", dtype="int64"),
-            Field("v_mean"),
-            Field("v_spread"),
-            Field("v_count", dtype="int64"),
+            *ewma_fields("v_"),  # the slow view
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:

@@ -16,9 +16,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import jit, jit_inline
+from urbanpulse.analytics.arrays import Field, jit, jit_inline
 
-__all__ = ["MAD_TO_SIGMA", "SLOW_ALPHA", "SLOW_CLIP", "EwmaState", "RobustEwmaZScore", "ewma_step", "score_learn"]
+__all__ = [
+    "MAD_TO_SIGMA",
+    "SLOW_ALPHA",
+    "SLOW_CLIP",
+    "EwmaState",
+    "RobustEwmaZScore",
+    "ewma_fields",
+    "ewma_step",
+    "score_learn",
+]
 
 # E|X - mu| = sigma * sqrt(2 / pi) for a normal X: the mean absolute deviation times this is sigma.
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
@@ -29,6 +38,11 @@ SLOW_ALPHA = 0.01
 SLOW_CLIP = 2.0
 # The spread never counts as less than this share of the level, so a constant series has a finite z.
 _REL_FLOOR = 1e-9
+
+
+def ewma_fields(prefix: str = "") -> tuple[Field, Field, Field]:
+    """A baseline's state as detector fields: level, spread, readings learned."""
+    return Field(f"{prefix}mean"), Field(f"{prefix}spread"), Field(f"{prefix}count", dtype="int64")
 
 
 @jit_inline

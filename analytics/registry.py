@@ -21,7 +21,7 @@ from urbanpulse.analytics.base import LEARN, SCORE, Detector
 from urbanpulse.analytics.context import ContextNovelty
 from urbanpulse.analytics.cusum import Cusum
 from urbanpulse.analytics.ensemble import LikelihoodEnsemble
-from urbanpulse.analytics.ewma import ewma_step
+from urbanpulse.analytics.ewma import ewma_fields, ewma_step
 from urbanpulse.analytics.flatline import FlatLine
 from urbanpulse.analytics.likelihood import Likelihood
 from urbanpulse.analytics.seasonal import SeasonalProfile
@@ -71,7 +71,7 @@ class EwmaZScore(Detector):
 
     @property
     def layout(self) -> tuple[Field, ...]:
-        return (Field("mean"), Field("spread"), Field("count", dtype="int64"))
+        return ewma_fields()
 
     def _run(self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64],
              mode: int) -> NDArray[np.float64]:
