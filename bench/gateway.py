@@ -184,19 +184,22 @@ def _worker(settings: Settings, worker: int, ready: Synchronized, stop: Event, d
     asyncio.run(main())
 
 
-def cpu_seconds(pids: Iterable[int]) -> float:
-    """User and system CPU seconds so far of the processes ``pids`` and of their children (a server's
-    backends), from Linux's /proc; processes gone count nothing."""
-    wanted, total = set(pids), 0
+def cpu_seconds(*groups: Iterable[int]) -> list[float]:
+    """User and system CPU seconds so far of each group of processes (given by pid) and their children
+    (a server's backends), from one pass over Linux's /proc; processes gone count nothing."""
+    wanted = [set(group) for group in groups]
+    totals = [0] * len(wanted)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
         fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm)": state ppid pgrp ...
-        if int(stat.parent.name) in wanted or int(fields[1]) in wanted:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        pid, parent = int(stat.parent.name), int(fields[1])
+        for k, group in enumerate(wanted):
+            if pid in group or parent in group:
+                totals[k] += int(fields[11]) + int(fields[12])  # utime, stime
+    return [ticks / os.sysconf("SC_CLK_TCK") for ticks in totals]
 
 
 def workers_drain(
@@ -221,13 +224,13 @@ def workers_drain(
         while not any(r.value for r in ready) and time.time() < deadline:
             time.sleep(0.002)
         gateways = [p.pid for p in procs if p.pid is not None]
-        before = [cpu_seconds(gateways), *(cpu_seconds([pid]) for pid in servers)]
+        before = cpu_seconds(gateways, *([pid] for pid in servers))
         while not all(r.value for r in ready) and time.time() < deadline:
             time.sleep(0.005)
         while wait and sum(d.value for d in done) < readings:
             time.sleep(0.005)
         elapsed = time.time() - min(r.value for r in ready)
-        after = [cpu_seconds(gateways), *(cpu_seconds([pid]) for pid in servers)]
+        after = cpu_seconds(gateways, *([pid] for pid in servers))
         stop.set()
         for proc in procs:
             proc.join(30)

@@ -80,6 +80,10 @@ class _Process:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
     def signal(self, sig: signal.Signals, wait: float = 30.0) -> None:
         if self.proc is None:
             return
@@ -130,7 +134,7 @@ class PostgresServer:
     @property
     def pid(self) -> int | None:
         """The server's process id (PostgreSQL's backends are its children)."""
-        return self._process.proc.pid if self._process.proc is not None else None
+        return self._process.pid
 
     def _own(self, path: Path) -> None:
         if self._run_as is None:
@@ -262,8 +266,8 @@ class MosquittoServer:
 
     @property
     def pid(self) -> int | None:
-        """The server's process id (PostgreSQL's backends are its children)."""
-        return self._process.proc.pid if self._process.proc is not None else None
+        """The broker's process id."""
+        return self._process.pid
 
     def config_text(self) -> str:
         if self.config is not None:
@@ -349,7 +353,7 @@ class GatewayProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._process.proc.pid if self._process.proc is not None else None
+        return self._process.pid
 
     @property
     def running(self) -> bool:
