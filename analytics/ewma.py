@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, jit, jit_inline
+from urbanpulse.analytics.arrays import AHEAD, Field, jit, jit_inline, prefetch, row, unit_score
 
 __all__ = [
     "MAD_TO_SIGMA",
@@ -67,9 +67,7 @@ def ewma_step(
     score = 0.0
     if n >= warmup and n > 0:  # the common case first
         sigma = _sigma(mean, spread, floor)
-        z = abs(d) / sigma
-        zz = z * z
-        score = 1.0 if zz > 1e300 else zz / (zz + scale * scale)
+        score = unit_score(d, scale * sigma)  # z² / (z² + scale²) with z = d / sigma, in one division
         limit = clip * sigma
         d = min(max(d, -limit), limit)
     elif n == 0:
@@ -92,9 +90,11 @@ def score_learn(
     and ``count``, which are updated in place. Points are taken in order, so a series' later points
     are scored against a baseline that has learned its earlier ones.
     """
-    out = np.empty(values.shape[0], dtype=np.float64)
+    out, final = np.empty(values.shape[0], dtype=np.float64), values.shape[0] - 1
     for j in range(values.shape[0]):
-        i = series[j]
+        k = row(series, min(j + AHEAD, final))
+        prefetch((mean, spread, count, min_sigma), k)
+        i = row(series, j)
         out[j], mean[i], spread[i], count[i] = ewma_step(
             mean[i], spread[i], count[i], min_sigma[i], values[j], alpha, warmup, clip, scale
         )

@@ -77,9 +77,9 @@ def seasonal_step(
     day_sigma = _sigma(day_level, day_spread, min_sigma)
     score = 0.0
     if week_n >= min_count:
-        score = unit_score((x - week_level) / week_sigma, scale)
+        score = unit_score(x - week_level, scale * week_sigma)  # (z / scale)² / (1 + (z / scale)²), one division
     elif day_n >= min_count:
-        score = unit_score((x - day_level) / day_sigma, scale)
+        score = unit_score(x - day_level, scale * day_sigma)
     week_level, week_spread, week_n = _learn_slot(week_level, week_spread, week_n, x, week_sigma, alpha,
                                                   min_count, clip)
     day_level, day_spread, day_n = _learn_slot(day_level, day_spread, day_n, x, day_sigma, alpha, min_count, clip)

@@ -1,11 +1,12 @@
-"""``arrays.by_series`` and ``arrays.ungroup``: the grouping every large-state kernel walks."""
+"""``arrays``: the grouping every large-state kernel walks (``by_series``, ``ungroup``), and the per-point
+kernels' unsigned index (``row``) and prefetch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from urbanpulse.analytics.arrays import by_series, ungroup
+from urbanpulse.analytics.arrays import AHEAD, by_series, jit, prefetch, row, ungroup
 
 
 @pytest.mark.parametrize(("points", "size"), [(0, 0), (0, 5), (1, 1), (7, 3), (1000, 1), (5000, 700), (3000, 10_000)])
@@ -34,3 +35,22 @@ def test_walking_the_groups_finds_each_points_series_and_ungroup_restores_the_or
     assert found.tolist() == series[order].tolist()
     assert ungroup(order, grouped[:, 1]).tolist() == np.arange(500.0).tolist()
     assert ungroup(order, found.astype(np.float64)).tolist() == series.astype(np.float64).tolist()
+
+
+@jit
+def _gather(series: np.ndarray, floats: np.ndarray, ints: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    """The per-point kernels' loop shape: prefetch AHEAD points on, read at the unsigned index."""
+    out, final = np.empty(series.shape[0]), series.shape[0] - 1
+    for j in range(series.shape[0]):
+        prefetch((floats, ints), row(series, min(j + AHEAD, final)))
+        i = row(series, j)
+        out[j] = floats[i] + ints[i]
+    return out
+
+
+@pytest.mark.parametrize("points", [0, 1, AHEAD, AHEAD + 1, 5000])
+def test_prefetch_and_the_unsigned_index_read_what_plain_indexing_reads(points: int) -> None:
+    rng = np.random.default_rng(points)
+    series = rng.integers(0, 300, points).astype(np.int64)
+    floats, ints = rng.normal(size=300), rng.integers(-9, 9, 300).astype(np.int64)
+    assert _gather(series, floats, ints).tolist() == (floats[series] + ints[series]).tolist()
