@@ -57,8 +57,8 @@ async def publish(
                                             published_at)
         except aiomqtt.MqttError as exc:
             report.reconnects += 1
-            log.warning("simulator lost the broker (%s); %d messages not yet acknowledged", exc, len(todo))
             todo = [(i, m) for i, m in todo if i not in report.acked]
+            log.warning("simulator lost the broker (%s); %d messages not yet acknowledged", exc, len(todo))
             await asyncio.sleep(0.5)
     report.seconds = time.monotonic() - started
     return report

@@ -272,17 +272,17 @@ class Gateway:
             # acknowledge it (whatever is left unacknowledged, the broker sends again)
             if pending.messages and not queue.full():
                 queue.put_nowait(pending)
-            joined = asyncio.create_task(queue.join())
-            await asyncio.wait({joined, writer}, timeout=STOP_GRACE)
-            joined.cancel()
+            await _settle(queue, writer)
+        except aiomqtt.MqttError:
+            # The connection dropped: the writer still commits what it holds (it can no longer acknowledge
+            # it; the broker sends it again and it is stored once) rather than being cancelled half-way
+            # through a commit, which could land in the database uncounted.
+            await _settle(queue, writer)
+            raise
         finally:
             # A message taken but not made durable is not acknowledged: the broker sends it again.
             self.stats.unacked = 0
-            for task in (getter, stopper, writer):
-                if task is not None:
-                    task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await writer
+            await _cancel(writer, getter, stopper)
 
     def _parse(self, topic: str, payload: bytes, received_at: datetime) -> Parsed:
         identity = self.directory.check if self.directory is not None else None
@@ -348,6 +348,22 @@ class Gateway:
                 log.warning("could not acknowledge (%s); the broker will send the rest again", exc)
                 return
             self.stats.acked += 1
+
+
+async def _cancel(writer: asyncio.Task[None], *others: asyncio.Future[Any] | None) -> None:
+    """Cancel the writer and ``others`` (None: not there), and wait for the writer to end."""
+    for task in (writer, *others):
+        if task is not None:
+            task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+        await writer
+
+
+async def _settle(queue: asyncio.Queue[Pending], writer: asyncio.Task[None]) -> None:
+    """Give the writer up to ``STOP_GRACE`` seconds to commit the batches it holds and has queued."""
+    joined = asyncio.create_task(queue.join())
+    await asyncio.wait({joined, writer}, timeout=STOP_GRACE, return_when=asyncio.FIRST_COMPLETED)
+    joined.cancel()
 
 
 async def _hand_over(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from faults import gateway_process, reconcile, steady_stream, wait_for_rows
 
-from urbanpulse.gateway.service import Gateway
+from urbanpulse.gateway.service import STOP_GRACE, Gateway
 from urbanpulse.localstack import MosquittoServer, PostgresServer
 from urbanpulse.settings import Settings
 from urbanpulse.sim.publisher import publish
@@ -127,9 +128,13 @@ def test_broker_restarted_mid_stream(database: str, broker: MosquittoServer, tmp
                 if gateway.stats.readings_stored >= len(sent):
                     break
                 await asyncio.sleep(0.1)
+            stopping = time.monotonic()
             stop.set()
             await runner
+            assert time.monotonic() - stopping < STOP_GRACE / 3, "a stop waits for the writer's work, not its grace"
             assert gateway.stats.reconnects >= 1
+            # a batch being committed as the connection dropped is committed whole and counted
+            assert gateway.stats.readings_stored == len(sent)
         return acked
 
     acked = asyncio.run(scenario())
