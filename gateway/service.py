@@ -25,7 +25,7 @@ import gc
 import logging
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiomqtt
 import psycopg
@@ -36,6 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 from urbanpulse.contract import READINGS_FILTER, STATUS_KIND, parse_topic, utc_now
 from urbanpulse.gateway import metrics as http_metrics
 from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pending
+from urbanpulse.gateway.handover import cancel_writer, first_of, hand_over, settle
 from urbanpulse.gateway.metrics import GatewayMetrics
 from urbanpulse.gateway.paho_speedups import quick_publish_decoding, read_many, share_publish_tables
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
@@ -49,7 +50,6 @@ log = logging.getLogger("urbanpulse.gateway")
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 OPERATION_TIMEOUT = 10.0  # seconds for CONNACK, SUBACK and the like
-STOP_GRACE = 15.0  # seconds a clean stop waits for the last batch to become durable
 IGNORED_KINDS = frozenset({"events", "incidents"})  # analytics publishes these under the same root
 BURST_MESSAGES, BURST_READINGS = 256, 200  # parsed between two turns of the event loop, whichever comes first
 GC_THRESHOLDS = (50_000, 20, 100)  # Python's defaults: (700, 10, 10)
@@ -245,13 +245,13 @@ class Gateway:
         try:
             while not stop.is_set():
                 if pending.messages and (loop.time() >= deadline or pending.readings >= g.batch_size):
-                    await _hand_over(queue, pending, writer, disconnected)
+                    await hand_over(queue, pending, writer, disconnected)
                     pending = Pending()
                 if not pending.messages:
                     deadline = loop.time() + g.batch_seconds
                 if inbox.empty():
                     getter = asyncio.ensure_future(inbox.get())
-                    message = await _first(getter, writer, {stopper, disconnected}, deadline - loop.time())
+                    message = await first_of(getter, writer, {stopper, disconnected}, deadline - loop.time())
                     getter = None
                     if message is not None:
                         pending.append(self._accept(message, utc_now()))
@@ -272,17 +272,17 @@ class Gateway:
             # acknowledge it (whatever is left unacknowledged, the broker sends again)
             if pending.messages and not queue.full():
                 queue.put_nowait(pending)
-            await _settle(queue, writer)
+            await settle(queue, writer)
         except aiomqtt.MqttError:
             # The connection dropped: the writer still commits what it holds (it can no longer acknowledge
             # it; the broker sends it again and it is stored once) rather than being cancelled half-way
             # through a commit, which could land in the database uncounted.
-            await _settle(queue, writer)
+            await settle(queue, writer)
             raise
         finally:
             # A message taken but not made durable is not acknowledged: the broker sends it again.
             self.stats.unacked = 0
-            await _cancel(writer, getter, stopper)
+            await cancel_writer(writer, getter, stopper)
 
     def _parse(self, topic: str, payload: bytes, received_at: datetime) -> Parsed:
         identity = self.directory.check if self.directory is not None else None
@@ -348,59 +348,3 @@ class Gateway:
                 log.warning("could not acknowledge (%s); the broker will send the rest again", exc)
                 return
             self.stats.acked += 1
-
-
-async def _cancel(writer: asyncio.Task[None], *others: asyncio.Future[Any] | None) -> None:
-    """Cancel the writer and ``others`` (None: not there), and wait for the writer to end."""
-    for task in (writer, *others):
-        if task is not None:
-            task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-        await writer
-
-
-async def _settle(queue: asyncio.Queue[Pending], writer: asyncio.Task[None]) -> None:
-    """Give the writer up to ``STOP_GRACE`` seconds to commit the batches it holds and has queued."""
-    joined = asyncio.create_task(queue.join())
-    await asyncio.wait({joined, writer}, timeout=STOP_GRACE, return_when=asyncio.FIRST_COMPLETED)
-    joined.cancel()
-
-
-async def _hand_over(
-    queue: asyncio.Queue[Pending], pending: Pending, writer: asyncio.Task[None], disconnected: asyncio.Future[None]
-) -> None:
-    """Put ``pending`` on the writer's queue (it holds one batch while the writer commits another). A writer
-    that failed re-raises here, and a broker connection that drops meanwhile raises MqttError (the batch is
-    not acknowledged: the broker sends it again), instead of waiting on a queue nobody empties."""
-    put = asyncio.ensure_future(queue.put(pending))
-    try:
-        await asyncio.wait({put, writer, disconnected}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not put.done():
-            put.cancel()
-    if put.done() and not put.cancelled():
-        return
-    if writer.done():
-        writer.result()
-    msg = "Disconnected while the batch waited for the writer"
-    cause = disconnected.exception() if disconnected.done() and not disconnected.cancelled() else None
-    raise aiomqtt.MqttError(msg) from cause
-
-
-async def _first(
-    getter: asyncio.Future[aiomqtt.Message],
-    writer: asyncio.Task[None],
-    others: set[asyncio.Future[Any]],
-    seconds: float,
-) -> aiomqtt.Message | None:
-    """Wait until ``getter``, ``writer`` or one of ``others`` is done, or ``seconds``; the message, if one
-    came. A failed writer re-raises here; ``getter`` is cancelled when it is not done (nothing is lost:
-    an item stays queued until a getter takes it)."""
-    waiting: set[asyncio.Future[Any]] = {getter, writer, *others}
-    done, _ = await asyncio.wait(waiting, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
-    if writer in done:
-        writer.result()
-    if getter.done():
-        return getter.result()
-    getter.cancel()
-    return None

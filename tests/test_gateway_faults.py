@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from faults import gateway_process, reconcile, steady_stream, wait_for_rows
 
-from urbanpulse.gateway.service import STOP_GRACE, Gateway
+from urbanpulse.gateway.handover import STOP_GRACE
+from urbanpulse.gateway.service import Gateway
 from urbanpulse.localstack import MosquittoServer, PostgresServer
 from urbanpulse.settings import Settings
 from urbanpulse.sim.publisher import publish
