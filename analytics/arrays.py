@@ -32,7 +32,8 @@ from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 __all__ = [
-    "AHEAD", "Field", "SeriesArrays", "by_series", "index_range", "jit", "jit_inline", "prefetch", "row", "ungroup",
+    "AHEAD", "Field", "SeriesArrays", "by_series", "index_range", "jit", "jit_inline", "prefetch", "row", "row_ahead",
+    "ungroup",
     "unit_score",
 ]
 
@@ -66,6 +67,13 @@ def row(series: NDArray[np.int64], j: int) -> int:
 
 AHEAD = 16
 """How many points ahead of the one it computes a per-point kernel prefetches a series' state."""
+
+
+@jit_inline
+def row_ahead(series: NDArray[np.int64], j: int) -> int:
+    """:func:`row` of the point :data:`AHEAD` points after ``j`` (of the last point, near the end): the
+    series whose state a per-point kernel prefetches (:func:`prefetch`) while it computes point ``j``."""
+    return np.uint64(series[min(j + AHEAD, series.shape[0] - 1)])  # type: ignore[return-value]
 
 
 def _prefetch_python(arrays: tuple[NDArray[Any], ...], index: int) -> None:
@@ -167,8 +175,7 @@ def by_series(
         ends[k] = total - ends[k]
     order, points = np.empty(n, np.int64), np.empty((n, 2), np.float64)
     for j in range(n):
-        ahead = ends[row(series, min(j + AHEAD, n - 1))]  # where a point AHEAD on will (about) go
-        prefetch((order, points[:, 0]), ahead)
+        prefetch((order, points[:, 0]), ends[row_ahead(series, j)])  # where a point AHEAD on will (about) go
         pos = ends[series[j]]
         ends[series[j]] = pos + 1
         order[pos] = j

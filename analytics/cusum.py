@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import AHEAD, Field, jit, jit_inline, prefetch, row, unit_score
+from urbanpulse.analytics.arrays import Field, jit, jit_inline, prefetch, row, row_ahead, unit_score
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["Cusum", "cusum_fields", "cusum_step"]
@@ -87,10 +87,9 @@ def _run(
     run_up: NDArray[np.int64], run_down: NDArray[np.int64], alpha: float, warmup: int, drift: float,
     threshold: float, clip: float, min_sigma: float, mode: int,
 ) -> NDArray[np.float64]:
-    out, final = np.empty(values.shape[0], np.float64), values.shape[0] - 1
+    out = np.empty(values.shape[0], np.float64)
     for j in range(values.shape[0]):
-        k = row(series, min(j + AHEAD, final))
-        prefetch((level, spread, count, up, down, run_up, run_down), k)
+        prefetch((level, spread, count, up, down, run_up, run_down), row_ahead(series, j))
         i = row(series, j)
         c, lv, sp, n, u, d, ru, rd = cusum_step(level[i], spread[i], count[i], up[i], down[i], run_up[i],
                                                 run_down[i], values[j], alpha, warmup, drift, threshold, clip,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import AHEAD, Field, jit, jit_inline, prefetch, row, unit_score
+from urbanpulse.analytics.arrays import Field, jit, jit_inline, prefetch, row, row_ahead, unit_score
 
 __all__ = [
     "MAD_TO_SIGMA",
@@ -90,10 +90,9 @@ def score_learn(
     and ``count``, which are updated in place. Points are taken in order, so a series' later points
     are scored against a baseline that has learned its earlier ones.
     """
-    out, final = np.empty(values.shape[0], dtype=np.float64), values.shape[0] - 1
+    out = np.empty(values.shape[0], dtype=np.float64)
     for j in range(values.shape[0]):
-        k = row(series, min(j + AHEAD, final))
-        prefetch((mean, spread, count, min_sigma), k)
+        prefetch((mean, spread, count, min_sigma), row_ahead(series, j))
         i = row(series, j)
         out[j], mean[i], spread[i], count[i] = ewma_step(
             mean[i], spread[i], count[i], min_sigma[i], values[j], alpha, warmup, clip, scale

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import AHEAD, Field, jit, jit_inline, prefetch, row
+from urbanpulse.analytics.arrays import Field, jit, jit_inline, prefetch, row, row_ahead
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["FlatLine", "flatline_fields", "flatline_step"]
@@ -62,10 +62,9 @@ def _run(
     count: NDArray[np.int64], steps: NDArray[np.float64], repeats: NDArray[np.float64], tolerance: float,
     min_run: int, memory: int, warmup: int, mode: int,
 ) -> NDArray[np.float64]:
-    out, final = np.empty(values.shape[0], np.float64), values.shape[0] - 1
+    out = np.empty(values.shape[0], np.float64)
     for j in range(values.shape[0]):
-        k = row(series, min(j + AHEAD, final))
-        prefetch((last, run, count, steps, repeats), k)
+        prefetch((last, run, count, steps, repeats), row_ahead(series, j))
         i = row(series, j)
         score, la, ru, n, st, re = flatline_step(last[i], run[i], count[i], steps[i], repeats[i], values[j],
                                                  tolerance, min_run, memory, warmup)

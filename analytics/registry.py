@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import AHEAD, Field, jit, prefetch, row
+from urbanpulse.analytics.arrays import Field, jit, prefetch, row, row_ahead
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 from urbanpulse.analytics.context import ContextNovelty
 from urbanpulse.analytics.cusum import Cusum
@@ -36,10 +36,9 @@ def _ewma_run(
     spread: NDArray[np.float64], count: NDArray[np.int64], alpha: float, warmup: int, clip: float, scale: float,
     mode: int,
 ) -> NDArray[np.float64]:
-    out, final = np.empty(values.shape[0], np.float64), values.shape[0] - 1
+    out = np.empty(values.shape[0], np.float64)
     for j in range(values.shape[0]):
-        k = row(series, min(j + AHEAD, final))
-        prefetch((mean, spread, count), k)
+        prefetch((mean, spread, count), row_ahead(series, j))
         i = row(series, j)
         score, m, s, n = ewma_step(mean[i], spread[i], count[i], min_sigma, values[j], alpha, warmup, clip, scale)
         out[j] = 0.0 if mode == LEARN else score

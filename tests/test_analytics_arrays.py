@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from urbanpulse.analytics.arrays import AHEAD, by_series, jit, prefetch, row, ungroup
+from urbanpulse.analytics.arrays import AHEAD, by_series, jit, prefetch, row, row_ahead, ungroup
 
 
 @pytest.mark.parametrize(("points", "size"), [(0, 0), (0, 5), (1, 1), (7, 3), (1000, 1), (5000, 700), (3000, 10_000)])
@@ -40,9 +40,9 @@ def test_walking_the_groups_finds_each_points_series_and_ungroup_restores_the_or
 @jit
 def _gather(series: np.ndarray, floats: np.ndarray, ints: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
     """The per-point kernels' loop shape: prefetch AHEAD points on, read at the unsigned index."""
-    out, final = np.empty(series.shape[0]), series.shape[0] - 1
+    out = np.empty(series.shape[0])
     for j in range(series.shape[0]):
-        prefetch((floats, ints), row(series, min(j + AHEAD, final)))
+        prefetch((floats, ints), row_ahead(series, j))
         i = row(series, j)
         out[j] = floats[i] + ints[i]
     return out
