@@ -68,6 +68,12 @@ class Message:
     parsed: Parsed
     presence: bool | None = None  # a status message: online (True) or offline / last will (False)
 
+    @property
+    def device_id(self) -> str:
+        """The device its topic names (the last level; readings and status messages get here only under a
+        topic ``parse_topic`` accepted, and ``parse_message`` refuses a reading of another device)."""
+        return self.topic.rsplit("/", 1)[-1]
+
 
 @dataclass(slots=True)
 class Pending:
@@ -84,14 +90,14 @@ class Pending:
         """Devices heard from in this batch, with the latest arrival."""
         out: dict[str, datetime] = {}
         for m in self.messages:
-            if m.parsed.readings:  # all of the topic's device: parse_message refuses a reading of another
-                arrived, device_id = m.parsed.received_at, m.topic.rsplit("/", 1)[-1]
-                out[device_id] = max(out.get(device_id, arrived), arrived)
+            if m.parsed.readings:
+                arrived = m.parsed.received_at
+                out[m.device_id] = max(out.get(m.device_id, arrived), arrived)
         return out
 
     def presence(self) -> list[tuple[str, bool, datetime]]:
         return [
-            (m.topic.rsplit("/", 1)[-1], m.presence, m.parsed.received_at)
+            (m.device_id, m.presence, m.parsed.received_at)
             for m in self.messages
             if m.presence is not None
         ]
