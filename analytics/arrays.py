@@ -65,6 +65,13 @@ def row(series: NDArray[np.int64], j: int) -> int:
     return np.uint64(series[j])  # type: ignore[return-value]
 
 
+@jit_inline
+def unsigned(index: int) -> int:
+    """A non-negative index as an unsigned one (see :func:`row`): for the indices a kernel computes itself,
+    such as a grouped kernel's series or a seasonal slot."""
+    return np.uint64(index)  # type: ignore[return-value]
+
+
 AHEAD = 16
 """How many points ahead of the one it computes a per-point kernel prefetches a series' state."""
 

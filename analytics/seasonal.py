@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup, unit_score
+from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup, unit_score, unsigned
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
 __all__ = ["SLOTS", "SeasonalProfile", "seasonal_fields", "seasonal_step", "slots_of"]
@@ -102,13 +102,14 @@ def _run(
         if not math.isfinite(t):
             grouped[p] = 0.0
             continue
-        w, d = slots_of(t)
-        score, wl, ws, wn, dl, ds, dn = seasonal_step(level[i, w], spread[i, w], count[i, w], level[i, d],
-                                                      spread[i, d], count[i, d], points[p, 1], alpha, min_count,
+        week, day = slots_of(t)
+        r, w, d = unsigned(i), unsigned(week), unsigned(day)  # no wrap-around of negative indices to compute
+        score, wl, ws, wn, dl, ds, dn = seasonal_step(level[r, w], spread[r, w], count[r, w], level[r, d],
+                                                      spread[r, d], count[r, d], points[p, 1], alpha, min_count,
                                                       clip, scale, min_sigma)
         grouped[p] = 0.0 if mode == LEARN else score
         if mode != SCORE:
-            level[i, w], spread[i, w], count[i, w], level[i, d], spread[i, d], count[i, d] = wl, ws, wn, dl, ds, dn
+            level[r, w], spread[r, w], count[r, w], level[r, d], spread[r, d], count[r, d] = wl, ws, wn, dl, ds, dn
     return ungroup(order, grouped)
 
 
