@@ -36,7 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 from urbanpulse.contract import READINGS_FILTER, STATUS_KIND, parse_topic, utc_now
 from urbanpulse.gateway import metrics as http_metrics
 from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pending
-from urbanpulse.gateway.handover import cancel_writer, first_of, hand_over, settle
+from urbanpulse.gateway.handover import cancel_writer, first_of, hand_over, next_batch, settle
 from urbanpulse.gateway.metrics import GatewayMetrics
 from urbanpulse.gateway.paho_speedups import quick_publish_decoding, read_many, share_publish_tables
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
@@ -321,9 +321,8 @@ class Gateway:
         assert self._committer is not None, "use Gateway as an async context manager"
         committer = self._committer
         while True:
-            try:
-                pending = await asyncio.wait_for(queue.get(), self.settings.gateway.retry_seconds)
-            except TimeoutError:
+            pending = await next_batch(queue, self.settings.gateway.retry_seconds)
+            if pending is None:
                 if self.stats.spool_files:
                     await committer.drain()  # idle: replay the spool if the database is back
                 continue

@@ -1,16 +1,19 @@
 """The pump's hand-over of a batch to the writer (``handover.hand_over``) never waits on a queue nobody empties,
-and a stop (``handover.settle``) waits for the writer's batches, not for its whole grace period."""
+a stop (``handover.settle``) waits for the writer's batches, not for its whole grace period, and a cancelled
+writer ends (``next_batch``) or is waited for no longer than the grace (``cancel_writer``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import aiomqtt
 import pytest
 
+from urbanpulse.gateway import handover
 from urbanpulse.gateway.committer import Pending
-from urbanpulse.gateway.handover import STOP_GRACE, hand_over, settle
+from urbanpulse.gateway.handover import STOP_GRACE, cancel_writer, hand_over, next_batch, settle
 
 
 async def _idle_writer() -> None:
@@ -82,3 +85,74 @@ def test_settle_returns_once_the_writer_committed_what_it_had() -> None:
     took, left = asyncio.run(scenario())
     assert left == 0
     assert 0.15 < took < STOP_GRACE / 5
+
+
+def test_a_writer_cancelled_as_its_batch_arrives_ends_and_leaves_the_batch_queued() -> None:
+    """On Python 3.11 ``asyncio.wait_for(queue.get(), t)`` returns the batch and swallows a cancellation
+    that comes in the same turn of the event loop as the batch: the writer lived on, and the stop that
+    awaited it hung (the fault tests, once in about 20 CI runs). ``next_batch`` lets it through."""
+
+    async def scenario() -> tuple[bool, int]:
+        queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=1)
+        reader = asyncio.create_task(next_batch(queue, 5.0))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the reader waits on the queue
+        queue.put_nowait(Pending())
+        reader.cancel()  # before the reader runs again
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        return reader.cancelled(), queue.qsize()
+
+    assert asyncio.run(scenario()) == (True, 1)
+
+
+def test_next_batch_gives_none_after_its_wait() -> None:
+    async def scenario() -> tuple[Pending | None, Pending | None]:
+        queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=1)
+        nothing = await next_batch(queue, 0.05)
+        queue.put_nowait(Pending(readings=3))
+        return nothing, await next_batch(queue, 0.05)
+
+    nothing, batch = asyncio.run(scenario())
+    assert nothing is None
+    assert batch is not None
+    assert batch.readings == 3
+
+
+async def _stubborn_writer() -> None:
+    """A writer that lives on after its first cancellation (what a swallowed one looks like); the second ends it."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(3600)
+    await asyncio.sleep(3600)
+
+
+def test_cancel_writer_waits_for_a_stubborn_writer_no_longer_than_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handover, "STOP_GRACE", 0.2)
+
+    async def scenario() -> float:
+        writer = asyncio.create_task(_stubborn_writer())
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        await cancel_writer(writer, None)
+        took = time.monotonic() - started
+        assert not writer.done()
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        return took
+
+    assert 0.15 < asyncio.run(scenario()) < 2.0
+
+
+def test_cancel_writer_raises_a_writers_own_error_and_not_a_dropped_connection() -> None:
+    async def scenario(error: Exception) -> None:
+        async def failing() -> None:
+            raise error
+
+        writer = asyncio.create_task(failing())
+        await asyncio.sleep(0)
+        await cancel_writer(writer)
+
+    asyncio.run(scenario(aiomqtt.MqttError("gone")))
+    with pytest.raises(RuntimeError, match="refused"):
+        asyncio.run(scenario(RuntimeError("refused")))
