@@ -11,6 +11,10 @@ score is ``log(tail + 1e-10) / log(1e-10)``: 0.5 at ``tail = 1e-5``, 1.0 at ``ta
 
 Only the first point of a run in the "red zone" (``tail <= 1e-5``) keeps its score; the following
 ones get the score of ``tail = 1e-3`` (0.3), so a lasting anomaly raises one alarm, not hundreds.
+A run ends only once the tail is back above that yellow line (``1e-3``), not as soon as it leaves
+the red zone: a window mean that wavers about the red line for a few readings is one run, one alarm
+(hysteresis, the deadband of alarm management, ANSI/ISA-18.2; Numenta's rule holds back only
+readings right after a red one).
 
 :func:`likelihood_score` is a ``numba`` function over a detector's state arrays (fields
 :func:`likelihood_fields`), called by the kernels of the detectors that use it, point by point. It
@@ -42,6 +46,7 @@ RED_TAIL = 1e-5
 YELLOW_TAIL = 1e-3
 _LOG_EPS = math.log(1e-10)
 _RED_Z = 4.0  # the tail of |z| < 4 is above 3e-5, never in the red zone
+_YELLOW_Z = 3.090232306167813  # the tail of |z| = 3.09 is YELLOW_TAIL: a red run goes on while |z| is above
 
 
 def likelihood_fields(prefix: str, window: int, views: int = 1) -> tuple[Field, ...]:
@@ -89,8 +94,9 @@ def likelihood_score(
 
     ``ring[i]`` holds the views' last raw scores (its length is the averaging window), ``n[i]``
     counts the raw scores seen, ``mean[i, v]``/``var[i, v]`` describe view ``v``'s window means
-    seen after the first ``learning`` raw scores, ``red[i, v]`` says its previous one was in the red
-    zone. Scores are 0.0 until ``learning + estimation`` raw scores were seen. A view's score is
+    seen after the first ``learning`` raw scores, ``red[i, v]`` says it is in a run in the red
+    zone (entered red, not yet back in the yellow zone). Scores are 0.0 until
+    ``learning + estimation`` raw scores were seen. A view's score is
     :func:`log_score` of its tail, or of the yellow tail when the red-zone rule holds it back; the
     largest is that of the smallest tail shown, so one ``erfc`` and one ``log`` serve all views.
     View ``hidden`` (if any) learns as the others but is not shown.
@@ -107,10 +113,11 @@ def likelihood_score(
         for back in range(w):
             total += ring[i, back, v]
         avg = total / count
-        in_red = False
+        in_red = run_on = False
         if scored:
             absz = abs((avg - max(mean[i, v], MEAN_FLOOR)) / math.sqrt(max(var[i, v], VAR_FLOOR)))
             in_red = absz >= _RED_Z and _tail(absz) <= RED_TAIL  # the erfc only where it can be red
+            run_on = red[i, v] != 0 and absz >= _YELLOW_Z  # a red run not yet back in the yellow zone
             if v == hidden:
                 pass
             elif in_red and red[i, v] != 0:
@@ -123,7 +130,7 @@ def likelihood_score(
                 d = avg - mean[i, v]
                 mean[i, v] += rate * d
                 var[i, v] = (1.0 - rate) * (var[i, v] + rate * d * d)
-            red[i, v] = 1 if in_red else 0
+            red[i, v] = 1 if in_red or run_on else 0
     if learn:
         n[i] = k + 1
     if not scored:
