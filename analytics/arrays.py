@@ -56,20 +56,20 @@ def jit_inline(fn: _F) -> _F:
 
 
 @jit_inline
-def row(series: NDArray[np.int64], j: int) -> int:
-    """``series[j]`` as an unsigned index, for the per-point loops of the kernels.
+def unsigned(index: int) -> int:
+    """A non-negative index as an unsigned one, for the loops of the kernels.
 
     numba wraps negative signed indices around (``a[-1]``), a shift, a mask and an add for every
-    array a loop touches; an unsigned index has none. The kernels' callers have checked that no
-    index is negative (:meth:`~urbanpulse.analytics.base.Detector.score_learn`)."""
-    return np.uint64(series[j])  # type: ignore[return-value]
+    array a loop touches; an unsigned index has none. Only for indices known to be non-negative: a
+    series' (the kernels' callers have checked, :meth:`~urbanpulse.analytics.base.Detector.score_learn`),
+    a grouped kernel's own count of series, a seasonal slot."""
+    return np.uint64(index)  # type: ignore[return-value]
 
 
 @jit_inline
-def unsigned(index: int) -> int:
-    """A non-negative index as an unsigned one (see :func:`row`): for the indices a kernel computes itself,
-    such as a grouped kernel's series or a seasonal slot."""
-    return np.uint64(index)  # type: ignore[return-value]
+def row(series: NDArray[np.int64], j: int) -> int:
+    """``series[j]`` as an :func:`unsigned` index, for the per-point loops of the kernels."""
+    return unsigned(series[j])
 
 
 AHEAD = 16
@@ -80,7 +80,7 @@ AHEAD = 16
 def row_ahead(series: NDArray[np.int64], j: int) -> int:
     """:func:`row` of the point :data:`AHEAD` points after ``j`` (of the last point, near the end): the
     series whose state a per-point kernel prefetches (:func:`prefetch`) while it computes point ``j``."""
-    return np.uint64(series[min(j + AHEAD, series.shape[0] - 1)])  # type: ignore[return-value]
+    return unsigned(series[min(j + AHEAD, series.shape[0] - 1)])
 
 
 def _prefetch_python(arrays: tuple[NDArray[Any], ...], index: int) -> None:
