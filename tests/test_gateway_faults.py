@@ -78,13 +78,13 @@ def test_database_stopped_for_30_seconds(pg_server: PostgresServer, broker: Mosq
             runner = asyncio.create_task(gateway.run(stop))
             await gateway.subscribed.wait()
 
-            async def outage() -> None:
+            async def outage() -> None:  # the server stops and starts in a thread: the gateway runs on meanwhile
                 await asyncio.sleep(4)
-                pg_server.stop()
+                await asyncio.to_thread(pg_server.stop)
                 await asyncio.sleep(2)
                 health.append(await asyncio.to_thread(_healthz, gateway.metrics_port))
                 await asyncio.sleep(29)
-                pg_server.start()
+                await asyncio.to_thread(pg_server.start)
 
             await _publish_with(outage(), sent, settings, rate=500)
             for _ in range(600):
