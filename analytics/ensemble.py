@@ -16,7 +16,8 @@ view's level (a prequential check, Dawid 1984: the mean absolute error of each f
 before the reading is learned, over the series' past, memory ``history``): on a series without a
 routine, its profile is noise and its surprises are false alarms (it still learns, and its
 likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
-reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0 outright.
+reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0 outright (once
+the warm-up is over, as every other score).
 The score reads as Numenta's log-likelihood: 0.5 when the likeliest explanation is a one-in-100 000
 event.
 
@@ -179,7 +180,7 @@ def _run(
         score = likelihood_score(
             l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
         )
-        if spatial > 0.0 and seen[i] >= learning and hi[i] > lo[i]:
+        if spatial > 0.0 and seen[i] >= learning + estimation and hi[i] > lo[i]:
             tolerance = (hi[i] - lo[i]) * spatial
             if x > hi[i] + tolerance or x < lo[i] - tolerance:
                 score = 1.0

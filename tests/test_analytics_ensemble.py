@@ -1,4 +1,5 @@
-"""The ensemble's prequential check: the seasonal view counts only while it forecasts better than the EWMA level."""
+"""The ensemble's prequential check (the seasonal view counts only while it forecasts better than the EWMA
+level), its slow view, and its warm-up."""
 
 from __future__ import annotations
 
@@ -78,3 +79,18 @@ def test_the_slow_view_keeps_the_old_level_longer_than_the_fast_one() -> None:
     assert s["v_count"][0] == s["e_count"][0] == 1040
     assert s["e_mean"][0] - 20 > 2.0  # the fast view has moved most of the way
     assert s["v_mean"][0] - 20 < 1.5  # the slow one less than half
+
+
+def test_every_score_is_zero_until_the_warm_up_ends_new_extremes_too() -> None:
+    """As documented: until ``learning + estimation`` readings every score is 0.0; the new-extreme rule
+    (a reading far beyond the range seen scores 1.0) starts with the likelihoods, not before."""
+    detector = LikelihoodEnsemble()
+    warm_up = detector.learning + detector.estimation
+    values = np.full(warm_up + 50, 10.0)
+    values[::2] = 11.0
+    values[detector.learning + 10] = 1000.0  # a new extreme after `learning`, inside the warm-up
+    values[warm_up + 10] = -1000.0  # and one after it
+    times = 1.7e9 + STEP * np.arange(values.shape[0])
+    scores = detector.score_learn(np.zeros(values.shape[0], np.int64), times, values)
+    assert not scores[:warm_up].any()
+    assert scores[warm_up + 10] == 1.0
