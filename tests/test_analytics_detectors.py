@@ -262,3 +262,12 @@ def test_empty_batches_and_datetimes() -> None:
         naive.learn_one(10.0, datetime(2024, 1, day, 9))  # naive datetimes are UTC
         aware.learn_one(10.0, datetime(2024, 1, day, 9, tzinfo=UTC))
     assert naive.snapshot() == aware.snapshot()
+
+
+def test_the_yellow_line_in_z_is_the_yellow_tail() -> None:
+    """The likelihood's hysteresis ends a red run below ``_YELLOW_Z``, written as a number: it must stay
+    the z whose one-sided tail is ``YELLOW_TAIL`` (as ``_RED_Z`` must stay below the red one's)."""
+    from urbanpulse.analytics import likelihood  # noqa: PLC0415
+
+    assert likelihood._tail(likelihood._YELLOW_Z) == pytest.approx(likelihood.YELLOW_TAIL, rel=1e-9)
+    assert likelihood._tail(likelihood._RED_Z) > likelihood.RED_TAIL
