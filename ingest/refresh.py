@@ -191,8 +191,9 @@ def refresh_typical_speed(conn: Conn, every: timedelta) -> bool:
 def refresh_traffic_long(conn: Conn, until: int, typical_changed: bool) -> dict[str, int]:
     """Refresh the long-range traffic rollups (:data:`TRAFFIC_LONG`); the buckets recomputed, per rollup.
 
-    Those holding sums against the typical speeds are recomputed whole when ``typical_changed``; otherwise
-    each recomputes the buckets touched since its last run (late data included). Their horizon is ``until``
+    When ``typical_changed``, those holding sums against the typical speeds recompute the weeks the typical
+    speeds describe (:func:`recompute_recent`); otherwise each recomputes the buckets touched since its last
+    run (late data included). Their horizon is ``until``
     (taken before the maintenance run refreshed anything, so TimescaleDB's continuous aggregates hold every
     batch below it), and at most the one ``traffic_device_1h`` was refreshed to (native PostgreSQL): a batch
     the rollups below have not seen yet stays due.
@@ -203,23 +204,33 @@ def refresh_traffic_long(conn: Conn, until: int, typical_changed: bool) -> dict[
     recomputed = {}
     for rollup in TRAFFIC_LONG:
         if typical_changed and rollup in AGAINST_TYPICAL:
-            recomputed[rollup.name] = rebuild(conn, rollup, until)
+            recomputed[rollup.name] = recompute_recent(conn, rollup, until)
         else:
             recomputed[rollup.name] = refresh_table(conn, rollup, until)
     return recomputed
 
 
-def rebuild(conn: Conn, rollup: Rollup, until: int) -> int:
-    """Recompute ``<name>_store`` whole, up to the current bucket, and save ``until`` as its horizon; returns
-    the buckets it now holds."""
-    _, exists = _state(conn, rollup.name)
+def recompute_recent(conn: Conn, rollup: Rollup, until: int) -> int:
+    """After the typical speeds changed: recompute the buckets of ``<name>_store`` from the start of the weeks
+    they describe (``typical_weeks``) up to the current bucket, and any older bucket touched since the last
+    run; save ``until`` as its horizon. Returns the buckets recomputed.
+
+    An older bucket keeps the sums against the typical speeds in force when it was last computed (what was
+    typical then), so the work an hour is bounded by the typical weeks, not by all the history the rollup
+    keeps."""
+    zone = ZoneInfo(read_config(conn)["day_timezone"])
+    since, exists = _state(conn, rollup.name)
     now = _floor_now(conn, rollup)
-    store = sql.Identifier(f"{rollup.name}_store")
-    conn.execute(sql.SQL("DELETE FROM {}").format(store))
-    recompute(conn, rollup, [(datetime.min.replace(tzinfo=ZoneInfo("UTC")), now)])
+    row = conn.execute(sql.SQL("SELECT {}").format(sql.SQL(rollup.bucket_sql(
+        "now() - storage_setting('typical_weeks')::int * interval '1 week'")))).fetchone()
+    assert row is not None
+    start: datetime = row[0]
+    older = [b for b in touched_buckets(conn, rollup, since, until) if b < start]
+    recompute(conn, rollup, [*runs(older, next_bucket(rollup, zone)), (start, now)])
     _save(conn, rollup.name, until, now, exists)
-    row = conn.execute(sql.SQL("SELECT count(DISTINCT bucket) FROM {}").format(store)).fetchone()
-    return int(row[0]) if row is not None else 0
+    recent = conn.execute(sql.SQL("SELECT count(DISTINCT bucket) FROM {} WHERE bucket >= %s").format(
+        sql.Identifier(f"{rollup.name}_store")), [start]).fetchone()
+    return len(older) + (int(recent[0]) if recent is not None else 0)
 
 
 def _typical_speed(conn: Conn, every: timedelta) -> bool:

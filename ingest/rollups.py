@@ -52,7 +52,7 @@ AQI_3H = Rollup("air_aqi_3h", Kind.AIR, "3 hours")
 
 # Coarser traffic for long ranges (migration 018), tables maintained on both backends from traffic_device_1h
 # with the typical speeds: per district and hour, per detector and 3 hours, per detector and UTC day. The
-# first and the last hold sums against traffic_typical_speed, so they are recomputed whole with it.
+# first and the last hold sums against traffic_typical_speed, so the weeks it describes are recomputed with it.
 TRAFFIC_DISTRICT_1H = Rollup("traffic_district_1h", Kind.TRAFFIC, "1 hour")
 TRAFFIC_3H = Rollup("traffic_device_3h", Kind.TRAFFIC, "3 hours")
 TRAFFIC_1D = Rollup("traffic_device_1d", Kind.TRAFFIC, "1 day")

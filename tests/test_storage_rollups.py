@@ -18,7 +18,9 @@ from test_storage_backend import HOUR, NOW, air, backend, count, ispeed, store, 
 from urbanpulse.ingest import aqi
 from urbanpulse.ingest.maintain import maintain
 from urbanpulse.ingest.refresh import horizon, refresh_traffic_long
+from urbanpulse.ingest.rollups import TRAFFIC_1D, TRAFFIC_DISTRICT_1H
 from urbanpulse.ingest.timescale import refresh_aggregates
+from urbanpulse.settings import StorageSettings
 
 __all__ = ["backend", "store"]  # fixtures
 pytestmark = pytest.mark.integration
@@ -338,3 +340,38 @@ def test_a_batch_committed_while_maintenance_runs_is_not_skipped(store: str, bac
     assert stale == 0
     assert count(store, "SELECT sum(vehicles) FROM traffic_device_3h") == count(
         store, "SELECT sum(vehicle_count) FROM traffic_readings")
+
+
+
+def test_new_typical_speeds_recompute_only_the_weeks_they_describe(store: str) -> None:
+    """When the typical speeds are recomputed, traffic_device_1d and traffic_district_1h recompute the weeks
+    those describe and any older bucket touched since the last run; the other buckets keep the sums against
+    the typical speeds they were computed with, so the hourly work does not grow with the history kept."""
+    register(store)
+    config = StorageSettings(typical_weeks=1, refresh_lookback=timedelta(days=30))  # late data 15 days back
+    day, quarter = 24 * HOUR, timedelta(minutes=15)
+    write(store, [traffic("tr-1", NOW - 15 * day + k * quarter) for k in range(14 * 96)])  # days -15 .. -1
+    maintain(store, config, typical_every=timedelta(0))
+    rollups = {TRAFFIC_1D: ["bucket", "device_id"], TRAFFIC_DISTRICT_1H: ["bucket", "province", "district"]}
+    before = {rollup: frame(store, f"SELECT * FROM {rollup.name}_store") for rollup in rollups}
+    # The last day slower: the typical speeds of its hours of the week change (the week before had none of
+    # them), and a late reading lands in an old day.
+    write(store, [traffic("tr-1", NOW - day + k * quarter, speed=20.0) for k in range(96)])
+    late = NOW - 12 * day + 5 * HOUR + timedelta(minutes=7)
+    write(store, [traffic("tr-1", late, count=500, speed=10.0)])
+    report = maintain(store, config, typical_every=timedelta(0))
+    assert report.typical_speed_refreshed
+    for rollup, keys in rollups.items():
+        start, now, late_one = (rollup.bucket_sql(t) for t in
+                                ("now() - interval '1 week'", "now()", f"'{late.isoformat()}'::timestamptz"))
+        edges = frame(store, f"SELECT {start} AS start, {now} AS now, {late_one} AS late").row(0, named=True)
+        assert before[rollup].filter(pl.col("bucket") < edges["start"]).height >= 7  # older buckets were computed
+        got = frame(store, f"SELECT * FROM {rollup.name}_store")
+        whole = frame(store, f"SELECT * FROM {rollup.name}_compute('-infinity', '{edges['now'].isoformat()}')")
+        redone = (pl.col("bucket") >= edges["start"]) | (pl.col("bucket") == edges["late"])
+        assert_same(got.filter(redone), whole.filter(redone), keys)  # against the new typical speeds
+        assert_same(got.filter(~redone), before[rollup].filter(~redone), keys)  # kept as they were
+        with pytest.raises(AssertionError):  # which a whole recomputation would have changed
+            assert_same(got.filter(~redone), whole.filter(~redone), keys)
+        assert report.buckets_recomputed[rollup.name] == whole.filter(redone)["bucket"].n_unique()
+        assert report.buckets_recomputed[rollup.name] < whole["bucket"].n_unique()
