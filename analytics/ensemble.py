@@ -2,20 +2,24 @@
 
 Five raw detectors score every reading, each from a different angle:
 
-- the robust EWMA z-score (:mod:`.ewma`): is the reading far from the recent level? (spikes, jumps)
-- the same with a slow baseline (the streaming service's slow view: memory about 100 readings, a
-  tighter clip, scored once it has that memory): has the level drifted away? (a slow build-up)
+- the step from the last reading, ``|x - previous|``, as a robust EWMA z-score against a slow
+  baseline of such steps (memory about 100 readings, the slow view's parameters): is the series
+  moving more than it does? (spikes, jumps, a burst of variability, a sensor turning noisy)
+- the robust EWMA z-score (:mod:`.ewma`) with a slow baseline (the streaming service's slow view:
+  memory about 100 readings, a tighter clip, scored once it has that memory): has the level drifted
+  away? (a slow build-up)
 - the seasonal profile (:mod:`.seasonal`): is it far from this hour of the week/day? (broken routine)
 - shape novelty (:mod:`.shape`): has the stretch it ends ever been seen? (odd patterns, flat stretches)
 - flat line (:mod:`.flatline`): is the sensor repeating itself more than it ever does? (stuck)
 
 Each raw score stream goes through its own anomaly likelihood (:mod:`.likelihood`), so a view
 that is often surprised by a series stops alarming on it, and the ensemble's score is the largest
-of the five. The seasonal view counts only while it has forecast the series better than the EWMA
-view's level (a prequential check, Dawid 1984: the mean absolute error of each forecast, made
-before the reading is learned, over the series' past, memory ``history``): on a series without a
-routine, its profile is noise and its surprises are false alarms (it still learns, and its
-likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
+of the five. The seasonal view counts only while it has forecast the series better than the level
+of a fast EWMA (memory about 20 readings; it learns every reading but does not vote, the step view
+took its place: see analytics/README.md), a prequential check (Dawid 1984: the mean absolute error
+of each forecast, made before the reading is learned, over the series' past, memory ``history``): on
+a series without a routine, its profile is noise and its surprises are false alarms (it still
+learns, and its likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
 reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0 outright (once
 the warm-up is over, as every other score).
 The score reads as Numenta's log-likelihood: 0.5 when the likeliest explanation is a one-in-100 000
@@ -75,6 +79,21 @@ def seasonal_hidden(
     return hidden
 
 
+@jit_inline
+def step_score(
+    d_mean: Floats, d_spread: Floats, d_count: Ints, i: int, x: float, last: float, has_last: bool, learn: bool
+) -> float:
+    """The step view's raw score: ``|x - last|`` as a robust z-score against series ``i``'s slow EWMA
+    baseline of such steps (0.0 while there is no ``last`` reading); learns the step if ``learn``."""
+    if not has_last:
+        return 0.0
+    score, m, s, n = ewma_step(d_mean[i], d_spread[i], d_count[i], 0.0, abs(x - last), SLOW_ALPHA, SLOW_WARMUP,
+                               SLOW_CLIP, SCALE)
+    if learn:
+        d_mean[i], d_spread[i], d_count[i] = m, s, n
+    return score
+
+
 @jit
 def _run(
     series: Ints,
@@ -111,6 +130,9 @@ def _run(
     v_mean: Floats,
     v_spread: Floats,
     v_count: Ints,
+    d_mean: Floats,
+    d_spread: Floats,
+    d_count: Ints,
     learning: int,
     estimation: int,
     history: int,
@@ -132,9 +154,9 @@ def _run(
         if not math.isfinite(x):
             grouped[p] = 0.0
             continue
-        e_forecast, e_known = e_mean[i], e_count[i] > 0  # the EWMA view's level before it learns x
-        raw[0], e_m, e_s, e_n = ewma_step(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_ALPHA, EWMA_WARMUP, CLIP,
-                                          SCALE)
+        e_forecast, e_known = e_mean[i], e_count[i] > 0  # the fast EWMA's level before it learns x
+        _, e_m, e_s, e_n = ewma_step(e_mean[i], e_spread[i], e_count[i], 0.0, x, EWMA_ALPHA, EWMA_WARMUP, CLIP, SCALE)
+        raw[0] = step_score(d_mean, d_spread, d_count, i, x, f_last[i], f_count[i] > 0, learn)
         if learn:
             e_mean[i], e_spread[i], e_count[i] = e_m, e_s, e_n
         raw[1] = 0.0
@@ -193,7 +215,7 @@ def _run(
 
 
 class LikelihoodEnsemble(Detector):
-    """The largest anomaly likelihood of five views (EWMA, slow EWMA, seasonal, shape, flat line), and new extremes.
+    """The largest anomaly likelihood of five views (step, slow EWMA, seasonal, shape, flat line), and new extremes.
 
     Parameters
     ----------
@@ -261,6 +283,7 @@ class LikelihoodEnsemble(Detector):
             Field("p_ewma"),
             Field("p_n", dtype="int64"),
             *ewma_fields("v_"),  # the slow view
+            *ewma_fields("d_"),  # the step view
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
@@ -300,6 +323,9 @@ class LikelihoodEnsemble(Detector):
             s["v_mean"],
             s["v_spread"],
             s["v_count"],
+            s["d_mean"],
+            s["d_spread"],
+            s["d_count"],
             int(self.learning),
             int(self.estimation),
             int(self.history),
