@@ -19,9 +19,9 @@ of a fast EWMA (memory about 20 readings; it learns every reading but does not v
 took its place: see analytics/README.md), a prequential check (Dawid 1984: the mean absolute error
 of each forecast, made before the reading is learned, over the series' past, memory ``history``): on
 a series without a routine, its profile is noise and its surprises are false alarms (it still
-learns, and its likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
-reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0 outright (once
-the warm-up is over, as every other score).
+learns, and its likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB
+detector, a reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0
+outright (once the warm-up is over, as every other score).
 The score reads as Numenta's log-likelihood: 0.5 when the likeliest explanation is a one-in-100 000
 event.
 

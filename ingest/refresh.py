@@ -228,8 +228,8 @@ def recompute_recent(conn: Conn, rollup: Rollup, until: int) -> int:
     older = [b for b in touched_buckets(conn, rollup, since, until) if b < start]
     recompute(conn, rollup, [*runs(older, next_bucket(rollup, zone)), (start, now)])
     _save(conn, rollup.name, until, now, exists)
-    recent = conn.execute(sql.SQL("SELECT count(DISTINCT bucket) FROM {} WHERE bucket >= %s").format(
-        sql.Identifier(f"{rollup.name}_store")), [start]).fetchone()
+    recent = conn.execute(sql.SQL("SELECT count(DISTINCT bucket) FROM {} WHERE bucket >= %s AND bucket < %s").format(
+        sql.Identifier(f"{rollup.name}_store")), [start, now]).fetchone()
     return len(older) + (int(recent[0]) if recent is not None else 0)
 
 
