@@ -97,8 +97,10 @@ def _records(payload: bytes, max_records: int) -> list[_Record]:
     if not records or len(records) > max_records:
         raise IrregularError
     # Every base key is spelt '"b...' unless escaped. The first '}' ends the first record or comes before
-    # its end (inside a string): a '"b' after it sends the pack to the record-by-record look.
-    if (b"\\" in payload or payload.find(b'"b', payload.find(b"}")) != -1) and (
+    # its end (inside a string): a '"b' after it sends the pack to the record-by-record look. No 'b' at all
+    # after it (a one-byte search, memchr: 0.4 against 15 us for the two bytes in a 12 kB pack) settles it.
+    after = payload.find(b"}")
+    if (b"\\" in payload or (payload.find(b"b", after) != -1 and payload.find(b'"b', after) != -1)) and (
         set(map(_bases, records[1:])) - {_NO_BASE}
     ):
         raise IrregularError
