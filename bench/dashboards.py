@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 from queries import GENERATE as AIR  # the air readings, as bench/queries.py makes them
+from queries import server_conf
 
 from urbanpulse.dashboards import panels
 from urbanpulse.dashboards.macros import auto_interval, expand, parse_interval
@@ -150,9 +151,7 @@ def main() -> None:
     parser.add_argument("--ranges", default="1h,24h,7d,30d", help="dashboard ranges to time, e.g. 1h,24h,7d,30d")
     parser.add_argument("--backend", choices=("postgres", "timescaledb"), default="postgres")
     args = parser.parse_args()
-    conf = {"shared_buffers": "1GB", "work_mem": "64MB"}
-    if args.backend == "timescaledb":
-        conf |= {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"}
+    conf = server_conf(args.backend)
     spans = [parse_interval(r) for r in args.ranges.split(",")]
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(Path(tmp) / "pg", extra_conf=conf) as pg:
         migrate(pg.dsn, StorageSettings(backend=args.backend, premake=timedelta(days=2)))

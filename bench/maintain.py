@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import TupleRow
 from psycopg.sql import SQL, Identifier
+from queries import server_conf
 
 from dashboards import populate
 from urbanpulse.ingest.maintain import maintain
@@ -61,9 +62,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backend", choices=("postgres", "timescaledb"), default="postgres")
     args = parser.parse_args()
-    conf = {"shared_buffers": "1GB", "work_mem": "64MB"}
-    if args.backend == "timescaledb":
-        conf |= {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"}
+    conf = server_conf(args.backend)
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(Path(tmp) / "pg", extra_conf=conf) as pg:
         settings = StorageSettings(backend=args.backend, premake=timedelta(days=2))
         migrate(pg.dsn, settings)

@@ -113,6 +113,14 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
 
 
+def server_conf(backend: str) -> dict[str, str]:
+    """The benchmark server's settings (bench/dashboards.py and bench/maintain.py use them too)."""
+    conf = {"shared_buffers": "1GB", "work_mem": "64MB"}
+    if backend == "timescaledb":
+        conf |= {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"}
+    return conf
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=500)
@@ -122,10 +130,7 @@ def main() -> None:
     parser.add_argument("--raw-runs", type=int, default=5)
     parser.add_argument("--backend", choices=("postgres", "timescaledb"), default="postgres")
     args = parser.parse_args()
-    conf = {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off",
-            "shared_buffers": "1GB", "work_mem": "64MB"}
-    if args.backend != "timescaledb":
-        conf = {"shared_buffers": "1GB", "work_mem": "64MB"}
+    conf = server_conf(args.backend)
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(Path(tmp) / "pg", extra_conf=conf) as pg:
         migrate(pg.dsn, StorageSettings(backend=args.backend, premake=timedelta(days=2)))
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
