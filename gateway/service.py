@@ -49,6 +49,7 @@ __all__ = ["Gateway", "GatewayStats", "tune_gc"]
 log = logging.getLogger("urbanpulse.gateway")
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+DEFAULT_SHARE_GROUP = "urbanpulse"  # of `urbanpulse gateway --workers N` when no share group is set
 OPERATION_TIMEOUT = 10.0  # seconds for CONNACK, SUBACK and the like
 IGNORED_KINDS = frozenset({"events", "incidents"})  # analytics publishes these under the same root
 BURST_MESSAGES, BURST_READINGS = 256, 200  # parsed between two turns of the event loop, whichever comes first
@@ -78,13 +79,18 @@ class Gateway:
     ...         await gateway.run()
     """
 
-    def __init__(self, settings: Settings, *, worker: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, worker: int | None = None, client_id: str | None = None, retiring: bool = False
+    ) -> None:
+        """``retiring``: take over the session of ``client_id`` (a gateway that no longer runs), drop its
+        subscriptions and store what it holds; see ``sessions.retire``."""
         self.settings = settings
         self.stats = GatewayStats()
         self.worker = worker
+        self.retiring = retiring
         self.metrics = GatewayMetrics(self._stats_view)
         g = settings.gateway
-        self.client_id = g.client_id if worker is None else f"{g.client_id}-{worker}"
+        self.client_id = client_id or (g.client_id if worker is None else f"{g.client_id}-{worker}")
         self.limits = Limits(
             max_payload_bytes=g.max_payload_bytes,
             max_readings_per_message=g.max_readings_per_message,
@@ -212,9 +218,15 @@ class Gateway:
                 async with self._client() as client:
                     self.connected = True
                     delay = self.settings.gateway.retry_seconds
-                    await client.subscribe(self.subscription, qos=1)
+                    if self.retiring:  # no new messages for this session; those it holds still come
+                        group = self.settings.gateway.share_group or DEFAULT_SHARE_GROUP
+                        for subscription in {self.subscription, READINGS_FILTER, f"$share/{group}/{READINGS_FILTER}"}:
+                            await client.unsubscribe(subscription)
+                    else:
+                        await client.subscribe(self.subscription, qos=1)
                     self.subscribed.set()
-                    log.info("gateway %s subscribed to %s", self.client_id, self.subscription)
+                    log.info("gateway %s %s %s", self.client_id, "retiring, dropped" if self.retiring else
+                             "subscribed to", self.subscription)
                     await self._pump(client, stop)
             except aiomqtt.MqttError as exc:
                 self.connected = False

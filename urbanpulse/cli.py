@@ -77,17 +77,43 @@ def _gateway_process(worker: int | None, share_group: str | None, verbose: bool)
     asyncio.run(main())
 
 
+def _retire_process(client_id: str, verbose: bool) -> None:
+    from urbanpulse.gateway.sessions import retire  # noqa: PLC0415
+
+    _logging(verbose)
+    asyncio.run(retire(Settings(), client_id))
+
+
 @app.command()
 def gateway(
     workers: Annotated[int, typer.Option(help="Gateway processes sharing one $share subscription.")] = 1,
     verbose: Verbose = False,
 ) -> None:
-    """Run the MQTT gateway: validate, batch and store readings; dead-letter the rest."""
+    """Run the MQTT gateway: validate, batch and store readings; dead-letter the rest.
+
+    Sessions an earlier run left behind under the gateway's other client ids (more workers, or one gateway
+    before several) are drained into the database and ended, each by a process of its own (gateway/README.md).
+    """
+    from urbanpulse.gateway.service import DEFAULT_SHARE_GROUP  # noqa: PLC0415
+    from urbanpulse.gateway.sessions import client_ids, left_behind  # noqa: PLC0415
+
+    _logging(verbose)
+    settings = Settings()
+    try:
+        behind = left_behind(settings, client_ids(settings, workers))
+    except OSError as exc:  # the broker is down: the workers wait for it, the next start looks again
+        logging.getLogger("urbanpulse.gateway").warning("could not look for sessions left behind (%s)", exc)
+        behind = []
+    # daemonic: they end with the gateway (what they have not stored stays in their session for the next start)
+    procs = [multiprocessing.Process(target=_retire_process, args=(client_id, verbose), daemon=True)
+             for client_id in behind]
     if workers <= 1:
+        for proc in procs:
+            proc.start()
         _gateway_process(None, None, verbose)
         return
-    group = Settings().gateway.share_group or "urbanpulse"
-    procs = [multiprocessing.Process(target=_gateway_process, args=(i, group, verbose)) for i in range(workers)]
+    group = settings.gateway.share_group or DEFAULT_SHARE_GROUP
+    procs += [multiprocessing.Process(target=_gateway_process, args=(i, group, verbose)) for i in range(workers)]
     for proc in procs:
         proc.start()
     for proc in procs:
