@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +45,8 @@ class Detector(abc.ABC):
     """
 
     _state: SeriesArrays | None = None
+    packed: ClassVar[bool] = False
+    """Whether the state is one row a series (:class:`SeriesArrays` ``packed``; scalar float64 fields)."""
 
     @property
     @abc.abstractmethod
@@ -53,7 +56,7 @@ class Detector(abc.ABC):
     @property
     def state(self) -> SeriesArrays:
         if self._state is None:
-            self._state = SeriesArrays(self.layout, 1)
+            self._state = SeriesArrays(self.layout, 1, packed=self.packed)
         return self._state
 
     @abc.abstractmethod
@@ -92,4 +95,4 @@ class Detector(abc.ABC):
 
     def restore(self, data: bytes) -> None:
         """Continue from a :meth:`snapshot` (of a detector with the same parameters)."""
-        self._state = SeriesArrays.from_bytes(self.layout, data)
+        self._state = SeriesArrays.from_bytes(self.layout, data, packed=self.packed)

@@ -32,16 +32,19 @@ _REL_FLOOR = 1e-9
 
 
 def cusum_fields(prefix: str = "") -> tuple[Field, ...]:
-    return (Field(f"{prefix}level"), Field(f"{prefix}spread"), Field(f"{prefix}count", dtype="int64"),
-            Field(f"{prefix}up"), Field(f"{prefix}down"), Field(f"{prefix}run_up", dtype="int64"),
-            Field(f"{prefix}run_down", dtype="int64"))
+    """The state of a series, in the columns of its row (:data:`LEVEL` ...): counts as float64, exact
+    up to 2**53, so that the seven numbers share one cache line (``Cusum.packed``)."""
+    return tuple(Field(f"{prefix}{name}") for name in ("level", "spread", "count", "up", "down", "run_up", "run_down"))
+
+
+LEVEL, SPREAD, COUNT, UP, DOWN, RUN_UP, RUN_DOWN = range(7)
 
 
 @jit_inline
 def cusum_step(
-    level: float, spread: float, n: int, up: float, down: float, run_up: int, run_down: int, x: float,
+    level: float, spread: float, n: float, up: float, down: float, run_up: float, run_down: float, x: float,
     alpha: float, warmup: int, drift: float, threshold: float, clip: float, min_sigma: float,
-) -> tuple[float, float, float, int, float, float, int, int]:
+) -> tuple[float, float, float, float, float, float, float, float]:
     """Evidence of a shift at ``x`` against one series' state, and that state once it learned ``x``:
     ``(sum, level, spread, n, up, down, run_up, run_down)``; the score is ``unit_score(sum, threshold)``.
 
@@ -58,18 +61,17 @@ def cusum_step(
     new_down = max(0.0, down - z - drift)
     evidence = max(new_up, new_down) if n >= warmup else 0.0
     if n == 0:
-        return 0.0, x, 0.0, 1, up, down, run_up, run_down
+        return 0.0, x, 0.0, 1.0, up, down, run_up, run_down
     if n < warmup:
         new_up = new_down = 0.0
-    run_up = run_up + 1 if new_up > 0.0 else 0
-    run_down = run_down + 1 if new_down > 0.0 else 0
+    run_up = run_up + 1.0 if new_up > 0.0 else 0.0
+    run_down = run_down + 1.0 if new_down > 0.0 else 0.0
     if new_up > 2.0 * threshold or new_down > 2.0 * threshold:
         if new_up >= new_down:
-            level += sigma * (drift + new_up / max(run_up, 1))
+            level += sigma * (drift + new_up / max(run_up, 1.0))
         else:
-            level -= sigma * (drift + new_down / max(run_down, 1))
-        new_up = new_down = 0.0
-        run_up = run_down = 0
+            level -= sigma * (drift + new_down / max(run_down, 1.0))
+        new_up = new_down = run_up = run_down = 0.0
     else:
         a = alpha if n * alpha >= 1.0 else max(alpha, 1.0 / (n + 1))  # no division once n >= 1 / alpha
         d = x - level
@@ -77,26 +79,25 @@ def cusum_step(
             d = min(max(d, -clip * sigma), clip * sigma)
         level += a * d
         spread += a * (abs(d) - spread)
-    return evidence, level, spread, n + 1, new_up, new_down, run_up, run_down
+    return evidence, level, spread, n + 1.0, new_up, new_down, run_up, run_down
 
 
 @jit
 def _run(
-    series: NDArray[np.int64], values: NDArray[np.float64], level: NDArray[np.float64],
-    spread: NDArray[np.float64], count: NDArray[np.int64], up: NDArray[np.float64], down: NDArray[np.float64],
-    run_up: NDArray[np.int64], run_down: NDArray[np.int64], alpha: float, warmup: int, drift: float,
-    threshold: float, clip: float, min_sigma: float, mode: int,
+    series: NDArray[np.int64], values: NDArray[np.float64], rows: NDArray[np.float64], alpha: float, warmup: int,
+    drift: float, threshold: float, clip: float, min_sigma: float, mode: int,
 ) -> NDArray[np.float64]:
     out = np.empty(values.shape[0], np.float64)
     for j in range(values.shape[0]):
-        prefetch((level, spread, count, up, down, run_up, run_down), row_ahead(series, j))
+        prefetch((rows,), row_ahead(series, j))
         i = row(series, j)
-        c, lv, sp, n, u, d, ru, rd = cusum_step(level[i], spread[i], count[i], up[i], down[i], run_up[i],
-                                                run_down[i], values[j], alpha, warmup, drift, threshold, clip,
-                                                min_sigma)
+        c, lv, sp, n, u, d, ru, rd = cusum_step(
+            rows[i, LEVEL], rows[i, SPREAD], rows[i, COUNT], rows[i, UP], rows[i, DOWN], rows[i, RUN_UP],
+            rows[i, RUN_DOWN], values[j], alpha, warmup, drift, threshold, clip, min_sigma)
         out[j] = 0.0 if mode == LEARN else c
         if mode != SCORE:
-            level[i], spread[i], count[i], up[i], down[i], run_up[i], run_down[i] = lv, sp, n, u, d, ru, rd
+            rows[i, LEVEL], rows[i, SPREAD], rows[i, COUNT], rows[i, UP] = lv, sp, n, u
+            rows[i, DOWN], rows[i, RUN_UP], rows[i, RUN_DOWN] = d, ru, rd
     for j in range(out.shape[0]):
         out[j] = unit_score(out[j], threshold)
     return out
@@ -153,15 +154,16 @@ class Cusum(Detector):
         self.clip = clip
         self.min_sigma = min_sigma
 
+    packed = True
+
     @property
     def layout(self) -> tuple[Field, ...]:
         return cusum_fields()
 
     def _run(self, series: NDArray[np.int64], times: NDArray[np.float64], values: NDArray[np.float64],
              mode: int) -> NDArray[np.float64]:
-        s = self.state
-        out: NDArray[np.float64] = _run(series, values, s["level"], s["spread"], s["count"], s["up"], s["down"],
-                                        s["run_up"], s["run_down"], float(self.alpha), int(self.warmup),
-                                        float(self.drift), float(self.threshold), float(self.clip),
-                                        float(self.min_sigma), mode)
+        rows = self.state.rows
+        assert rows is not None  # packed
+        out: NDArray[np.float64] = _run(series, values, rows, float(self.alpha), int(self.warmup), float(self.drift),
+                                        float(self.threshold), float(self.clip), float(self.min_sigma), mode)
         return out

@@ -215,9 +215,10 @@ class Likelihood(Detector):
 
     def restore(self, data: bytes) -> None:
         both = SeriesArrays.from_bytes(self._both(), data)
-        inner, own = SeriesArrays(self.detector.layout), SeriesArrays(self.layout)
-        inner.arrays = {f.name: both[f"raw.{f.name}"] for f in self.detector.layout}
-        own.arrays = {f.name: both[f.name] for f in self.layout}
+        raw = self.detector
+        inner = SeriesArrays.from_arrays(raw.layout, {f.name: both[f"raw.{f.name}"] for f in raw.layout},
+                                         packed=raw.packed)
+        own = SeriesArrays.from_arrays(self.layout, {f.name: both[f.name] for f in self.layout}, packed=self.packed)
         self.detector._state, self._state = inner, own
 
     def _run(

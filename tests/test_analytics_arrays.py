@@ -1,12 +1,15 @@
 """``arrays``: the grouping every large-state kernel walks (``by_series``, ``ungroup``), and the per-point
-kernels' unsigned index (``row``) and prefetch."""
+kernels' unsigned index (``row``) and prefetch, and packed state (one row a series)."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pytest
 
-from urbanpulse.analytics.arrays import AHEAD, by_series, jit, prefetch, row, row_ahead, ungroup
+from urbanpulse.analytics.arrays import AHEAD, Field, SeriesArrays, by_series, jit, prefetch, row, row_ahead, ungroup
+from urbanpulse.analytics.cusum import Cusum
 
 
 @pytest.mark.parametrize(("points", "size"), [(0, 0), (0, 5), (1, 1), (7, 3), (1000, 1), (5000, 700), (3000, 10_000)])
@@ -54,3 +57,62 @@ def test_prefetch_and_the_unsigned_index_read_what_plain_indexing_reads(points: 
     series = rng.integers(0, 300, points).astype(np.int64)
     floats, ints = rng.normal(size=300), rng.integers(-9, 9, 300).astype(np.int64)
     assert _gather(series, floats, ints).tolist() == (floats[series] + ints[series]).tolist()
+
+
+PACKABLE = (Field("level"), Field("count", fill=1.0), Field("up", fill=-2.5))
+
+
+@pytest.mark.parametrize("fields", [1, 3, 7, 8, 9, 17])
+def test_packed_state_is_one_aligned_row_a_series_and_each_field_a_column_of_it(fields: int) -> None:
+    layout = tuple(Field(f"f{k}", fill=float(k)) for k in range(fields))
+    state = SeriesArrays(layout, 5, packed=True)
+    assert state.rows is not None
+    assert state.rows.flags.c_contiguous
+    assert state.rows.ctypes.data % 64 == 0  # each row starts a cache line when it is 8 numbers wide
+    width = state.rows.shape[1]
+    assert width >= fields
+    assert width in (1, 2, 4, 8) or width % 8 == 0
+    assert width < max(2 * fields, 8) + 1
+    assert state[f"f{fields - 1}"].tolist() == [float(fields - 1)] * 5
+    state["f0"][3] = 42.0  # a column view: writes land in the rows
+    assert state.rows[3, 0] == 42.0
+
+
+def test_packed_state_grows_keeping_its_series_and_snapshots_like_separate_arrays() -> None:
+    packed, separate = SeriesArrays(PACKABLE, 2, packed=True), SeriesArrays(PACKABLE, 2)
+    for state in (packed, separate):
+        state["level"][1], state["up"][0] = 7.0, 3.0
+        state.grow(4)
+    assert packed == separate
+    assert packed["count"].tolist() == [1.0] * 4
+    assert packed["up"].tolist() == [3.0, -2.5, -2.5, -2.5]
+    assert packed.rows is not None
+    assert packed.rows[1, 0] == 7.0
+    assert packed.to_bytes() == separate.to_bytes()  # the same snapshot either way
+    again = SeriesArrays.from_bytes(PACKABLE, separate.to_bytes(), packed=True)
+    assert again == separate
+    assert again.rows is not None
+    assert again.rows[1, 0] == 7.0
+
+
+def test_only_scalar_float64_fields_can_be_packed() -> None:
+    with pytest.raises(ValueError, match="only scalar float64"):
+        SeriesArrays((Field("level"), Field("count", dtype="int64")), 1, packed=True)
+    with pytest.raises(ValueError, match="only scalar float64"):
+        SeriesArrays((Field("ring", (3,)),), 1, packed=True)
+
+
+def test_a_snapshot_with_integer_counts_restores_into_a_packed_detector() -> None:
+    """Cusum kept its counts as int64 before its state was packed: such a snapshot still restores."""
+    detector = Cusum()
+    for x in [10.0, 11.0, 9.0] * 20:
+        detector.learn_one(x)
+    arrays = {f.name: detector.state[f.name] for f in detector.layout}
+    old = {k: (v.astype(np.int64) if k in ("count", "run_up", "run_down") else v) for k, v in arrays.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **old)  # type: ignore[arg-type]
+    again = Cusum()
+    again.restore(buf.getvalue())
+    assert again.state == detector.state
+    assert again.state.rows is not None
+    assert again.score_one(30.0) == detector.score_one(30.0) > 0.1
