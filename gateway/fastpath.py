@@ -56,7 +56,7 @@ from msgspec import UNSET, UnsetType
 from urbanpulse.contract import Kind, Reading, aware_utc
 from urbanpulse.gateway import senml
 from urbanpulse.gateway.rules import FIXED, SHAPES, IrregularError, Rule, Shape, check, check_column
-from urbanpulse.ingest.batch import ReadingColumns, construct
+from urbanpulse.ingest.batch import ReadingColumns, UnixTimes, construct
 
 
 class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -86,6 +86,7 @@ _EXACT = 2**53
 _IN_UTC = (aware_utc,)
 # Unix times more than this apart stay apart when rounded to the microsecond (each moves by at most 0.5 us).
 _APART = 2e-6
+_SLACK = 2e-6
 
 
 def _records(payload: bytes, max_records: int) -> list[_Record]:
@@ -223,6 +224,12 @@ def _checked(column: list[Any], found: Rule) -> list[Any]:
     return [check(found, value) for value in column]
 
 
+def _inside(times: list[float], earliest: datetime, latest: datetime) -> bool:
+    """Whether ascending Unix times lie within ``earliest`` .. ``latest`` by more than a microsecond (so
+    their stamps do too, whatever the rounding); a time nearer a bound is left to the stamps' check."""
+    return earliest.timestamp() + _SLACK < times[0] and times[-1] < latest.timestamp() - _SLACK
+
+
 def _stamps(times: list[float], spec: Shape, received_at: datetime) -> list[datetime]:
     """The readings' times, checked by the contract's rule; raises IrregularError and the like."""
     if not all(map(math.isfinite, times)):
@@ -236,12 +243,14 @@ def _stamps(times: list[float], spec: Shape, received_at: datetime) -> list[date
     return check_column(spec.rules["time"], stamps)
 
 
-def _from_columns(spec: Shape, device_id: str, stamps: list[datetime], columns: dict[str, list[Any]]) -> ReadingColumns:
+def _from_columns(
+    spec: Shape, device_id: str, stamps: Sequence[datetime], columns: dict[str, list[Any]]
+) -> ReadingColumns:
     if not spec.required <= columns.keys():
         raise IrregularError
     count = len(stamps)
     given = frozenset((*FIXED, *columns))
-    every = {
+    every: dict[str, Sequence[Any]] = {
         name: stamps if name == "time" else columns[name] if name in columns else [default] * count
         for name, default in {**spec.defaults, "device_id": device_id}.items()
     }
@@ -300,6 +309,8 @@ def senml_payload(
             apart = _apart(times)
             if len(columns) == width and (apart or len(set(times)) == len(times)):  # else: merge by time, below
                 columns = {field: _checked(column, spec.rules[field]) for field, column in columns.items()}
+                if apart and _inside(times, earliest, latest) and spec.rules["time"].checks == _IN_UTC:
+                    return _from_columns(spec, device_id, UnixTimes(times), columns)  # a datetime each when read
                 stamps = _stamps(times, spec, received_at)
                 readings = _from_columns(spec, device_id, stamps, columns)
                 if apart:

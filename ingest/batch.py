@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any, overload
 
@@ -43,23 +43,60 @@ def construct(model: type[Reading], values: dict[str, Any], given: set[str]) -> 
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class UnixTimes(Sequence[datetime]):
+    """A time column held as Unix seconds: each time is ``datetime.fromtimestamp(s, UTC)``, built only when
+    read. The SenML fast path's times, which the writer encodes from the seconds without a ``datetime``
+    each (:mod:`~urbanpulse.ingest.binary_copy`).
+
+    >>> times = UnixTimes([1772366400.0, 1772366400.0000005])
+    >>> times[1], list(times) == [times[0], times[1]]
+    (datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc), True)
+    """
+
+    seconds: list[float]
+
+    def __len__(self) -> int:
+        return len(self.seconds)
+
+    @overload
+    def __getitem__(self, index: int) -> datetime: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[datetime]: ...
+    def __getitem__(self, index: int | slice) -> datetime | list[datetime]:
+        if isinstance(index, slice):
+            return list(map(datetime.fromtimestamp, self.seconds[index], repeat(UTC)))
+        return datetime.fromtimestamp(self.seconds[index], UTC)
+
+    def __iter__(self) -> Iterator[datetime]:
+        return map(datetime.fromtimestamp, self.seconds, repeat(UTC))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class ReadingColumns(Sequence[Reading]):
     """Valid readings of one model as columns: ``columns`` holds every field of the model, in model order,
-    each a list of ``length`` values; ``given`` the fields the device sent. Indexing builds a model."""
+    each a list of ``length`` values (``time`` may be :class:`UnixTimes`); ``given`` the fields the device
+    sent. Indexing builds a model."""
 
     model: type[Reading]
-    columns: dict[str, list[Any]]
+    columns: dict[str, Sequence[Any]]
     length: int
     given: frozenset[str]
 
     @classmethod
     def of(cls, model: type[Reading], given: dict[str, Any]) -> ReadingColumns:
         """From the fields sent: a list per field, or one value for all; the model's defaults fill the rest."""
-        length = max(len(v) for v in given.values() if isinstance(v, list))
-        columns = {}
+        length = max(len(v) for v in given.values() if isinstance(v, list | UnixTimes))
+        columns: dict[str, Sequence[Any]] = {}
         for name, info in model.model_fields.items():
             value = given.get(name, info.default)
-            columns[name] = value if isinstance(value, list) else [value] * length
+            columns[name] = value if isinstance(value, list | UnixTimes) else [value] * length
         return cls(model, columns, length, frozenset(given))
 
     def __len__(self) -> int:
