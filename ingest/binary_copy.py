@@ -82,6 +82,10 @@ def _chunk(readings: ReadingColumns, received: datetime, columns: Sequence[Colum
         if column.name in (RECEIVED_AT, BATCH_ID):
             continue
         values = readings.columns[column.name]
+        if column.pg_type == "timestamptz":
+            if type(values) is not UnixTimes:
+                return None
+            continue
         first = values[0]
         if first is None:
             if list(values).count(None) != len(values):
@@ -91,8 +95,6 @@ def _chunk(readings: ReadingColumns, received: datetime, columns: Sequence[Colum
             if type(first) is not str or not first or list(values).count(first) != len(values):
                 return None
             texts.append(first.encode())
-        elif column.pg_type == "timestamptz" and type(values) is not UnixTimes:
-            return None
     return _Chunk(readings, received, tuple(texts), frozenset(nulls))
 
 
