@@ -165,9 +165,9 @@ def gateway_drain(settings: Settings, payloads: Payloads, readings: int) -> floa
     asyncio.run(once(lambda g: True))  # creates the session
     publish_backlog(settings.broker.port, payloads)
     elapsed = asyncio.run(once(lambda g: g.stats.readings_stored + g.stats.duplicates >= readings))
-    # End the session (nor here: it takes a copy of the later figures' backlogs). A gateway stopped as soon
-    # as the count is reached may leave the last PUBACKs unsent (its stop closes the connection); the
-    # broker then sends those messages again, and retiring stores them (as duplicates) before ending it.
+    # End the session (nor here: it takes a copy of the later figures' backlogs). Should it still hold
+    # messages (seen once: readings already stored, a copy queued twice or an acknowledgement that did
+    # not arrive), retiring stores them, as duplicates, before ending it.
     left = asyncio.run(retire(settings, settings.gateway.client_id))
     if left.messages:
         print(f"  (sent again after the drain: {left.messages} messages, {left.duplicates} duplicates)", flush=True)
