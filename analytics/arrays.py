@@ -325,7 +325,8 @@ class SeriesArrays:
         if len(sizes) > 1:
             msg = "snapshot arrays differ in their number of series"
             raise ValueError(msg)
-        out = cls(layout, sizes.pop() if sizes else 0, packed=packed)
+        size = sizes.pop() if sizes else 0
+        out = cls(layout, size if packed else 0, packed=packed)  # unpacked: the loaded arrays are taken as they are
         for name, a in loaded.items():
             if packed:
                 out.arrays[name][:] = a

@@ -48,7 +48,7 @@ import psycopg
 from urbanpulse.contract import Kind, reading_topic
 from urbanpulse.gateway.parse import parse_message
 from urbanpulse.gateway.service import Gateway, tune_gc
-from urbanpulse.gateway.sessions import retire
+from urbanpulse.gateway.sessions import end_session, retire
 from urbanpulse.ingest.columns import table_columns
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.localstack import MosquittoServer, PostgresServer
@@ -171,6 +171,7 @@ def gateway_drain(settings: Settings, payloads: Payloads, readings: int) -> floa
     left = asyncio.run(retire(settings, settings.gateway.client_id))
     if left.messages:
         print(f"  (sent again after the drain: {left.messages} messages, {left.duplicates} duplicates)", flush=True)
+    assert end_session(settings, settings.gateway.client_id)  # ended by retire: this one was new and empty
     return elapsed
 
 

@@ -8,11 +8,14 @@ and value), the chunks with text of the same lengths in one array. The bytes are
 formatter writes for the same rows (the tests compare them), sent whole with psycopg's
 ``Copy.write`` ("block mode": signature, rows and trailer included).
 
-It takes only what it lays out exactly: every chunk a ``ReadingColumns`` whose ``time`` is
-:class:`~urbanpulse.ingest.batch.UnixTimes`, no NULL, numbers that fit their columns, and each text
-column one value within a chunk (a device's pack); otherwise :func:`encode` returns ``None`` and the
-writer formats row by row. The row order may differ from the chunks' (grouped by text length), which
-``COPY`` does not care about.
+It takes only what it lays out exactly: every chunk a ``ReadingColumns`` (valid readings: a float
+field's values are floats, an int field's ints) whose ``time`` is
+:class:`~urbanpulse.ingest.batch.UnixTimes`, each column either NULL throughout a chunk or nowhere in
+it, ints that fit int8, and each text column one value within a chunk (a device's pack); otherwise
+:func:`encode` returns ``None`` and the writer formats row by row. The rows are grouped by layout,
+so their order may differ from the chunks' (``COPY`` into the table does not care: a duplicate key
+fails it either way, and the writer's idempotent route, where the first copy of a key wins, formats
+row by row in arrival order).
 
 The format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
 """
@@ -40,8 +43,8 @@ TRAILER = b"\xff\xff"
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 _US = timedelta(microseconds=1)
-_FORMAT = {"int8": ">i8", "float8": ">f8", "bool": "?", "timestamptz": ">i8"}  # big-endian, as COPY wants
-_TYPE = {"int8": np.int64, "float8": np.float64, "bool": np.bool_}
+_FORMAT = {"int8": ">i8", "float8": ">f8", "timestamptz": ">i8"}  # big-endian, as COPY wants
+_TYPE = {"int8": np.int64, "float8": np.float64}
 
 Chunk = tuple[Sequence[Reading], datetime]
 
@@ -134,7 +137,10 @@ def _group(columns: Sequence[Column], chunks: list[_Chunk], batch_id: int) -> ND
             rows[value] = unix_microseconds(np.fromiter(seconds, np.float64, rows.shape[0])) - _PG_EPOCH_US
         else:
             cells = chain.from_iterable(c.readings.columns[column.name] for c in chunks)
-            rows[value] = np.fromiter(cells, _TYPE[column.pg_type], rows.shape[0])
+            numbers = np.fromiter(cells, _TYPE[column.pg_type], rows.shape[0])  # None raises for an int
+            if column.pg_type == "float8" and np.isnan(numbers).any():  # NaN: a None (valid readings hold no NaN)
+                raise ValueError
+            rows[value] = numbers
     return rows
 
 

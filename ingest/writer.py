@@ -46,12 +46,18 @@ def _rows(kind: Kind, batch: Batch, batch_id: int) -> Iterator[tuple[Any, ...]]:
                 yield (*fields(reading.__dict__), received, batch_id)
 
 
-async def _copy(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int, target: str) -> None:
+async def _copy(
+    conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batch_id: int, target: str, *, in_order: bool = False
+) -> None:
+    """COPY the kind's readings into ``target``; ``in_order``: rows in arrival order (the staging table's,
+    where the first copy of a key wins), else possibly grouped by layout."""
     columns = table_columns(kind)
     column_list = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), column_list)
     async with conn.cursor().copy(copy_sql) as copy:
-        image = binary_copy.encode(columns, batch.chunks.get(kind, []), batch_id)
+        image = None
+        if not in_order and conn.info.encoding == "utf-8":  # binary_copy writes text as UTF-8
+            image = binary_copy.encode(columns, batch.chunks.get(kind, []), batch_id)
         if image is not None:  # the fast path's columns, laid out at once: sent whole (psycopg's block mode)
             for block in image:
                 await copy.write(block)
@@ -77,7 +83,7 @@ async def _stage(conn: AsyncConnection[TupleRow], kind: Kind, batch: Batch, batc
         )
     )
     column_list = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-    await _copy(conn, kind, batch, batch_id, stage)
+    await _copy(conn, kind, batch, batch_id, stage, in_order=True)
     cur = await conn.execute(
         sql.SQL("INSERT INTO {} ({cols}) SELECT {cols} FROM {} ON CONFLICT DO NOTHING").format(
             sql.Identifier(table), sql.Identifier(stage), cols=column_list

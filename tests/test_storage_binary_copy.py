@@ -134,6 +134,8 @@ def with_column(batch: Batch, kind: Kind, name: str, change: Any) -> Batch:
     ("kind", "name", "change"),
     [
         (Kind.TRAFFIC, "speed_kmh", lambda c: [None, *c[1:]]),  # NULL in part of a column
+        (Kind.TRAFFIC, "speed_kmh", lambda c: [*c[:-1], None]),  # ... wherever it is
+        (Kind.TRAFFIC, "vehicle_count", lambda c: [*c[:-1], None]),
         (Kind.TRAFFIC, "seq", lambda c: [2**63, *c[1:]]),  # beyond int8: psycopg's error, row by row
         (Kind.TRAFFIC, "time", lambda c: c),  # datetimes, not Unix seconds
         (Kind.ISPEED, "operator", lambda c: ["Mobifone", *c[1:]]),  # a text that varies in a chunk
@@ -183,3 +185,55 @@ def test_the_database_stores_the_readings_as_they_were_parsed(database: str, kin
 
     asyncio.run(write())
     assert stored(database, kind) == expected(batch, kind)
+
+
+def test_the_writer_lays_out_the_usual_batch_and_stages_a_redelivery_row_by_row(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[bool] = []
+    encode = binary_copy.encode
+
+    def spy(*args: Any) -> Any:
+        image = encode(*args)
+        calls.append(image is not None)
+        return image
+
+    monkeypatch.setattr(binary_copy, "encode", spy)
+    batch = fast_batch(Kind.TRAFFIC, ["t-1", "t-22", "t-3"])
+
+    async def write() -> None:
+        async with await AsyncConnection.connect(database, autocommit=True) as conn:
+            await write_batch(conn, batch)
+            assert calls == [True]  # laid out at once
+            await write_batch(conn, batch)  # every key stored: the COPY fails, staging takes over
+            assert calls == [True, True]  # the failed COPY; the staging table's rows went in arrival order
+
+    asyncio.run(write())
+    assert stored(database, Kind.TRAFFIC) == expected(batch, Kind.TRAFFIC)
+
+
+def test_a_client_encoding_other_than_utf8_goes_row_by_row(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = with_every(fast_batch(Kind.ISPEED, ["i-1", "i-2"]), "province", "Café Düsseldorf")
+    assert laid_out(Kind.ISPEED, batch, 1) is not None
+    laid: list[bool] = []
+    encode = binary_copy.encode
+    monkeypatch.setattr(binary_copy, "encode", lambda *args: laid.append(True) or encode(*args))
+
+    async def write() -> None:
+        async with await AsyncConnection.connect(database, autocommit=True) as conn:
+            await conn.execute("SET client_encoding TO 'LATIN1'")
+            assert conn.info.encoding != "utf-8"
+            await write_batch(conn, batch)
+
+    asyncio.run(write())
+    assert laid == []  # psycopg encoded the text for the connection, as before
+    assert {row[-1] for row in stored(database, Kind.ISPEED)} == {"Café Düsseldorf"}
+
+
+def with_every(batch: Batch, name: str, value: Any) -> Batch:
+    out = Batch()
+    for readings, received in batch.chunks[Kind.ISPEED]:
+        assert isinstance(readings, ReadingColumns)
+        columns = {**readings.columns, name: [value] * readings.length}
+        out.extend(Kind.ISPEED, ReadingColumns(readings.model, columns, readings.length, readings.given), received)
+    return out
