@@ -42,6 +42,13 @@ def construct(model: type[Reading], values: dict[str, Any], given: set[str]) -> 
     return reading
 
 
+def _same_items(ours: Sequence[Any], other: object) -> bool:
+    """``==`` of a lazy sequence: equal to any sequence (not text) of the same items in the same order."""
+    if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+        return NotImplemented  # type: ignore[no-any-return]
+    return len(ours) == len(other) and all(a == b for a, b in zip(ours, other, strict=True))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class UnixTimes(Sequence[datetime]):
     """A time column held as Unix seconds: each time is ``datetime.fromtimestamp(s, UTC)``, built only when
@@ -71,9 +78,7 @@ class UnixTimes(Sequence[datetime]):
         return map(datetime.fromtimestamp, self.seconds, repeat(UTC))
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return _same_items(self, other)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -104,9 +109,7 @@ class ReadingColumns(Sequence[Reading]):
 
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same readings (a list of models included)."""
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return _same_items(self, other)
 
     __hash__ = None  # type: ignore[assignment]
 
