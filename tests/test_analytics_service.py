@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,16 +59,16 @@ async def write(dsn: str, batches: list[Batch]) -> None:
             await write_batch(conn, batch)
 
 
-async def step_through(analytics: Analytics, expected: int) -> int:
-    """Readings scored by steps until ``expected`` are (at most 50 steps). A transaction running anywhere in
-    the cluster -- a TimescaleDB background job, an autovacuum ANALYZE -- holds the horizon back, and the
-    batches behind it come a step later (analytics README: read late, never skipped)."""
-    scored = 0
-    for _ in range(50):
-        scored += await analytics.step()
-        if scored >= expected:
-            break
+async def step_through(analytics: Analytics, expected: int, patience: float = 60.0) -> int:
+    """Readings scored by steps until ``expected`` are (or ``patience`` seconds pass). A write transaction
+    running anywhere in the cluster -- a TimescaleDB background job in another test's database, say --
+    holds the horizon back, and the batches behind it come a step later (analytics README: read late,
+    never skipped)."""
+    scored = await analytics.step()
+    deadline = time.monotonic() + patience
+    while scored < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
+        scored += await analytics.step()
     return scored
 
 
