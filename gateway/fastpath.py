@@ -86,6 +86,7 @@ _EXACT = 2**53
 _IN_UTC = (aware_utc,)
 # Unix times more than this apart stay apart when rounded to the microsecond (each moves by at most 0.5 us).
 _APART = 2e-6
+# Times this far inside the time policy's bounds have stamps inside them too, whatever the rounding.
 _SLACK = 2e-6
 
 

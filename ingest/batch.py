@@ -143,12 +143,16 @@ class DeadLetter:
     kind: str | None = None
 
 
+Chunk = tuple[Sequence[Reading], datetime]
+"""Readings that arrived together, and when."""
+
+
 @dataclass(slots=True)
 class Batch:
     """Readings by kind, in chunks that arrived together, plus dead letters; stored in one transaction or
     not at all."""
 
-    chunks: dict[Kind, list[tuple[Sequence[Reading], datetime]]] = field(default_factory=dict)
+    chunks: dict[Kind, list[Chunk]] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
     def add(self, kind: Kind, reading: Reading, received_at: datetime) -> None:

@@ -32,8 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from psycopg.abc import Buffer
 
-from urbanpulse.contract import Reading
-from urbanpulse.ingest.batch import ReadingColumns, UnixTimes
+from urbanpulse.ingest.batch import Chunk, ReadingColumns, UnixTimes
 from urbanpulse.ingest.columns import BATCH_ID, RECEIVED_AT, Column
 
 __all__ = ["encode", "unix_microseconds"]
@@ -41,12 +40,10 @@ __all__ = ["encode", "unix_microseconds"]
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # then flags and header extension length, both 0
 TRAILER = b"\xff\xff"
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 _US = timedelta(microseconds=1)
+_PG_EPOCH_US = (_PG_EPOCH - datetime(1970, 1, 1, tzinfo=UTC)) // _US  # in Unix microseconds
 _FORMAT = {"int8": ">i8", "float8": ">f8", "timestamptz": ">i8"}  # big-endian, as COPY wants
 _TYPE = {"int8": np.int64, "float8": np.float64}
-
-Chunk = tuple[Sequence[Reading], datetime]
 
 
 def unix_microseconds(seconds: NDArray[np.float64]) -> NDArray[np.int64]:
