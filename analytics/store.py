@@ -1,10 +1,12 @@
 """The database edge of analytics: committed batches in, events and checkpoints out.
 
 Reading: every ingest transaction records an ``ingest_batches`` row whose ``xid`` is its
-transaction id. ``pg_snapshot_xmin(pg_current_snapshot())`` -- the horizon -- is the oldest
-transaction still running, so every batch below it has committed (or never will). A consumer reads
-the batches with ``last_horizon <= xid < horizon`` and moves on: a transaction that started early
-and commits late holds the horizon back until it ends, so its batch is never skipped.
+transaction id. The horizon (:mod:`urbanpulse.ingest.horizon`) is the oldest transaction of the
+snapshot still running that may be an ingest one, or the snapshot's ``xmax`` when there is none, so
+every batch below it has committed (or never will). A consumer reads the batches with ``last_horizon <= xid
+< horizon`` and moves on: an ingest transaction that started early and commits late holds the horizon
+back until it ends, so its batch is never skipped; any other transaction (a TimescaleDB job, a report,
+another database's work) does not.
 
 Writing: a chunk's events, their incidents, the outbox rows that publish their changes and the
 checkpoint (horizon, detector and event state) go in one transaction, so after a crash the consumer
@@ -28,6 +30,7 @@ from urbanpulse.analytics.publish import Change, outbox_rows
 from urbanpulse.analytics.severity import Severity, family, severity
 from urbanpulse.analytics.state import METRIC_KIND, Points, SeriesState, points, scored_metrics
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS, Kind
+from urbanpulse.ingest.horizon import HORIZON_SQL, horizon_of
 
 __all__ = ["DETECTOR", "CheckpointConflictError", "Chunk", "Policy", "Written", "load_checkpoint", "plan_chunk",
            "read_chunk", "save"]
@@ -75,7 +78,6 @@ def plan_chunk(
 
 
 _CHECKPOINT_LOAD = "SELECT horizon::text::bigint, state FROM analytics_checkpoints WHERE name = %s"
-_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _BATCHES = """
 SELECT id, xid::text::bigint, readings FROM ingest_batches
 WHERE xid IN (SELECT DISTINCT xid FROM ingest_batches
@@ -142,9 +144,9 @@ async def read_chunk(conn: Conn, since: int, state: SeriesState) -> Chunk | None
     """
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        row = await (await conn.execute(_HORIZON)).fetchone()
+        row = await (await conn.execute(HORIZON_SQL)).fetchone()
         assert row is not None
-        horizon = int(row[0])
+        horizon = max(horizon_of(row), since)  # see horizon_of
         cur = await conn.execute(_BATCHES, {"since": since, "horizon": horizon, "limit": MAX_TRANSACTIONS})
         rows = [(int(i), int(x), int(n)) for i, x, n in await cur.fetchall()]
         if not rows:

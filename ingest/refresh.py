@@ -4,12 +4,11 @@ A rollup table ``<name>_store`` holds whole buckets computed by ``<name>_compute
 ``<name>`` reads the table below the rollup's watermark and computes newer buckets at query time.
 
 Which buckets to recompute: those touched by the ingest batches committed since the rollup's
-``horizon`` (``rollup_state``), found through the readings' ``batch_id`` (BRIN). The horizon works
-like the analytics consumer's: ``pg_snapshot_xmin`` of the current snapshot, so a batch that commits
-late (its transaction started before the horizon was taken) is picked up by the next run, never
-skipped. A late reading thus marks its bucket -- however old -- for recomputation; a bucket is
-always recomputed whole, from the readings (or, for AQI, from the hourly rollup), so the table
-converges to a recomputation from raw rows.
+``horizon`` (``rollup_state``), found through the readings' ``batch_id`` (BRIN). The horizon is the
+analytics consumer's (:mod:`urbanpulse.ingest.horizon`): a batch that commits late (its transaction
+started before the horizon was taken) is picked up by the next run, never skipped. A late reading thus
+marks its bucket -- however old -- for recomputation; a bucket is always recomputed whole, from the
+readings (or, for AQI, from the hourly rollup), so the table converges to a recomputation from raw rows.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from psycopg.rows import TupleRow
 
 from urbanpulse.ingest.columns import table_name
 from urbanpulse.ingest.config import read_config
+from urbanpulse.ingest.horizon import HORIZON_SQL, horizon_of
 from urbanpulse.ingest.rollups import (
     AGAINST_TYPICAL,
     AQI_1D,
@@ -41,10 +41,10 @@ HOUR = timedelta(hours=1)
 
 
 def horizon(conn: Conn) -> int:
-    """Every ingest transaction with an xid below this has ended."""
-    row = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
+    """Every ingest transaction with an xid below this has ended (:mod:`urbanpulse.ingest.horizon`)."""
+    row = conn.execute(HORIZON_SQL).fetchone()
     assert row is not None
-    return int(row[0])
+    return horizon_of(row)
 
 
 def _state(conn: Conn, name: str) -> tuple[int | None, bool]:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from conftest import fresh_database
 from psycopg import AsyncConnection
+from test_events_support import recent_start
 
 from urbanpulse.analytics.service import Analytics
 from urbanpulse.analytics.store import CheckpointConflictError
 from urbanpulse.gateway.parse import parse_message
 from urbanpulse.ingest.batch import Batch
+from urbanpulse.ingest.horizon import ingest_horizon
 from urbanpulse.ingest.writer import write_batch
 from urbanpulse.localstack import PostgresServer
 from urbanpulse.settings import AnalyticsSettings, DatabaseSettings, Settings
@@ -27,7 +30,7 @@ pytestmark = pytest.mark.integration
 DEVICES = fleet(4, seed=3)  # 4 air, 4 traffic, 4 ispeed
 SPIKE = Spike(device_id="air-00001", metric="pm25", start=50, length=20, factor=8.0)
 STEPS = 90
-START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+START = recent_start()  # inside every retention: TimescaleDB's policies run during the tests
 
 
 def sim_batches() -> list[Batch]:
@@ -60,10 +63,9 @@ async def write(dsn: str, batches: list[Batch]) -> None:
 
 
 async def step_through(analytics: Analytics, expected: int, patience: float = 60.0) -> int:
-    """Readings scored by steps until ``expected`` are (or ``patience`` seconds pass). A write transaction
-    running anywhere in the cluster -- a TimescaleDB background job in another test's database, say --
-    holds the horizon back, and the batches behind it come a step later (analytics README: read late,
-    never skipped)."""
+    """Readings scored by steps until ``expected`` are (or ``patience`` seconds pass): an ingest transaction
+    of this database still open holds the horizon back, and the batches behind it come a step later
+    (analytics README: read late, never skipped)."""
     scored = await analytics.step()
     deadline = time.monotonic() + patience
     while scored < expected and time.monotonic() < deadline:
@@ -194,3 +196,78 @@ def test_two_consumers_under_one_name_conflict(database: str) -> None:
     asyncio.run(scenario())
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM analytics_checkpoints").fetchone() == (1,)
+
+
+def test_horizon_skips_only_transactions_known_to_run_without_the_ingest_lock() -> None:
+    # 100 runs without the lock (skipped), 105 ended after the snapshot or holds the lock (kept)
+    assert ingest_horizon(120, [100, 105, 110], not_ingest={100, 110}) == 105
+    assert ingest_horizon(120, [100, 110], not_ingest={100, 110}) == 120
+    assert ingest_horizon(120, [100, 110], not_ingest=set()) == 100
+    assert ingest_horizon(120, [], not_ingest={7}) == 120
+    assert ingest_horizon(2**32 + 120, [2**32 + 100], not_ingest={100}) == 2**32 + 120  # 32-bit ids in pg_locks
+
+
+async def _hold_an_xid(conn: AsyncConnection[Any]) -> None:
+    """Begin a transaction that has a transaction id (as any write gives it) and leave it open."""
+    await conn.execute("BEGIN")
+    await conn.execute("SELECT pg_current_xact_id()")
+
+
+@pytest.mark.parametrize("where", ["another database", "this database"])
+def test_a_long_transaction_that_is_not_ingest_does_not_hold_events_back(
+    database: str, pg_cluster: PostgresServer, where: str
+) -> None:
+    """A write transaction that writes no batch -- another application's, a TimescaleDB job's, a report's
+    -- no longer delays the batches committed after it began (before: until it ended)."""
+    other = database
+    if where == "another database":
+        other = fresh_database(pg_cluster, f"{database.rsplit('/', 1)[1]}_other")
+
+    async def scenario() -> None:
+        async with (
+            await AsyncConnection.connect(other, autocommit=True) as long,
+            Analytics(settings_for(database)) as analytics,
+        ):
+            await _hold_an_xid(long)
+            await write(database, BATCHES[:2])
+            assert await analytics.step() == 2 * PER_BATCH  # at once, the long transaction still open
+            async with await AsyncConnection.connect(database, autocommit=True) as slow:
+                async with slow.transaction():  # an ingest transaction still holds it back
+                    await write_batch(slow, BATCHES[2])
+                    await write(database, BATCHES[3:4])
+                    assert await analytics.step() == 0
+                assert await analytics.step() == 2 * PER_BATCH  # and its batch is read, not skipped
+            await long.execute("ROLLBACK")
+
+    asyncio.run(scenario())
+
+
+def test_an_ingest_batch_must_be_the_first_write_of_its_transaction(database: str) -> None:
+    """The trigger refuses a batch in a transaction that had a transaction id before it took the ingest
+    lock: analytics may already have read past it as a transaction that is not ingest."""
+
+    async def after_a_write(conn: AsyncConnection[Any]) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_current_xact_id()")
+            await write_batch(conn, BATCHES[0])
+
+    async def after_a_savepoint_rolled_back(conn: AsyncConnection[Any]) -> None:
+        """Rolling back to a savepoint releases the lock taken in it; the transaction keeps its id."""
+        async with conn.transaction():
+            with contextlib.suppress(RuntimeError):
+                async with conn.transaction():
+                    await write_batch(conn, BATCHES[0])
+                    raise RuntimeError  # roll back to the savepoint
+            await write_batch(conn, BATCHES[1])
+
+    async def scenario() -> None:
+        async with await AsyncConnection.connect(database, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="first write"):
+                await after_a_write(conn)
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="first write"):
+                await after_a_savepoint_rolled_back(conn)
+            assert (await write_batch(conn, BATCHES[2])).stored == PER_BATCH  # the usual way
+            count = await (await conn.execute("SELECT count(*) FROM ingest_batches")).fetchone()
+            assert count == (1,)
+
+    asyncio.run(scenario())

@@ -18,7 +18,19 @@ from urbanpulse.settings import AnalyticsSettings, BrokerSettings, DatabaseSetti
 from urbanpulse.sim.city import Device, fleet
 from urbanpulse.sim.stream import Spike, messages
 
-START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+def recent_start() -> datetime:
+    """01:00 UTC of a weekday two to four days ago: the simulator's readings depend only on the hour and on
+    whether it is a weekday, and data this recent is inside every retention and not yet compressed
+    (TimescaleDB's policy jobs drop or compress older chunks while a test runs: a fixed date of March
+    2026 lost its traffic readings to the 90-day retention mid-test)."""
+    day = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+START = recent_start()
 STEP = timedelta(minutes=1)
 SECRET_HASH = "$7$101$c2FsdHNhbHQ=$aGFzaGhhc2g="  # the shape the devices table asks for; never checked here
 
