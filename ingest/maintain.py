@@ -123,7 +123,7 @@ def maintain(
             if backend == "postgres":
                 _partitions(conn, report)
             else:
-                refresh_aggregates(conn)
+                refresh_aggregates(conn, until)
             if backend == "postgres":
                 for rollup in BASE:
                     with conn.transaction():

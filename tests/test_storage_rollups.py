@@ -292,6 +292,21 @@ def test_rollups_equal_a_recomputation_from_raw_rows(store: str) -> None:
     assert count(store, "SELECT count(*) FROM air_hourly WHERE aqi IS NULL") == 5
 
 
+def test_late_data_older_than_the_lookback_reaches_every_rollup(store: str) -> None:
+    """Readings later than ``REFRESH_LOOKBACK`` (a spool replayed after a long outage, a backfill) reach every
+    rollup at the next run, on both backends: on TimescaleDB the continuous aggregates' buckets they touch are
+    refreshed too, not only the lookback window."""
+    config = StorageSettings(refresh_lookback=timedelta(hours=4))
+    register(store)
+    load(store, random.Random(11), START, 30, skip_hour=12)
+    maintain(store, config, typical_every=timedelta(0))
+    check_all(store)
+    load(store, random.Random(12), START + 10 * HOUR, 1)  # 20 hours late, into an hour with readings
+    load(store, random.Random(13), START + 12 * HOUR, 1)  # and into the hour that had none
+    maintain(store, config, typical_every=timedelta(0))
+    check_all(store)
+
+
 def test_the_newest_bucket_shows_before_maintenance(store: str) -> None:
     write(store, [air("air-9", NOW - HOUR + timedelta(minutes=m), 20.0) for m in range(0, 60, 5)])
     maintain(store)
