@@ -94,7 +94,8 @@ def _prefetch_llvm(typingctx: Any, arrays: Any, index: Any) -> Any:
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         byte_pointer, int32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]), "llvm.prefetch.p0i8"
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
+            f"llvm.prefetch.{byte_pointer.intrinsic_name}",  # p0i8 with typed pointers, p0 with opaque ones
         )
         for n, array_type in enumerate(signature.args[0].types):
             view = context.make_array(array_type)(context, builder, builder.extract_value(args[0], n))
