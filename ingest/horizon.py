@@ -3,11 +3,16 @@
 Consumers of committed batches (the analytics service, the rollups' refresh) read the batches with
 ``last_horizon <= xid < horizon`` and move on. Every ingest transaction holds the shared advisory lock
 :data:`INGEST_LOCK` of its database from before it had a transaction id until it ends (migration 020's
-trigger on ``ingest_batches`` takes it, and refuses a batch in a transaction that already wrote
-something else). So the horizon is the oldest transaction of the consumer's snapshot still running
-that may be an ingest one -- only an ingest transaction that started early and commits late holds it
-back, and its batch is read late, never skipped -- not the server's oldest running transaction, which
-any TimescaleDB job, report or other application's write would hold back for as long as it ran.
+trigger on ``ingest_batches`` takes it, and refuses a batch in a transaction that already has an id
+without it -- also one whose savepoint that took it was rolled back). So the horizon is the oldest
+transaction of the consumer's snapshot still running that may be an ingest one -- only an ingest
+transaction that started early and commits late holds it back, and its batch is read late, never skipped
+-- not the server's oldest running transaction, which any TimescaleDB job, report or other application's
+write would hold back for as long as it ran.
+
+Not for ingest: two-phase commit (a prepared ingest transaction always holds the horizon back, which is
+safe), and ``session_replication_role = replica`` in a writer's session (the trigger does not fire there
+and nothing here can tell).
 """
 
 from __future__ import annotations
@@ -54,18 +59,29 @@ WITH locks AS MATERIALIZED (
 SELECT pg_snapshot_xmax(s)::text::bigint,
        ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x),
        ARRAY(SELECT transactionid::text::bigint FROM locks
-             WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock'
-               AND virtualtransaction NOT IN (SELECT virtualtransaction FROM ingest))
+             WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND virtualtransaction NOT LIKE '-1/%'
+               AND virtualtransaction NOT IN (SELECT virtualtransaction FROM ingest)),
+       EXISTS (SELECT FROM pg_trigger WHERE tgname = 'ingest_batches_mark' AND tgenabled IN ('O', 'A')
+               AND tgrelid = to_regclass('ingest_batches')),
+       pg_snapshot_xmin(s)::text::bigint
 FROM pg_current_snapshot() AS s
 """
-"""One row: the snapshot's ``xmax``, its running ids and the ids running without the ingest lock (an
-owner holds its own transaction id's lock in ``ExclusiveLock`` mode, a waiter asks for ``ShareLock``)."""
+"""One row: the snapshot's ``xmax``; its running ids; the ids running without the ingest lock (an owner
+holds its own transaction id's lock in ``ExclusiveLock`` mode, a waiter asks for ``ShareLock``; a
+prepared transaction, ``-1/...``, moves its locks over one partition at a time, so it never counts as
+one without the lock); whether migration 020's trigger is there and enabled; the snapshot's ``xmin``."""
 
 
 def horizon_of(row: Sequence[Any]) -> int:
     """The horizon from :data:`HORIZON_SQL`'s row.
 
-    A consumer keeps the larger of it and its last horizon: a transaction read past last time (running
-    without the lock) may have ended since, and then counts as "may be ingest"."""
-    xmax, running, not_ingest = row
+    Without the trigger (a database not migrated to 020 yet, or the trigger disabled, as
+    ``pg_restore --disable-triggers`` does) an ingest transaction need not hold the lock, so the horizon
+    is then the oldest running transaction of all (the snapshot's ``xmin``): later events, never a
+    skipped batch. The analytics consumer keeps the larger of the horizon and its last one (a
+    transaction read past last time may have ended since, and then counts as "may be ingest"); the
+    rollups' refresh may step back a little and look at a few batches twice, which is harmless."""
+    xmax, running, not_ingest, marked, xmin = row
+    if not marked:
+        return int(xmin)
     return ingest_horizon(int(xmax), [int(x) for x in running], {int(x) for x in not_ingest})

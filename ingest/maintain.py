@@ -12,7 +12,8 @@ On native PostgreSQL:
 
 On TimescaleDB, retention, columnstore and the refresh of the continuous aggregates are policies
 run by TimescaleDB's scheduler; this job refreshes the aggregates once more over the lookback window
-(so the AQI below reads the latest late data).
+(so the AQI below reads the latest late data), and also the older buckets (within retention) that
+batches committed since the last run touched, each aggregate keeping its horizon (ingest/timescale.py).
 
 On both: each partition or chunk wholly in the past gets its (device_id, time) index for per-device
 reads (the key leads with time, which keeps writes cheap; migration 017); hourly and daily VN_AQI per

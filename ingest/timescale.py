@@ -54,9 +54,11 @@ def sync_policies(conn: psycopg.Connection[TupleRow]) -> None:
             continue
         conn.execute("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", [rollup.name])
         conn.execute(
-            "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval, end_offset => %s::interval,"
-            " schedule_interval => least(%s::interval, interval '1 hour'), buckets_per_batch => 0)",
-            [rollup.name, config["refresh_lookback"], rollup.width, rollup.width],
+            # the window (start - end offset) at least two buckets: TimescaleDB refuses a smaller one
+            "SELECT add_continuous_aggregate_policy(%s, start_offset => greatest(%s::interval, 3 * %s::interval),"
+            " end_offset => %s::interval, schedule_interval => least(%s::interval, interval '1 hour'),"
+            " buckets_per_batch => 0)",
+            [rollup.name, config["refresh_lookback"], rollup.width, rollup.width, rollup.width],
         )
 
 
@@ -92,15 +94,17 @@ def refresh_aggregates(conn: psycopg.Connection[TupleRow], until: int | None = N
         # the window at least two buckets (TimescaleDB refuses one shorter than a bucket: a daily
         # aggregate under a lookback of hours)
         row = conn.execute(f"SELECT {rollup.bucket_sql('now()')}, least(now() - %s::interval,"
-                           f" {rollup.bucket_sql('now()')} - 2 * %s::interval), "
-                           "(SELECT horizon::text::bigint FROM rollup_state WHERE name = %s),"
+                           f" {rollup.bucket_sql('now()')} - 2 * %s::interval), now() - %s::interval,"
+                           " (SELECT horizon::text::bigint FROM rollup_state WHERE name = %s),"
                            " NOT EXISTS (SELECT 1 FROM rollup_state WHERE name = %s)",
-                           [config["refresh_lookback"], rollup.width, rollup.name, rollup.name]).fetchone()
+                           [config["refresh_lookback"], rollup.width, config[f"{rollup.kind.value}_retention"],
+                            rollup.name, rollup.name]).fetchone()
         assert row is not None
-        end, lookback_start, since, first = row
+        end, lookback_start, kept_from, since, first = row
         _refresh(conn, rollup.name, None if first else lookback_start, end)
         if since is not None:  # None: the first run, or a database from before horizons were kept here
-            older = [b for b in touched_buckets(conn, rollup, int(since), until) if b < lookback_start]
+            # not the buckets whose readings retention may have dropped: the aggregate keeps their history
+            older = [b for b in touched_buckets(conn, rollup, int(since), until) if kept_from <= b < lookback_start]
             for lo, hi in runs(older, next_bucket(rollup, zone)):
                 _refresh(conn, rollup.name, lo, hi)
         conn.execute("INSERT INTO rollup_state (name, horizon, watermark) VALUES (%s, %s::text::xid8, %s)"

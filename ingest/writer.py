@@ -22,12 +22,14 @@ from operator import itemgetter
 from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
 from urbanpulse.contract import Kind
 from urbanpulse.ingest import binary_copy
 from urbanpulse.ingest.batch import Batch, BatchResult, ReadingColumns
 from urbanpulse.ingest.columns import reading_columns, table_columns, table_name
+from urbanpulse.ingest.horizon import INGEST_LOCK
 
 NOTIFY_CHANNEL = "urbanpulse_batches"
 _DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason", "field", "device_id", "kind", "batch_id")
@@ -134,7 +136,17 @@ async def _write(conn: AsyncConnection[TupleRow], batch: Batch, *, idempotent: b
 
 
 async def write_batch(conn: AsyncConnection[TupleRow], batch: Batch) -> BatchResult:
-    """Store ``batch`` in one transaction; returns only after the commit."""
+    """Store ``batch`` in one transaction; returns only after the commit.
+
+    On a connection inside a transaction of the caller's (a savepoint, then), that transaction takes the
+    ingest lock first (:mod:`~urbanpulse.ingest.horizon`): rolling back the savepoint of a first attempt
+    that hit a duplicate would release a lock taken inside it, and the second attempt would be refused.
+    The batch must still be that transaction's first write (the trigger refuses it otherwise)."""
+    if conn.info.transaction_status == TransactionStatus.INTRANS:
+        # only before the transaction has an id: a lock taken after that would come too late (the trigger
+        # then refuses the batch, as it should)
+        await conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s) WHERE pg_current_xact_id_if_assigned() IS NULL",
+                           INGEST_LOCK)
     try:
         return await _write(conn, batch, idempotent=False)
     except errors.UniqueViolation:  # some readings are stored already (or repeat within the batch)

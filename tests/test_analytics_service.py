@@ -271,3 +271,41 @@ def test_an_ingest_batch_must_be_the_first_write_of_its_transaction(database: st
             assert count == (1,)
 
     asyncio.run(scenario())
+
+
+def test_a_duplicate_batch_in_the_callers_transaction_is_stored_once(database: str) -> None:
+    """Inside a transaction of the caller's, the retry after a duplicate (its savepoint rolled back) keeps
+    the ingest lock: the transaction took it before its first write."""
+
+    async def scenario() -> None:
+        async with await AsyncConnection.connect(database, autocommit=True) as conn:
+            await write_batch(conn, BATCHES[0])
+            async with conn.transaction():
+                again = await write_batch(conn, BATCHES[0])
+                fresh = await write_batch(conn, BATCHES[1])
+            assert (again.stored, again.duplicates, fresh.stored) == (0, PER_BATCH, PER_BATCH)
+
+    asyncio.run(scenario())
+
+
+def test_without_the_trigger_the_horizon_falls_back_to_the_oldest_transaction(database: str) -> None:
+    """A database whose trigger is disabled (``pg_restore --disable-triggers``) or missing: ingest
+    transactions need not hold the lock, so any running transaction holds the horizon back again --
+    later events, never a skipped batch."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("ALTER TABLE ingest_batches DISABLE TRIGGER ingest_batches_mark")
+
+    async def scenario() -> None:
+        async with (
+            await AsyncConnection.connect(database, autocommit=True) as slow,
+            Analytics(settings_for(database)) as analytics,
+        ):
+            await slow.execute("BEGIN")  # a batch written without the lock (the trigger is off)
+            await slow.execute("INSERT INTO ingest_batches (readings, stored, dead_letters) VALUES (0, 0, 0)")
+            await write(database, BATCHES[:1])
+            assert await analytics.step() == 0  # held back behind it, as by any running transaction
+            await slow.execute("COMMIT")
+            assert await step_through(analytics, PER_BATCH) == PER_BATCH
+            assert analytics.stats.batches == 2  # the late one read too
+
+    asyncio.run(scenario())

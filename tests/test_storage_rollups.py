@@ -303,6 +303,7 @@ def test_late_data_older_than_the_lookback_reaches_every_rollup(store: str) -> N
     check_all(store)
     load(store, random.Random(12), START + 10 * HOUR, 1)  # 20 hours late, into an hour with readings
     load(store, random.Random(13), START + 12 * HOUR, 1)  # and into the hour that had none
+    load(store, random.Random(14), START - 72 * HOUR, 1)  # four days late: past the daily aggregate's window
     maintain(store, config, typical_every=timedelta(0))
     check_all(store)
 

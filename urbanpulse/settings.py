@@ -66,7 +66,8 @@ class StorageSettings(BaseModel):
     premake: timedelta = Field(timedelta(days=7), description="Native: partitions are created this far ahead.")
     refresh_lookback: timedelta = Field(
         timedelta(days=8),
-        description="How far back rollups are refreshed for late data; keep it above GATEWAY__MAX_LATE_SECONDS.",
+        description="TimescaleDB: the continuous aggregates' refresh window (by policy and by maintain, which"
+        " also refreshes older buckets that late data touched); keep it above GATEWAY__MAX_LATE_SECONDS.",
     )
     ispeed_slow_mbps: float = Field(
         SLOW_DOWNLOAD_MBPS,

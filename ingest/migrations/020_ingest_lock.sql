@@ -7,8 +7,9 @@
 -- (1970496112, 1) of this database ('urbp', 1), taken before it had a transaction id: a running
 -- transaction that has an id and does not hold that lock never writes a batch, so analytics may read
 -- past it. The trigger below takes the lock on the transaction's first ingest_batches insert and
--- refuses one that comes after the transaction already wrote something else without it (the lock
--- would come too late: analytics may have seen the transaction unmarked and read past it).
+-- refuses one in a transaction that already has an id without it -- it wrote something else first,
+-- or rolled back the savepoint that took the lock (the lock would come too late: analytics may have
+-- seen the transaction unmarked and read past it).
 
 CREATE FUNCTION ingest_batches_mark() RETURNS trigger
 LANGUAGE plpgsql AS $$
