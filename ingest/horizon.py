@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-__all__ = ["HORIZON_SQL", "INGEST_LOCK", "horizon_of", "ingest_horizon"]
+__all__ = ["HORIZON_SQL", "INGEST_LOCK", "LOCK_IN_FORCE_SQL", "horizon_of", "ingest_horizon"]
 
 INGEST_LOCK = (1970496112, 1)
 """The shared advisory lock (two int4 keys: 'urbp', 1) every ingest transaction holds (migration 020)."""
@@ -44,6 +44,12 @@ def ingest_horizon(xmax: int, running: Sequence[int], not_ingest: Collection[int
     return min((x for x in running if x % XID_MODULUS not in not_ingest), default=xmax)
 
 
+_TRIGGER_ENABLED = ("EXISTS (SELECT FROM pg_trigger WHERE tgname = 'ingest_batches_mark' AND tgenabled IN ('O', 'A')"
+                    " AND tgrelid = to_regclass('ingest_batches'))")
+LOCK_IN_FORCE_SQL = f"SELECT {_TRIGGER_ENABLED}"
+"""Whether migration 020's trigger is there and enabled: without it the horizon falls back to the oldest
+running transaction of all (:func:`horizon_of`)."""
+
 # A repeatable-read transaction's snapshot is taken as its first statement starts, so run this first:
 # pg_locks is then read after the snapshot, and once (MATERIALIZED: two reads would be two moments, and
 # an ingest transaction that ended between them would look like a running one without the lock).
@@ -61,8 +67,7 @@ SELECT pg_snapshot_xmax(s)::text::bigint,
        ARRAY(SELECT transactionid::text::bigint FROM locks
              WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND virtualtransaction NOT LIKE '-1/%'
                AND virtualtransaction NOT IN (SELECT virtualtransaction FROM ingest)),
-       EXISTS (SELECT FROM pg_trigger WHERE tgname = 'ingest_batches_mark' AND tgenabled IN ('O', 'A')
-               AND tgrelid = to_regclass('ingest_batches')),
+       {_TRIGGER_ENABLED},
        pg_snapshot_xmin(s)::text::bigint
 FROM pg_current_snapshot() AS s
 """

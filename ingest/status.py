@@ -14,6 +14,7 @@ from psycopg.rows import TupleRow
 from urbanpulse.contract import Kind
 from urbanpulse.ingest.columns import table_name
 from urbanpulse.ingest.config import read_config
+from urbanpulse.ingest.horizon import LOCK_IN_FORCE_SQL
 from urbanpulse.ingest.migrate import applied, available
 
 Conn = psycopg.Connection[TupleRow]
@@ -59,6 +60,10 @@ def status(dsn: str) -> list[str]:
             detail = (_timescale(conn, table) if backend == "timescaledb" else _native(conn, table) if backend
                       else str(_one(conn, "SELECT pg_size_pretty(pg_total_relation_size(%s))", [table])[0]))
             lines.append(f"{table}: {rows} rows, {detail}")
+        in_force = _one(conn, LOCK_IN_FORCE_SQL)[0]
+        lines.append("ingest horizon: " + ("consumers wait for ingest transactions only" if in_force
+                     else "the server's oldest transaction (trigger ingest_batches_mark missing or disabled:"
+                     " events wait for every write transaction)"))
         for table in ("dead_letters", "events"):
             row = _one(conn, "SELECT count(*), pg_size_pretty(pg_total_relation_size(%s::regclass)) FROM " + table,
                        [table])

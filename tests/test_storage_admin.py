@@ -80,6 +80,11 @@ def test_status_describes_the_storage(store: str, backend: str) -> None:
         assert "default with 0 rows" in text
     assert "rollup air_device_1h" in text or backend == "timescaledb"
     assert "rollup air_aqi_1h" in text
+    assert "ingest horizon: consumers wait for ingest transactions only" in text
+    with psycopg.connect(store, autocommit=True) as conn:
+        conn.execute("ALTER TABLE ingest_batches DISABLE TRIGGER ingest_batches_mark")
+    assert "ingest horizon: the server's oldest transaction (trigger ingest_batches_mark missing" in "\n".join(
+        status(store))
 
 
 def test_export_writes_parquet_and_csv(store: str, tmp_path: Path) -> None:
