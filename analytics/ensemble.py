@@ -1,20 +1,18 @@
-"""Ensemble with anomaly likelihood: five views of a series, each calibrated, plus new extremes.
+"""Ensemble with anomaly likelihood: four views of a series, each calibrated, plus new extremes.
 
-Five raw detectors score every reading, each from a different angle:
+Four raw detectors score every reading, each from a different angle:
 
 - the step from the last reading, ``|x - previous|``, as a robust EWMA z-score against a slow
-  baseline of such steps (memory about 100 readings, the slow view's parameters): is the series
-  moving more than it does? (spikes, jumps, a burst of variability, a sensor turning noisy)
-- the robust EWMA z-score (:mod:`.ewma`) with a slow baseline (the streaming service's slow view:
-  memory about 100 readings, a tighter clip, scored once it has that memory): has the level drifted
-  away? (a slow build-up)
+  baseline of such steps (memory about 100 readings, the parameters of the streaming service's slow
+  view): is the series moving more than it does? (spikes, jumps, a burst of variability, a sensor
+  turning noisy)
 - the seasonal profile (:mod:`.seasonal`): is it far from this hour of the week/day? (broken routine)
 - shape novelty (:mod:`.shape`): has the stretch it ends ever been seen? (odd patterns, flat stretches)
 - flat line (:mod:`.flatline`): is the sensor repeating itself more than it ever does? (stuck)
 
 Each raw score stream goes through its own anomaly likelihood (:mod:`.likelihood`), so a view
 that is often surprised by a series stops alarming on it, and the ensemble's score is the largest
-of the five. The seasonal view counts only while it has forecast the series better than the level
+of the four. The seasonal view counts only while it has forecast the series better than the level
 of a fast EWMA (memory about 20 readings; it learns every reading but does not vote, the step view
 took its place: see analytics/README.md), a prequential check (Dawid 1984: the mean absolute error
 of each forecast, made before the reading is learned, over the series' past, memory ``history``): on
@@ -23,10 +21,11 @@ learns, and its likelihood too, so it counts again as soon as a routine shows). 
 detector, a reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0
 outright (once the warm-up is over, as every other score).
 The score reads as Numenta's log-likelihood: 0.5 when the likeliest explanation is a one-in-100 000
-event.
+event. A fifth view it had, the slow EWMA level, no longer found anything the step view does not
+and cost false alarms (analytics/README.md).
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
-(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.6 kB) is in cache while
+(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.5 kB) is in cache while
 its points are scored, whatever the order the points came in.
 """
 
@@ -53,8 +52,8 @@ SEASONAL_ALPHA, SEASONAL_MIN_COUNT = 0.1, 3
 SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2000
 SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
 FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
-SLOW_WARMUP = round(1 / SLOW_ALPHA)  # the slow view scores once it has its full memory, as the fast one
-VIEWS = 5
+SLOW_WARMUP = round(1 / SLOW_ALPHA)  # the step view scores once its baseline has its full memory
+VIEWS = 4
 SEASONAL = 1  # the seasonal view's index among the views
 PREQUENTIAL_WARMUP = 30  # forecasts compared before the seasonal view may count
 Floats = NDArray[np.float64]
@@ -127,9 +126,6 @@ def _run(
     p_seasonal: Floats,
     p_ewma: Floats,
     p_n: Ints,
-    v_mean: Floats,
-    v_spread: Floats,
-    v_count: Ints,
     d_mean: Floats,
     d_spread: Floats,
     d_count: Ints,
@@ -195,10 +191,6 @@ def _run(
                                                   FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP)
         if learn:
             f_last[i], f_run[i], f_count[i], f_steps[i], f_repeats[i] = la, ru, n, st, re
-        raw[4], v_m, v_s, v_n = ewma_step(v_mean[i], v_spread[i], v_count[i], 0.0, x, SLOW_ALPHA, SLOW_WARMUP,
-                                          SLOW_CLIP, SCALE)
-        if learn:
-            v_mean[i], v_spread[i], v_count[i] = v_m, v_s, v_n
         score = likelihood_score(
             l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
         )
@@ -215,7 +207,7 @@ def _run(
 
 
 class LikelihoodEnsemble(Detector):
-    """The largest anomaly likelihood of five views (step, slow EWMA, seasonal, shape, flat line), and new extremes.
+    """The largest anomaly likelihood of four views (step, seasonal, shape, flat line), and new extremes.
 
     Parameters
     ----------
@@ -282,7 +274,6 @@ class LikelihoodEnsemble(Detector):
             Field("p_seasonal"),
             Field("p_ewma"),
             Field("p_n", dtype="int64"),
-            *ewma_fields("v_"),  # the slow view
             *ewma_fields("d_"),  # the step view
         )
 
@@ -320,9 +311,6 @@ class LikelihoodEnsemble(Detector):
             s["p_seasonal"],
             s["p_ewma"],
             s["p_n"],
-            s["v_mean"],
-            s["v_spread"],
-            s["v_count"],
             s["d_mean"],
             s["d_spread"],
             s["d_count"],
