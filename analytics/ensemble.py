@@ -10,22 +10,25 @@ Four raw detectors score every reading, each from a different angle:
 - shape novelty (:mod:`.shape`): has the stretch it ends ever been seen? (odd patterns, flat stretches)
 - flat line (:mod:`.flatline`): is the sensor repeating itself more than it ever does? (stuck)
 
-Each raw score stream goes through its own anomaly likelihood (:mod:`.likelihood`), so a view
-that is often surprised by a series stops alarming on it, and the ensemble's score is the largest
-of the four. The seasonal view counts only while it has forecast the series better than the level
-of a fast EWMA (memory about 20 readings; it learns every reading but does not vote, the step view
-took its place: see analytics/README.md), a prequential check (Dawid 1984: the mean absolute error
-of each forecast, made before the reading is learned, over the series' past, memory ``history``): on
-a series without a routine, its profile is noise and its surprises are false alarms (it still
-learns, and its likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB
-detector, a reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0
-outright (once the warm-up is over, as every other score).
-The score reads as Numenta's log-likelihood: 0.5 when the likeliest explanation is a one-in-100 000
-event. A fifth view it had, the slow EWMA level, no longer found anything the step view does not
-and cost false alarms (analytics/README.md).
+The first three raw score streams go through their own anomaly likelihood (:mod:`.likelihood`), so a
+view that is often surprised by a series stops alarming on it. The flat-line view's surprise is
+already the probability of its run under the series' own habit (``p ** r``), so it is scored as that
+probability on the likelihoods' scale (:func:`run_score`: one alarm a run): through a likelihood,
+whose mean and variance sit at their floors for a view that is 0 nearly always, any run of three
+repeats became an alarm. The ensemble's score is the largest of the four. The seasonal view counts
+only while it has forecast the series better than the level of a fast EWMA (memory about 20
+readings; it learns every reading but does not vote, the step view took its place: see
+analytics/README.md), a prequential check (Dawid 1984: the mean absolute error of each forecast,
+made before the reading is learned, over the series' past, memory ``history``): on a series without
+a routine, its profile is noise and its surprises are false alarms (it still learns, and its
+likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
+reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0 outright
+(once the warm-up is over, as every other score). The score reads as Numenta's log-likelihood: 0.5
+when the likeliest explanation is a one-in-100 000 event. A fifth view it had, the slow EWMA level,
+no longer found anything the step view does not and cost false alarms (analytics/README.md).
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
-(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.5 kB) is in cache while
+(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.4 kB) is in cache while
 its points are scored, whatever the order the points came in.
 """
 
@@ -39,8 +42,8 @@ from numpy.typing import NDArray
 from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
 from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, ewma_fields, ewma_step
-from urbanpulse.analytics.flatline import flatline_fields, flatline_step
-from urbanpulse.analytics.likelihood import likelihood_fields, likelihood_score
+from urbanpulse.analytics.flatline import flatline_fields, flatline_surprise, value_class
+from urbanpulse.analytics.likelihood import RED_TAIL, YELLOW_TAIL, likelihood_fields, likelihood_score, log_score
 from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step, slots_of
 from urbanpulse.analytics.shape import shape_fields, shape_step
 
@@ -53,7 +56,8 @@ SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2
 SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
 FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
 SLOW_WARMUP = round(1 / SLOW_ALPHA)  # the step view scores once its baseline has its full memory
-VIEWS = 4
+VIEWS = 3  # through the likelihood: step, seasonal, shape (the flat-line view scores its own run)
+_RED_SURPRISE = -math.log(RED_TAIL)  # a run this improbable is in the red zone
 SEASONAL = 1  # the seasonal view's index among the views
 PREQUENTIAL_WARMUP = 30  # forecasts compared before the seasonal view may count
 Floats = NDArray[np.float64]
@@ -76,6 +80,19 @@ def seasonal_hidden(
         p_ewma[i] += rate * (ewma_miss - p_ewma[i])
         p_n[i] = n + 1
     return hidden
+
+
+@jit_inline
+def run_score(surprise: float, run: int) -> float:
+    """The flat-line view's score for a run of ``run`` repeats whose probability is ``exp(-surprise)``:
+    :func:`~urbanpulse.analytics.likelihood.log_score` of that probability, on the likelihoods' scale
+    (0.5 at one in 100 000), but only for the reading that takes the run into the red zone; the
+    run's later readings show at most the yellow line's score (0.3), so a stuck sensor raises one
+    alarm, as a red run of a likelihood does."""
+    score = log_score(math.exp(-surprise))
+    if surprise * (run - 1) / run >= _RED_SURPRISE:  # the run one reading shorter was red already
+        return min(score, log_score(YELLOW_TAIL))
+    return score
 
 
 @jit_inline
@@ -118,8 +135,8 @@ def _run(
     f_last: Floats,
     f_run: Ints,
     f_count: Ints,
-    f_steps: Floats,
-    f_repeats: Floats,
+    f_steps: NDArray[np.float64],
+    f_repeats: NDArray[np.float64],
     lo: Floats,
     hi: Floats,
     seen: Ints,
@@ -187,13 +204,17 @@ def _run(
             vec,
             scratch,
         )
-        raw[3], la, ru, n, st, re = flatline_step(f_last[i], f_run[i], f_count[i], f_steps[i], f_repeats[i], x, 0.0,
-                                                  FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP)
+        c = value_class(x, lo[i], hi[i], seen[i])
+        surprise, la, ru, n, st, re = flatline_surprise(f_last[i], f_run[i], f_count[i], f_steps[i, c],
+                                                        f_repeats[i, c], x, 0.0, FLAT_MIN_RUN, FLAT_MEMORY,
+                                                        FLAT_WARMUP)
         if learn:
-            f_last[i], f_run[i], f_count[i], f_steps[i], f_repeats[i] = la, ru, n, st, re
+            f_last[i], f_run[i], f_count[i], f_steps[i, c], f_repeats[i, c] = la, ru, n, st, re
         score = likelihood_score(
             l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
         )
+        if surprise > 0.0 and seen[i] >= learning + estimation:
+            score = max(score, run_score(surprise, ru))
         if spatial > 0.0 and seen[i] >= learning + estimation and hi[i] > lo[i]:
             tolerance = (hi[i] - lo[i]) * spatial
             if x > hi[i] + tolerance or x < lo[i] - tolerance:
@@ -207,7 +228,7 @@ def _run(
 
 
 class LikelihoodEnsemble(Detector):
-    """The largest anomaly likelihood of four views (step, seasonal, shape, flat line), and new extremes.
+    """The largest of three views' likelihoods (step, seasonal, shape), a stuck run's score, new extremes.
 
     Parameters
     ----------
@@ -266,7 +287,7 @@ class LikelihoodEnsemble(Detector):
             *ewma_fields("e_"),
             *seasonal_fields("s_"),
             *shape_fields("k_", SHAPE_WIDTH, SHAPE_STEP, SHAPE_BANK),
-            *flatline_fields("f_"),
+            *flatline_fields("f_", bounds=False),  # the bounds are lo and hi
             *likelihood_fields("l_", self.window, VIEWS),
             Field("lo"),
             Field("hi"),

@@ -8,6 +8,12 @@ probability ``p ** r``. Its surprise ``L = -r ln p`` (nats) gives the score ``L 
 few identical readings; one that reports in coarse steps (``p`` near 1) needs a long run; a
 series that has always been constant is never flagged (it has no habit to break).
 
+The share is learned apart for readings at the series' floor (at or below the lowest reading seen
+before), at its ceiling and in between: a count that rests at 0 every night (vehicles at a small
+junction, tweets) repeats its floor far more often than its daytime values, and a humidity sensor
+sits at 100 % for hours in rain; a run there is judged by the floor's (the ceiling's) own habit,
+while a reading stuck in between is judged by how rarely values in between repeat.
+
 While a run is suspect (``min_run`` repeats or more), its repeats are not learned: a sensor stuck
 for a day keeps alarming instead of teaching the detector that being stuck is normal.
 """
@@ -22,14 +28,53 @@ from numpy.typing import NDArray
 from urbanpulse.analytics.arrays import Field, jit, jit_inline, prefetch, row, row_ahead
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
 
-__all__ = ["FlatLine", "flatline_fields", "flatline_step"]
+__all__ = ["BETWEEN", "CEILING", "FLOOR", "FlatLine", "flatline_fields", "flatline_step", "flatline_surprise",
+           "value_class"]
 
 _HALF = math.log(1e4)
 
 
-def flatline_fields(prefix: str = "") -> tuple[Field, ...]:
-    return (Field(f"{prefix}last"), Field(f"{prefix}run", dtype="int64"), Field(f"{prefix}count", dtype="int64"),
-            Field(f"{prefix}steps"), Field(f"{prefix}repeats"))
+BETWEEN, FLOOR, CEILING = range(3)  # the classes of a reading, each with its own share of repeats
+
+
+def flatline_fields(prefix: str = "", bounds: bool = True) -> tuple[Field, ...]:
+    """The state of a series: last reading, run, count, and steps and repeats per class; ``bounds``:
+    also the lowest and highest reading seen (a detector that keeps them already passes False)."""
+    fields = (Field(f"{prefix}last"), Field(f"{prefix}run", dtype="int64"), Field(f"{prefix}count", dtype="int64"),
+              Field(f"{prefix}steps", (3,)), Field(f"{prefix}repeats", (3,)))
+    return (*fields, Field(f"{prefix}lo"), Field(f"{prefix}hi")) if bounds else fields
+
+
+@jit_inline
+def value_class(x: float, lo: float, hi: float, n: int) -> int:
+    """``FLOOR`` if ``x`` is at or below ``lo``, the lowest of the ``n`` readings seen before it,
+    ``CEILING`` if at or above ``hi``, else (and for a series' first reading) ``BETWEEN``."""
+    if n == 0:
+        return BETWEEN
+    return FLOOR if x <= lo else (CEILING if x >= hi else BETWEEN)
+
+
+@jit_inline
+def flatline_surprise(
+    last: float, run: int, n: int, steps: float, repeats: float, x: float, tolerance: float, min_run: int,
+    memory: int, warmup: int,
+) -> tuple[float, float, int, int, float, float]:
+    """Surprise of ``x``'s run, ``-r ln p`` in nats (0.0 while warming up or under ``min_run``
+    repeats), and the series' state once it learned ``x``: ``(surprise, last, run, n, steps,
+    repeats)``. Scalars in and out, so a kernel loads and stores a series' state once. A non-finite
+    ``x`` is not learned. ``exp(-surprise)`` is the run's probability, ``p ** r``."""
+    if not math.isfinite(x):
+        return 0.0, last, run, n, steps, repeats
+    same = n > 0 and abs(x - last) <= tolerance
+    r = run + 1 if same else 0
+    surprise = 0.0
+    if n >= warmup and r >= min_run:
+        surprise = -r * math.log((repeats + 1.0) / (steps + 2.0))
+    if n > 0 and not (same and r >= min_run):
+        keep = 1.0 - 1.0 / memory
+        steps = steps * keep + 1.0
+        repeats = repeats * keep + (1.0 if same else 0.0)
+    return surprise, x, r, n + 1, steps, repeats
 
 
 @jit_inline
@@ -38,39 +83,33 @@ def flatline_step(
     memory: int, warmup: int,
 ) -> tuple[float, float, int, int, float, float]:
     """Score of ``x`` by the run of repeats it would extend, and the series' state once it learned
-    ``x``: ``(score, last, run, n, steps, repeats)``. Scalars in and out, so a kernel loads and stores
-    a series' state once. A non-finite ``x`` scores 0.0 and is not learned."""
-    if not math.isfinite(x):
-        return 0.0, last, run, n, steps, repeats
-    same = n > 0 and abs(x - last) <= tolerance
-    r = run + 1 if same else 0
-    score = 0.0
-    if n >= warmup and r >= min_run:
-        p = (repeats + 1.0) / (steps + 2.0)
-        surprise = -r * math.log(p)
-        score = surprise / (surprise + _HALF)
-    if n > 0 and not (same and r >= min_run):
-        keep = 1.0 - 1.0 / memory
-        steps = steps * keep + 1.0
-        repeats = repeats * keep + (1.0 if same else 0.0)
-    return score, x, r, n + 1, steps, repeats
+    ``x``: ``(score, last, run, n, steps, repeats)``, as :func:`flatline_surprise`; a non-finite ``x``
+    scores 0.0."""
+    surprise, last, r, n, steps, repeats = flatline_surprise(last, run, n, steps, repeats, x, tolerance, min_run,
+                                                             memory, warmup)
+    return surprise / (surprise + _HALF), last, r, n, steps, repeats
 
 
 @jit
 def _run(
     series: NDArray[np.int64], values: NDArray[np.float64], last: NDArray[np.float64], run: NDArray[np.int64],
-    count: NDArray[np.int64], steps: NDArray[np.float64], repeats: NDArray[np.float64], tolerance: float,
-    min_run: int, memory: int, warmup: int, mode: int,
+    count: NDArray[np.int64], steps: NDArray[np.float64], repeats: NDArray[np.float64], lo: NDArray[np.float64],
+    hi: NDArray[np.float64], tolerance: float, min_run: int, memory: int, warmup: int, mode: int,
 ) -> NDArray[np.float64]:
     out = np.empty(values.shape[0], np.float64)
     for j in range(values.shape[0]):
-        prefetch((last, run, count, steps, repeats), row_ahead(series, j))
+        prefetch((last, run, count, steps, repeats, lo, hi), row_ahead(series, j))
         i = row(series, j)
-        score, la, ru, n, st, re = flatline_step(last[i], run[i], count[i], steps[i], repeats[i], values[j],
+        x = values[j]
+        c = value_class(x, lo[i], hi[i], count[i])
+        score, la, ru, n, st, re = flatline_step(last[i], run[i], count[i], steps[i, c], repeats[i, c], x,
                                                  tolerance, min_run, memory, warmup)
         out[j] = 0.0 if mode == LEARN else score
-        if mode != SCORE:
-            last[i], run[i], count[i], steps[i], repeats[i] = la, ru, n, st, re
+        if mode != SCORE and math.isfinite(x):
+            last[i], run[i], steps[i, c], repeats[i, c] = la, ru, st, re
+            lo[i] = x if count[i] == 0 else min(lo[i], x)
+            hi[i] = x if count[i] == 0 else max(hi[i], x)
+            count[i] = n
     return out
 
 
@@ -122,6 +161,7 @@ class FlatLine(Detector):
              mode: int) -> NDArray[np.float64]:
         s = self.state
         out: NDArray[np.float64] = _run(series, values, s["last"], s["run"], s["count"], s["steps"], s["repeats"],
+                                        s["lo"], s["hi"],
                                         float(self.tolerance), int(self.min_run), int(self.memory),
                                         int(self.warmup), mode)
         return out

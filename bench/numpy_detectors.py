@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from urbanpulse.analytics.ewma import _REL_FLOOR, MAD_TO_SIGMA
-from urbanpulse.analytics.flatline import _HALF
+from urbanpulse.analytics.flatline import _HALF, BETWEEN, CEILING, FLOOR
 
 Floats = NDArray[np.float64]
 State = dict[str, NDArray[Any]]
@@ -132,7 +132,9 @@ def flatline(s: State, series: NDArray[np.int64], times: Floats, values: Floats,
     keep = 1.0 - 1.0 / p.memory
     for pos in rounds(series):
         i, x = series[pos], values[pos]
-        last, run, n, steps, repeats = s["last"][i], s["run"][i], s["count"][i], s["steps"][i], s["repeats"][i]
+        last, run, n, lo, hi = s["last"][i], s["run"][i], s["count"][i], s["lo"][i], s["hi"][i]
+        c = np.where(n == 0, BETWEEN, np.where(x <= lo, FLOOR, np.where(x >= hi, CEILING, BETWEEN)))
+        steps, repeats = s["steps"][i, c], s["repeats"][i, c]
         ok = np.isfinite(x)
         same = (n > 0) & (np.abs(x - last) <= p.tolerance)
         r = np.where(same, run + 1, 0)
@@ -140,10 +142,12 @@ def flatline(s: State, series: NDArray[np.int64], times: Floats, values: Floats,
         scored = ok & (n >= p.warmup) & (r >= p.min_run)
         out[pos] = np.where(scored, surprise / (surprise + _HALF), 0.0)
         learn = ok & (n > 0) & ~(same & (r >= p.min_run))
-        s["steps"][i] = np.where(learn, steps * keep + 1.0, steps)
-        s["repeats"][i] = np.where(learn, repeats * keep + same, repeats)
+        s["steps"][i, c] = np.where(learn, steps * keep + 1.0, steps)
+        s["repeats"][i, c] = np.where(learn, repeats * keep + same, repeats)
         s["last"][i] = np.where(ok, x, last)
         s["run"][i] = np.where(ok, r, run)
+        s["lo"][i] = np.where(ok, np.where(n == 0, x, np.minimum(lo, x)), lo)
+        s["hi"][i] = np.where(ok, np.where(n == 0, x, np.maximum(hi, x)), hi)
         s["count"][i] = np.where(ok, n + 1, n)
     return out
 

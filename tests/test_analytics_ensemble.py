@@ -1,12 +1,14 @@
 """The ensemble's prequential check (the seasonal view counts only while it forecasts better than the EWMA
-level), its slow view, and its warm-up."""
+level), its flat-line view's own score, and its warm-up."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
-from urbanpulse.analytics.ensemble import PREQUENTIAL_WARMUP, SEASONAL, LikelihoodEnsemble, seasonal_hidden
+from urbanpulse.analytics.ensemble import PREQUENTIAL_WARMUP, SEASONAL, LikelihoodEnsemble, run_score, seasonal_hidden
 
 STEP = 300.0  # 5-minute readings
 DAY = int(86400 / STEP)
@@ -82,3 +84,25 @@ def test_every_score_is_zero_until_the_warm_up_ends_new_extremes_too() -> None:
     scores = detector.score_learn(np.zeros(values.shape[0], np.int64), times, values)
     assert not scores[:warm_up].any()
     assert scores[warm_up + 10] == 1.0
+
+
+def test_a_run_scores_once_in_the_red_zone_then_at_most_the_yellow_line() -> None:
+    p = 0.1  # the share of repeats the series has shown: a run of r repeats has probability 0.1 ** r
+    scores = [run_score(-r * math.log(p), r) for r in range(3, 9)]
+    assert scores[:2] == pytest.approx([0.3, 0.4])  # 1e-3 and 1e-4: not yet red
+    assert scores[2] == pytest.approx(0.5)  # 1e-5: the alarm
+    assert scores[3:] == pytest.approx([0.3] * 3)  # the same run goes on: no second alarm
+
+
+def test_a_stuck_sensor_alarms_within_half_an_hour_and_not_again_for_hours() -> None:
+    """Five hours stuck: the flat-line view's alarm comes within six readings; the run stays at the
+    yellow line (0.3) or above, and after its first half hour no reading of it alarms again."""
+    rng = np.random.default_rng(12)
+    values = np.round(20 + rng.normal(0, 0.5, 3 * DAY), 2)
+    stuck = slice(2 * DAY, 2 * DAY + 60)
+    values[stuck] = values[2 * DAY - 1]
+    times = 1.7e9 + STEP * np.arange(values.shape[0])
+    scores = LikelihoodEnsemble().score_learn(np.zeros(values.shape[0], np.int64), times, values)[stuck]
+    assert np.flatnonzero(scores >= 0.5)[0] <= 6
+    assert scores[6:].min() >= 0.3 - 1e-6  # log_score(1e-3): 0.29999999...
+    assert scores[30:].max() < 0.5
