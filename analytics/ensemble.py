@@ -86,11 +86,11 @@ def seasonal_hidden(
 def run_score(surprise: float, run: int) -> float:
     """The flat-line view's score for a run of ``run`` repeats whose probability is ``exp(-surprise)``:
     :func:`~urbanpulse.analytics.likelihood.log_score` of that probability, on the likelihoods' scale
-    (0.5 at one in 100 000), but only for the reading that takes the run into the red zone; the
-    run's later readings show at most the yellow line's score (0.3), so a stuck sensor raises one
-    alarm, as a red run of a likelihood does."""
+    (0.5 at one in 100 000), but only for the run's first scored reading (``FLAT_MIN_RUN`` repeats)
+    or the one that takes it into the red zone; its later readings show at most the yellow line's
+    score (0.3), so a stuck sensor raises one alarm, as a red run of a likelihood does."""
     score = log_score(math.exp(-surprise))
-    if surprise * (run - 1) / run >= _RED_SURPRISE:  # the run one reading shorter was red already
+    if run > FLAT_MIN_RUN and surprise * (run - 1) / run >= _RED_SURPRISE:  # one reading shorter, it was red
         return min(score, log_score(YELLOW_TAIL))
     return score
 

@@ -31,9 +31,9 @@ __all__ = [
 
 # E|X - mu| = sigma * sqrt(2 / pi) for a normal X: the mean absolute deviation times this is sigma.
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
-# The slow view (the streaming service's second baseline, the ensemble's fifth view): a memory of
-# about 100 readings and a tighter Huber clip, so a shift that builds up over an hour (a haze easing
-# in) is not absorbed before it is seen.
+# The slow view (the streaming service's second baseline; the ensemble's step view takes its
+# parameters): a memory of about 100 readings and a tighter Huber clip, so a shift that builds up
+# over an hour (a haze easing in) is not absorbed before it is seen.
 SLOW_ALPHA = 0.01
 SLOW_CLIP = 2.0
 # The spread never counts as less than this share of the level, so a constant series has a finite z.

@@ -86,6 +86,12 @@ def test_every_score_is_zero_until_the_warm_up_ends_new_extremes_too() -> None:
     assert scores[warm_up + 10] == 1.0
 
 
+def first_alarm(scores: np.ndarray) -> int:
+    alarms = np.flatnonzero(scores >= 0.5)
+    assert alarms.size, "no alarm"
+    return int(alarms[0])
+
+
 def test_a_run_scores_once_in_the_red_zone_then_at_most_the_yellow_line() -> None:
     p = 0.1  # the share of repeats the series has shown: a run of r repeats has probability 0.1 ** r
     scores = [run_score(-r * math.log(p), r) for r in range(3, 9)]
@@ -94,15 +100,25 @@ def test_a_run_scores_once_in_the_red_zone_then_at_most_the_yellow_line() -> Non
     assert scores[3:] == pytest.approx([0.3] * 3)  # the same run goes on: no second alarm
 
 
-def test_a_stuck_sensor_alarms_within_half_an_hour_and_not_again_for_hours() -> None:
-    """Five hours stuck: the flat-line view's alarm comes within six readings; the run stays at the
-    yellow line (0.3) or above, and after its first half hour no reading of it alarms again."""
+def test_a_run_red_on_its_first_scored_reading_alarms_there() -> None:
+    """A fine-resolution sensor rarely repeats (p = 0.001): three repeats are already far in the red
+    zone, and that first scored reading is the run's alarm (it was not scored one reading earlier)."""
+    scores = [run_score(-r * math.log(1e-3), r) for r in range(3, 6)]
+    assert scores[0] == pytest.approx(0.896, abs=1e-3)  # log(1e-9 + 1e-10) / log(1e-10)
+    assert scores[1:] == pytest.approx([0.3, 0.3])
+
+
+@pytest.mark.parametrize(("resolution", "days"), [(0.01, 3), (1e-4, 10)])
+def test_a_stuck_sensor_alarms_within_half_an_hour_and_not_again_for_hours(resolution: float, days: int) -> None:
+    """Five hours stuck, on a coarse and a fine sensor: the flat-line view's alarm comes within six
+    readings; the run stays at the yellow line (0.3) or above, and after its first half hour no
+    reading of it alarms again."""
     rng = np.random.default_rng(12)
-    values = np.round(20 + rng.normal(0, 0.5, 3 * DAY), 2)
-    stuck = slice(2 * DAY, 2 * DAY + 60)
-    values[stuck] = values[2 * DAY - 1]
+    values = np.round(20 + rng.normal(0, 0.5, days * DAY) / resolution) * resolution
+    stuck = slice((days - 1) * DAY, (days - 1) * DAY + 60)
+    values[stuck] = values[stuck.start - 1]
     times = 1.7e9 + STEP * np.arange(values.shape[0])
     scores = LikelihoodEnsemble().score_learn(np.zeros(values.shape[0], np.int64), times, values)[stuck]
-    assert np.flatnonzero(scores >= 0.5)[0] <= 6
+    assert first_alarm(scores) <= 6
     assert scores[6:].min() >= 0.3 - 1e-6  # log_score(1e-3): 0.29999999...
     assert scores[30:].max() < 0.5
