@@ -35,13 +35,14 @@ _HALF = math.log(1e4)
 
 
 BETWEEN, FLOOR, CEILING = range(3)  # the classes of a reading, each with its own share of repeats
+CLASSES = 3
 
 
 def flatline_fields(prefix: str = "", bounds: bool = True) -> tuple[Field, ...]:
     """The state of a series: last reading, run, count, and steps and repeats per class; ``bounds``:
     also the lowest and highest reading seen (a detector that keeps them already passes False)."""
     fields = (Field(f"{prefix}last"), Field(f"{prefix}run", dtype="int64"), Field(f"{prefix}count", dtype="int64"),
-              Field(f"{prefix}steps", (3,)), Field(f"{prefix}repeats", (3,)))
+              Field(f"{prefix}steps", (CLASSES,)), Field(f"{prefix}repeats", (CLASSES,)))
     return (*fields, Field(f"{prefix}lo"), Field(f"{prefix}hi")) if bounds else fields
 
 
