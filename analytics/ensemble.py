@@ -15,9 +15,14 @@ view that is often surprised by a series stops alarming on it. The flat-line vie
 already the probability of its run under the series' own habit (``p ** r``), so it is scored as that
 probability on the likelihoods' scale (:func:`run_score`: one alarm a run): through a likelihood,
 whose mean and variance sit at their floors for a view that is 0 nearly always, any run of three
-repeats became an alarm. The ensemble's score is the largest of the four. The seasonal view counts
-only while it has forecast the series better than the level of a fast EWMA (memory about 20
-readings; it learns every reading but does not vote, the step view took its place: see
+repeats became an alarm. The step view's raw score is also judged alone, a window of one reading
+(:func:`~urbanpulse.analytics.likelihood.lone_score`): averaged over ten readings, a single reading ten
+sigmas off moves the window's mean little, and it scored under most normal readings; alone it scores,
+from the yellow line (0.3) up to at most :data:`LONE_TAIL`'s 0.4 (one in 10 000): a warning, never an
+alarm. NAB's real series are full of lone extreme readings nobody labelled: let through as alarms,
+they cost 17 points there (analytics/README.md). The ensemble's score is the largest of these.
+The seasonal view counts only while it has forecast the series better than the level of a fast EWMA
+(memory about 20 readings; it learns every reading but does not vote, the step view took its place: see
 analytics/README.md), a prequential check (Dawid 1984: the mean absolute error of each forecast,
 made before the reading is learned, over the series' past, memory ``history``): on a series without
 a routine, its profile is noise and its surprises are false alarms (it still learns, and its
@@ -43,7 +48,14 @@ from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungro
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
 from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, ewma_fields, ewma_step
 from urbanpulse.analytics.flatline import flatline_fields, flatline_surprise, value_class
-from urbanpulse.analytics.likelihood import RED_TAIL, YELLOW_TAIL, likelihood_fields, likelihood_score, log_score
+from urbanpulse.analytics.likelihood import (
+    RED_TAIL,
+    YELLOW_TAIL,
+    likelihood_fields,
+    likelihood_score,
+    log_score,
+    lone_score,
+)
 from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step, slots_of
 from urbanpulse.analytics.shape import shape_fields, shape_step
 
@@ -55,6 +67,7 @@ SEASONAL_ALPHA, SEASONAL_MIN_COUNT = 0.1, 3
 SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2000
 SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
 FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
+LONE_TAIL = 1e-4  # the lone reading's likelihood shows at most this tail (a warning, 0.4): never red
 SLOW_WARMUP = round(1 / SLOW_ALPHA)  # the step view scores once its baseline has its full memory
 VIEWS = 3  # through the likelihood: step, seasonal, shape (the flat-line view scores its own run)
 _RED_SURPRISE = -math.log(RED_TAIL)  # a run this improbable is in the red zone
@@ -146,6 +159,8 @@ def _run(
     d_mean: Floats,
     d_spread: Floats,
     d_count: Ints,
+    lone_mean: Floats,
+    lone_var: Floats,
     learning: int,
     estimation: int,
     history: int,
@@ -210,9 +225,11 @@ def _run(
                                                         FLAT_WARMUP)
         if learn:
             f_last[i], f_run[i], f_count[i], f_steps[i, c], f_repeats[i, c] = la, ru, n, st, re
+        lone = lone_score(lone_mean, lone_var, i, raw[0], l_n[i], learning, estimation, history, learn, LONE_TAIL)
         score = likelihood_score(
             l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
         )
+        score = max(score, lone)
         if surprise > 0.0 and seen[i] >= learning + estimation:
             score = max(score, run_score(surprise, ru))
         if spatial > 0.0 and seen[i] >= learning + estimation and hi[i] > lo[i]:
@@ -228,7 +245,7 @@ def _run(
 
 
 class LikelihoodEnsemble(Detector):
-    """The largest of three views' likelihoods (step, seasonal, shape), a stuck run's score, new extremes.
+    """The largest of three views' likelihoods (step, seasonal, shape), a lone step's, a stuck run's, new extremes.
 
     Parameters
     ----------
@@ -296,6 +313,8 @@ class LikelihoodEnsemble(Detector):
             Field("p_ewma"),
             Field("p_n", dtype="int64"),
             *ewma_fields("d_"),  # the step view
+            Field("lone_mean"),  # the step view's raw score alone (its count is l_n)
+            Field("lone_var"),
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
@@ -335,6 +354,8 @@ class LikelihoodEnsemble(Detector):
             s["d_mean"],
             s["d_spread"],
             s["d_count"],
+            s["lone_mean"],
+            s["lone_var"],
             int(self.learning),
             int(self.estimation),
             int(self.history),

@@ -20,7 +20,8 @@ readings right after a red one).
 :func:`likelihood_fields`), called by the kernels of the detectors that use it, point by point. It
 takes all the views of a series at once: their counts, window positions and learning rates are one,
 their window sums run side by side, and their score is the largest of theirs, found with one
-``erfc`` and one ``log`` for all.
+``erfc`` and one ``log`` for all. :func:`lone_score` judges one raw score alone (a window of one
+reading), for a detector that wants a lone surprise to show (the ensemble, as a warning).
 
 References
 ----------
@@ -38,7 +39,7 @@ from numpy.typing import NDArray
 from urbanpulse.analytics.arrays import Field, SeriesArrays, jit, jit_inline
 from urbanpulse.analytics.base import SCORE, SCORE_LEARN, Detector
 
-__all__ = ["Likelihood", "likelihood_fields", "likelihood_score", "log_score"]
+__all__ = ["Likelihood", "likelihood_fields", "likelihood_score", "log_score", "lone_score"]
 
 MEAN_FLOOR = 0.03  # the mean and variance of averaged raw scores never count as less than these
 VAR_FLOOR = 0.0003
@@ -137,6 +138,32 @@ def likelihood_score(
         return 0.0
     tail = _tail(top)
     return log_score(min(tail, YELLOW_TAIL) if held else tail)
+
+
+@jit_inline
+def lone_score(
+    mean: NDArray[np.float64], var: NDArray[np.float64], i: int, raw: float, k: int, learning: int, estimation: int,
+    history: int, learn: bool, cap: float,
+) -> float:
+    """The likelihood of one raw score of series ``i`` alone (a window of one reading), as its ``k``-th
+    (``mean[i]``/``var[i]``: the distribution of its raw scores after the first ``learning``, as in
+    :func:`likelihood_score`); learns it if ``learn``.
+
+    One-sided, as a lone raw score lower than usual is no news, and shown only from the yellow line
+    (0.3) up to :func:`log_score` of the tail ``cap``: the ``erfc`` and the ``log`` run only for the
+    rare readings in between, and no square root for the others."""
+    score = 0.0
+    if k >= learning + estimation:
+        d = raw - max(mean[i], MEAN_FLOOR)
+        v = max(var[i], VAR_FLOOR)
+        if d > 0.0 and d * d >= _YELLOW_Z * _YELLOW_Z * v:
+            score = log_score(max(_tail(d / math.sqrt(v)), cap))
+    if learn and k >= learning:
+        rate = max(1.0 / (k - learning + 1), 1.0 / history)
+        d = raw - mean[i]
+        mean[i] += rate * d
+        var[i] = (1.0 - rate) * (var[i] + rate * d * d)
+    return score
 
 
 @jit

@@ -1,5 +1,5 @@
 """The ensemble's prequential check (the seasonal view counts only while it forecasts better than the EWMA
-level), its flat-line view's own score, and its warm-up."""
+level), its flat-line view's own score, the lone reading's warning, and its warm-up."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from urbanpulse.analytics.ensemble import PREQUENTIAL_WARMUP, SEASONAL, LikelihoodEnsemble, run_score, seasonal_hidden
+from urbanpulse.analytics.ensemble import (
+    LONE_TAIL,
+    PREQUENTIAL_WARMUP,
+    SEASONAL,
+    LikelihoodEnsemble,
+    run_score,
+    seasonal_hidden,
+)
+from urbanpulse.analytics.likelihood import log_score, lone_score
 
 STEP = 300.0  # 5-minute readings
 DAY = int(86400 / STEP)
@@ -122,3 +130,46 @@ def test_a_stuck_sensor_alarms_within_half_an_hour_and_not_again_for_hours(resol
     assert first_alarm(scores) <= 6
     assert scores[6:].min() >= 0.3 - 1e-6  # log_score(1e-3): 0.29999999...
     assert scores[30:].max() < 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_lone_spike_within_the_range_seen_is_a_warning_above_the_normal_readings_not_an_alarm(seed: int) -> None:
+    """Ten sigmas off for one reading, inside the range the series has already shown (so not a new
+    extreme): averaged over ten readings it hardly shows (it scored under the median normal reading);
+    alone it scores above 99 % of the normal readings, at most the lone cap (0.4), under the red line."""
+    rng = np.random.default_rng(seed)
+    values = 20 + rng.normal(0, 1.0, 4 * DAY)
+    values[DAY] += 15.0  # the range now reaches 35 and 5
+    values[DAY + 50] -= 15.0
+    spikes = np.arange(2 * DAY, 4 * DAY, 97)
+    values[spikes] += 10.0 * rng.choice([-1.0, 1.0], spikes.shape[0])
+    times = 1.7e9 + STEP * np.arange(values.shape[0])
+    scores = LikelihoodEnsemble().score_learn(np.zeros(values.shape[0], np.int64), times, values)
+    normal = np.ones(values.shape[0], np.bool_)
+    normal[: 2 * DAY] = False
+    for k in range(11):  # a spike, and the ten readings whose window (of the likelihoods' ten) holds it
+        normal[np.minimum(spikes + k, values.shape[0] - 1)] = False
+    cap = log_score(LONE_TAIL)
+    assert cap == pytest.approx(0.4)
+    assert np.median(scores[spikes]) > np.percentile(scores[normal], 99)
+    assert scores[spikes].max() <= cap + 1e-12 < 0.5
+
+
+def test_a_lone_raw_score_shows_one_sided_from_the_yellow_line_up_to_its_cap() -> None:
+    """Raw scores learned with mean 0.1 and standard deviation 0.05: 0.2 (two sigmas) and anything lower
+    than usual show 0; 0.27 (3.4 sigmas, tail 3e-4) shows its own likelihood; 0.3 (four sigmas, tail
+    3e-5) and 0.6 are held at the cap's 0.4."""
+    mean, var = np.array([0.1]), np.array([0.05**2])
+    k = 1000  # long past learning (150) and estimation (100)
+
+    def score(raw: float, cap: float = 1e-4) -> float:
+        return lone_score(mean, var, 0, raw, k, 150, 100, 8640, False, cap)
+
+    assert score(0.2) == 0.0
+    assert score(0.0) == 0.0
+    assert score(0.27) == pytest.approx(log_score(0.5 * math.erfc(3.4 / math.sqrt(2.0))))
+    assert 0.3 < score(0.27) < 0.4
+    assert 0.4 < score(0.3, cap=1e-9) < 0.5  # its own tail, 3e-5: the cap (1e-4) holds it at 0.4
+    assert score(0.3) == pytest.approx(0.4)
+    assert score(0.6) == pytest.approx(0.4)
+    assert lone_score(mean, var, 0, 0.6, 200, 150, 100, 8640, False, 1e-4) == 0.0  # still estimating
