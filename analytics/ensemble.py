@@ -29,11 +29,13 @@ a routine, its profile is noise and its surprises are false alarms (it still lea
 likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
 reading beyond the range seen so far by more than ``spatial`` of that range scores 1.0 outright
 (once the warm-up is over, as every other score). The score reads as Numenta's log-likelihood: 0.5
-when the likeliest explanation is a one-in-100 000 event. A fifth view it had, the slow EWMA level,
-no longer found anything the step view does not and cost false alarms (analytics/README.md).
+when the likeliest explanation is a one-in-100 000 event. An alarm (0.5 or more) in an hour of the
+day in which the series alarmed on each of the ``recur_days`` days before is routine, a nightly job
+say, and shows as the yellow line's 0.3 (:func:`unless_recurring`). A fifth view it had, the slow
+EWMA level, no longer found anything the step view does not and cost false alarms (analytics/README.md).
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
-(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.4 kB) is in cache while
+(:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.6 kB) is in cache while
 its points are scored, whatever the order the points came in.
 """
 
@@ -68,6 +70,7 @@ SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2
 SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
 FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
 LONE_TAIL = 1e-4  # the lone reading's likelihood shows at most this tail (a warning, 0.4): never red
+_ALARM = 0.5  # log_score(RED_TAIL): the red line
 SLOW_WARMUP = round(1 / SLOW_ALPHA)  # the step view scores once its baseline has its full memory
 VIEWS = 3  # through the likelihood: step, seasonal, shape (the flat-line view scores its own run)
 _RED_SURPRISE = -math.log(RED_TAIL)  # a run this improbable is in the red zone
@@ -106,6 +109,35 @@ def run_score(surprise: float, run: int) -> float:
     if run > FLAT_MIN_RUN and surprise * (run - 1) / run >= _RED_SURPRISE:  # one reading shorter, it was red
         return min(score, log_score(YELLOW_TAIL))
     return score
+
+
+@jit_inline
+def beyond_range(x: float, lo: float, hi: float, spatial: float) -> bool:
+    """Numenta's new-extreme rule: ``x`` beyond ``[lo, hi]`` by more than ``spatial`` of ``hi - lo``."""
+    if spatial <= 0.0 or hi <= lo:
+        return False
+    tolerance = (hi - lo) * spatial
+    return x > hi + tolerance or x < lo - tolerance
+
+
+@jit_inline
+def unless_recurring(
+    score: float, r_day: NDArray[np.int32], r_streak: NDArray[np.int8], i: int, t: float, days: int, learn: bool
+) -> float:
+    """``score``, or the yellow line's 0.3 for an alarm (0.5 or more) of series ``i`` at time ``t``
+    that recurs: the series alarmed in this hour of the day (UTC) on each of the ``days`` days
+    before (a nightly job, a daily peak: routine, not news; ``days`` 0: never). Records the alarm
+    if ``learn``, held or not: ``r_day[i, hour]`` is the last day with an alarm in that hour,
+    ``r_streak[i, hour]`` the days in a row, up to that one, with an alarm in it."""
+    if days <= 0 or score < _ALARM or not math.isfinite(t):
+        return score
+    hours = math.floor(t / 3600.0)
+    day, hour = math.floor(hours / 24.0), int(hours % 24)
+    last, streak = int(r_day[i, hour]), int(r_streak[i, hour])
+    before = streak if last == day - 1 else streak - 1 if last == day else 0  # days in a row before today
+    if learn and last != day:
+        r_day[i, hour], r_streak[i, hour] = day, min(before + 1, 127)
+    return min(score, log_score(YELLOW_TAIL)) if before >= days else score
 
 
 @jit_inline
@@ -161,10 +193,13 @@ def _run(
     d_count: Ints,
     lone_mean: Floats,
     lone_var: Floats,
+    r_day: NDArray[np.int32],
+    r_streak: NDArray[np.int8],
     learning: int,
     estimation: int,
     history: int,
     spatial: float,
+    recur_days: int,
     mode: int,
 ) -> Floats:
     grouped = np.empty(values.shape[0], np.float64)
@@ -230,12 +265,12 @@ def _run(
             l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
         )
         score = max(score, lone)
-        if surprise > 0.0 and seen[i] >= learning + estimation:
-            score = max(score, run_score(surprise, ru))
-        if spatial > 0.0 and seen[i] >= learning + estimation and hi[i] > lo[i]:
-            tolerance = (hi[i] - lo[i]) * spatial
-            if x > hi[i] + tolerance or x < lo[i] - tolerance:
+        if seen[i] >= learning + estimation:
+            if surprise > 0.0:
+                score = max(score, run_score(surprise, ru))
+            if beyond_range(x, lo[i], hi[i], spatial):
                 score = 1.0
+        score = unless_recurring(score, r_day, r_streak, i, t, recur_days, learn)
         if learn:
             lo[i] = x if seen[i] == 0 else min(lo[i], x)
             hi[i] = x if seen[i] == 0 else max(hi[i], x)
@@ -245,7 +280,7 @@ def _run(
 
 
 class LikelihoodEnsemble(Detector):
-    """The largest of three views' likelihoods (step, seasonal, shape), a lone step's, a stuck run's, new extremes.
+    """The largest of three views' likelihoods, a lone step's, a stuck run's, new extremes; recurring alarms held.
 
     Parameters
     ----------
@@ -263,6 +298,11 @@ class LikelihoodEnsemble(Detector):
     spatial
         A reading beyond ``[min, max]`` seen so far by more than this share of ``max - min`` scores
         1.0 (Numenta's 5 %); 0 turns the rule off.
+    recur_days
+        An alarm (a score of 0.5 or more) in an hour of the day (UTC) in which the series alarmed on
+        each of this many days before shows as the yellow line's 0.3: a recurring alarm is routine
+        (a nightly job, a daily peak); it is still recorded, so the next day's is held too. 0 turns
+        the rule off.
 
     Examples
     --------
@@ -290,13 +330,20 @@ class LikelihoodEnsemble(Detector):
     """
 
     def __init__(
-        self, learning: int = 150, estimation: int = 100, history: int = 8640, window: int = 10, spatial: float = 0.05
+        self,
+        learning: int = 150,
+        estimation: int = 100,
+        history: int = 8640,
+        window: int = 10,
+        spatial: float = 0.05,
+        recur_days: int = 2,
     ) -> None:
         self.learning = learning
         self.estimation = estimation
         self.history = history
         self.window = window
         self.spatial = spatial
+        self.recur_days = recur_days
 
     @property
     def layout(self) -> tuple[Field, ...]:
@@ -315,6 +362,8 @@ class LikelihoodEnsemble(Detector):
             *ewma_fields("d_"),  # the step view
             Field("lone_mean"),  # the step view's raw score alone (its count is l_n)
             Field("lone_var"),
+            Field("r_day", (24,), dtype="int32"),  # alarms recurring at an hour of the day
+            Field("r_streak", (24,), dtype="int8"),
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
@@ -356,10 +405,13 @@ class LikelihoodEnsemble(Detector):
             s["d_count"],
             s["lone_mean"],
             s["lone_var"],
+            s["r_day"],
+            s["r_streak"],
             int(self.learning),
             int(self.estimation),
             int(self.history),
             float(self.spatial),
+            int(self.recur_days),
             mode,
         )
         return out

@@ -1,5 +1,5 @@
 """The ensemble's prequential check (the seasonal view counts only while it forecasts better than the EWMA
-level), its flat-line view's own score, the lone reading's warning, and its warm-up."""
+level), its flat-line view's own score, the lone reading's warning, recurring alarms held, and its warm-up."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from urbanpulse.analytics.ensemble import (
     LikelihoodEnsemble,
     run_score,
     seasonal_hidden,
+    unless_recurring,
 )
 from urbanpulse.analytics.likelihood import log_score, lone_score
 
@@ -173,3 +174,43 @@ def test_a_lone_raw_score_shows_one_sided_from_the_yellow_line_up_to_its_cap() -
     assert score(0.3) == pytest.approx(0.4)
     assert score(0.6) == pytest.approx(0.4)
     assert lone_score(mean, var, 0, 0.6, 200, 150, 100, 8640, False, 1e-4) == 0.0  # still estimating
+
+
+def at(day: int, hour: int, minute: int) -> float:
+    return float(((day * 24 + hour) * 60 + minute) * 60)
+
+
+def test_an_alarm_in_the_hour_that_alarmed_on_each_of_the_two_days_before_is_held_at_the_yellow_line() -> None:
+    r_day, r_streak = np.zeros((1, 24), np.int32), np.zeros((1, 24), np.int8)
+
+    def shown(score: float, t: float, learn: bool = True, days: int = 2) -> float:
+        return unless_recurring(score, r_day, r_streak, 0, t, days, learn)
+
+    assert shown(0.7, at(100, 3, 10)) == 0.7  # a nightly job's first alarm
+    assert shown(0.7, at(101, 3, 40)) == 0.7  # its second night, anywhere in the hour
+    assert shown(0.7, at(102, 3, 5)) == pytest.approx(0.3)  # the third: routine
+    assert shown(0.9, at(102, 3, 50)) == pytest.approx(0.3)  # again that hour: still routine
+    assert shown(0.7, at(102, 4, 10)) == 0.7  # another hour is news
+    assert shown(0.7, at(103, 3, 20), days=0) == 0.7  # the rule off
+    assert shown(0.7, at(103, 3, 20), learn=False) == pytest.approx(0.3)  # scored, not recorded
+    assert shown(0.45, at(104, 3, 0)) == 0.45  # under the red line: neither held nor recorded
+    assert shown(0.7, at(105, 3, 0)) == 0.7  # nights 103 and 104 had none: the streak is broken
+    assert (int(r_day[0, 3]), int(r_streak[0, 3])) == (105, 1)
+    assert shown(0.7, math.nan) == 0.7  # no time, no hour of the day
+
+
+def test_a_new_extreme_every_night_alarms_twice_then_shows_as_routine() -> None:
+    """A spike at 03:30 every night, each higher than the last (a new extreme, 1.0 every time): the
+    first two nights after the warm-up alarm, the later ones show the yellow line's 0.3; with
+    ``recur_days=0`` every night alarms."""
+    rng = np.random.default_rng(5)
+    values = 10 + rng.normal(0, 0.5, 10 * DAY)
+    nights = np.arange(2 * DAY, 10 * DAY, DAY) + 42  # 03:30 from the third day
+    values[nights] += 10.0 + 4.0 * np.arange(nights.shape[0])
+    times = 1.7e9 - 1.7e9 % 86400 + STEP * np.arange(values.shape[0])
+    series = np.zeros(values.shape[0], np.int64)
+    held = LikelihoodEnsemble().score_learn(series, times, values)[nights]
+    plain = LikelihoodEnsemble(recur_days=0).score_learn(series, times, values)[nights]
+    assert plain.tolist() == [1.0] * nights.shape[0]
+    assert held[:2].tolist() == [1.0, 1.0]
+    assert held[2:] == pytest.approx([0.3] * (nights.shape[0] - 2))

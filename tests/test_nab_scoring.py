@@ -169,11 +169,11 @@ def test_three_nab_files_read_score_and_write_in_nabs_layout(tmp_path: Path) -> 
 
 @pytest.mark.skipif(not NAB.is_dir(), reason="needs shared/nab")
 def test_the_ensemble_keeps_its_nab_scores_on_the_shared_files() -> None:
-    """The figures analytics/README.md quotes for the 25 files (76.43 / 67.92 / 82.58): a change that
+    """The figures analytics/README.md quotes for the 25 files (76.71 / 68.49 / 82.77): a change that
     lowers them has to say so there."""
     corpus = read_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
     assert len(corpus) == 25
     result = score_corpus([f.prepared for f in corpus], run_detector(create("ensemble"), corpus))
-    assert result["standard"].normalised == pytest.approx(76.43, abs=0.005)
-    assert result["reward_low_FP_rate"].normalised == pytest.approx(67.92, abs=0.005)
-    assert result["reward_low_FN_rate"].normalised == pytest.approx(82.58, abs=0.005)
+    assert result["standard"].normalised == pytest.approx(76.71, abs=0.005)
+    assert result["reward_low_FP_rate"].normalised == pytest.approx(68.49, abs=0.005)
+    assert result["reward_low_FN_rate"].normalised == pytest.approx(82.77, abs=0.005)
