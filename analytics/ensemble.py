@@ -260,11 +260,11 @@ def _run(
                                                         FLAT_WARMUP)
         if learn:
             f_last[i], f_run[i], f_count[i], f_steps[i, c], f_repeats[i, c] = la, ru, n, st, re
-        lone = lone_score(lone_mean, lone_var, i, raw[0], l_n[i], learning, estimation, history, learn, LONE_TAIL)
-        score = likelihood_score(
-            l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden
+        k = l_n[i]  # the likelihoods' count of this series' raw scores, before they learn this one
+        score = max(
+            likelihood_score(l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden),
+            lone_score(lone_mean, lone_var, i, raw[0], k, learning, estimation, history, learn, LONE_TAIL),
         )
-        score = max(score, lone)
         if seen[i] >= learning + estimation:
             if surprise > 0.0:
                 score = max(score, run_score(surprise, ru))

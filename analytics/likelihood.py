@@ -70,6 +70,18 @@ def log_score(tail: float) -> float:
     return min(1.0, max(0.0, math.log(tail + 1e-10) / _LOG_EPS))
 
 
+@jit_inline
+def learning_rate(k: int, learning: int, history: int) -> float:
+    """The weight of the ``k``-th raw score in the running mean and variance: 0 while learning, then
+    ``1 / n`` for the ``n``-th one after (a plain mean), ``1 / history`` from ``n = history`` on. The
+    same value as ``max(1 / n, 1 / history)``, but once a series is ``history`` old the division is
+    the loop's invariant ``1 / history``, not one a reading."""
+    if k < learning:
+        return 0.0
+    n = k - learning + 1
+    return 1.0 / history if n >= history else 1.0 / n
+
+
 @jit
 def _tail(z: float) -> float:
     """``P(Z >= z)`` of a standard normal, for ``z >= 0``."""
@@ -107,7 +119,7 @@ def likelihood_score(
     slot = k % w  # the oldest raw scores, whose place ``raw`` takes; unused slots hold 0.0
     count = min(k + 1, w)
     scored = k >= learning + estimation
-    rate = max(1.0 / (k - learning + 1), 1.0 / history) if k >= learning else 0.0
+    rate = learning_rate(k, learning, history)
     top, held = 0.0, False  # the largest |z| shown, and whether a view was held back
     for v in range(views):
         total = raw[v] - ring[i, slot, v]
@@ -159,7 +171,7 @@ def lone_score(
         if d > 0.0 and d * d >= _YELLOW_Z * _YELLOW_Z * v:
             score = log_score(max(_tail(d / math.sqrt(v)), cap))
     if learn and k >= learning:
-        rate = max(1.0 / (k - learning + 1), 1.0 / history)
+        rate = learning_rate(k, learning, history)
         d = raw - mean[i]
         mean[i] += rate * d
         var[i] = (1.0 - rate) * (var[i] + rate * d * d)
