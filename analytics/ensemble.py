@@ -1,4 +1,4 @@
-"""Ensemble with anomaly likelihood: four views of a series, each calibrated, plus new extremes.
+"""Ensemble with anomaly likelihood: four views of a series, each calibrated, new extremes, routine held.
 
 Four raw detectors score every reading, each from a different angle:
 
@@ -31,7 +31,7 @@ reading beyond the range seen so far by more than ``spatial`` of that range scor
 (once the warm-up is over, as every other score). The score reads as Numenta's log-likelihood: 0.5
 when the likeliest explanation is a one-in-100 000 event. An alarm (0.5 or more) in an hour of the
 day in which the series alarmed on each of the ``recur_days`` days before is routine, a nightly job
-say, and shows as the yellow line's 0.3 (:func:`unless_recurring`). A fifth view it had, the slow
+say, and shows as the yellow line's 0.3 (:mod:`.recurring`). A fifth view it had, the slow
 EWMA level, no longer found anything the step view does not and cost false alarms (analytics/README.md).
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
@@ -58,6 +58,7 @@ from urbanpulse.analytics.likelihood import (
     log_score,
     lone_score,
 )
+from urbanpulse.analytics.recurring import MAX_DAYS, recurring_fields, unless_recurring
 from urbanpulse.analytics.seasonal import seasonal_fields, seasonal_step, slots_of
 from urbanpulse.analytics.shape import shape_fields, shape_step
 
@@ -70,7 +71,6 @@ SHAPE_WIDTH, SHAPE_STEP, SHAPE_STRIDE, SHAPE_BANK, SHAPE_MEMORY = 8, 4, 8, 64, 2
 SHAPE_SKIP = -(-SHAPE_WIDTH * SHAPE_STEP // SHAPE_STRIDE)
 FLAT_MIN_RUN, FLAT_MEMORY, FLAT_WARMUP = 3, 2000, 30
 LONE_TAIL = 1e-4  # the lone reading's likelihood shows at most this tail (a warning, 0.4): never red
-_ALARM = 0.5  # log_score(RED_TAIL): the red line
 SLOW_WARMUP = round(1 / SLOW_ALPHA)  # the step view scores once its baseline has its full memory
 VIEWS = 3  # through the likelihood: step, seasonal, shape (the flat-line view scores its own run)
 _RED_SURPRISE = -math.log(RED_TAIL)  # a run this improbable is in the red zone
@@ -118,26 +118,6 @@ def beyond_range(x: float, lo: float, hi: float, spatial: float) -> bool:
         return False
     tolerance = (hi - lo) * spatial
     return x > hi + tolerance or x < lo - tolerance
-
-
-@jit_inline
-def unless_recurring(
-    score: float, r_day: NDArray[np.int32], r_streak: NDArray[np.int8], i: int, t: float, days: int, learn: bool
-) -> float:
-    """``score``, or the yellow line's 0.3 for an alarm (0.5 or more) of series ``i`` at time ``t``
-    that recurs: the series alarmed in this hour of the day (UTC) on each of the ``days`` days
-    before (a nightly job, a daily peak: routine, not news; ``days`` 0: never). Records the alarm
-    if ``learn``, held or not: ``r_day[i, hour]`` is the last day with an alarm in that hour,
-    ``r_streak[i, hour]`` the days in a row, up to that one, with an alarm in it."""
-    if days <= 0 or score < _ALARM or not math.isfinite(t):
-        return score
-    hours = math.floor(t / 3600.0)
-    day, hour = math.floor(hours / 24.0), int(hours % 24)
-    last, streak = int(r_day[i, hour]), int(r_streak[i, hour])
-    before = streak if last == day - 1 else streak - 1 if last == day else 0  # days in a row before today
-    if learn and last != day:
-        r_day[i, hour], r_streak[i, hour] = day, min(before + 1, 127)
-    return min(score, log_score(YELLOW_TAIL)) if before >= days else score
 
 
 @jit_inline
@@ -301,8 +281,8 @@ class LikelihoodEnsemble(Detector):
     recur_days
         An alarm (a score of 0.5 or more) in an hour of the day (UTC) in which the series alarmed on
         each of this many days before shows as the yellow line's 0.3: a recurring alarm is routine
-        (a nightly job, a daily peak); it is still recorded, so the next day's is held too. 0 turns
-        the rule off.
+        (a nightly job, a daily peak); it is still recorded, so the next day's is held too
+        (:mod:`.recurring`). 0 turns the rule off; at most 126.
 
     Examples
     --------
@@ -362,11 +342,13 @@ class LikelihoodEnsemble(Detector):
             *ewma_fields("d_"),  # the step view
             Field("lone_mean"),  # the step view's raw score alone (its count is l_n)
             Field("lone_var"),
-            Field("r_day", (24,), dtype="int32"),  # alarms recurring at an hour of the day
-            Field("r_streak", (24,), dtype="int8"),
+            *recurring_fields("r_"),  # alarms recurring at an hour of the day
         )
 
     def _run(self, series: Ints, times: Floats, values: Floats, mode: int) -> Floats:
+        if not 0 <= self.recur_days <= MAX_DAYS:
+            msg = f"recur_days must be from 0 to {MAX_DAYS}, not {self.recur_days}"
+            raise ValueError(msg)
         s = self.state
         out: Floats = _run(
             series,

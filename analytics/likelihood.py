@@ -162,8 +162,8 @@ def lone_score(
     :func:`likelihood_score`); learns it if ``learn``.
 
     One-sided, as a lone raw score lower than usual is no news, and shown only from the yellow line
-    (0.3) up to :func:`log_score` of the tail ``cap``: the ``erfc`` and the ``log`` run only for the
-    rare readings in between, and no square root for the others."""
+    (0.3) up to :func:`log_score` of the tail ``cap``: the ``erfc``, the ``log`` and the square root
+    run only for the rare readings at or above the yellow line."""
     score = 0.0
     if k >= learning + estimation:
         d = raw - max(mean[i], MEAN_FLOOR)

@@ -15,9 +15,9 @@ from urbanpulse.analytics.ensemble import (
     LikelihoodEnsemble,
     run_score,
     seasonal_hidden,
-    unless_recurring,
 )
 from urbanpulse.analytics.likelihood import log_score, lone_score
+from urbanpulse.analytics.recurring import MAX_DAYS, recurring_fields, unless_recurring
 
 STEP = 300.0  # 5-minute readings
 DAY = int(86400 / STEP)
@@ -181,7 +181,7 @@ def at(day: int, hour: int, minute: int) -> float:
 
 
 def test_an_alarm_in_the_hour_that_alarmed_on_each_of_the_two_days_before_is_held_at_the_yellow_line() -> None:
-    r_day, r_streak = np.zeros((1, 24), np.int32), np.zeros((1, 24), np.int8)
+    r_day, r_streak = (np.full((1, 24), f.fill, f.dtype) for f in recurring_fields("r_"))
 
     def shown(score: float, t: float, learn: bool = True, days: int = 2) -> float:
         return unless_recurring(score, r_day, r_streak, 0, t, days, learn)
@@ -197,6 +197,22 @@ def test_an_alarm_in_the_hour_that_alarmed_on_each_of_the_two_days_before_is_hel
     assert shown(0.7, at(105, 3, 0)) == 0.7  # nights 103 and 104 had none: the streak is broken
     assert (int(r_day[0, 3]), int(r_streak[0, 3])) == (105, 1)
     assert shown(0.7, math.nan) == 0.7  # no time, no hour of the day
+    assert shown(0.7, at(103, 3, 0)) == 0.7  # a late reading from before day 105 ...
+    assert (int(r_day[0, 3]), int(r_streak[0, 3])) == (105, 1)  # ... is not recorded
+
+
+@pytest.mark.parametrize("first", [0, 10])
+def test_alarms_from_the_first_day_on_count_whatever_the_epoch(first: int) -> None:
+    """Day 0 is 1970-01-01 (the streams of the doctests start there): its alarms count as any day's."""
+    r_day, r_streak = (np.full((1, 24), f.fill, f.dtype) for f in recurring_fields("r_"))
+    shown = [unless_recurring(0.7, r_day, r_streak, 0, at(first + d, 5, 30), 2, True) for d in range(4)]
+    assert shown == pytest.approx([0.7, 0.7, 0.3, 0.3])
+
+
+@pytest.mark.parametrize("days", [-1, MAX_DAYS + 1])
+def test_recur_days_out_of_range_is_refused(days: int) -> None:
+    with pytest.raises(ValueError, match="recur_days"):
+        LikelihoodEnsemble(recur_days=days).learn_one(1.0)
 
 
 def test_a_new_extreme_every_night_alarms_twice_then_shows_as_routine() -> None:
