@@ -82,6 +82,14 @@ def learning_rate(k: int, learning: int, history: int) -> float:
     return 1.0 / history if n >= history else 1.0 / n
 
 
+@jit_inline
+def moments_step(mean: float, var: float, x: float, rate: float) -> tuple[float, float]:
+    """A running mean and variance once they learned ``x`` with weight ``rate`` (exponentially
+    weighted; with ``rate = 1 / n`` for the ``n``-th value, the plain mean and variance)."""
+    d = x - mean
+    return mean + rate * d, (1.0 - rate) * (var + rate * d * d)
+
+
 @jit
 def _tail(z: float) -> float:
     """``P(Z >= z)`` of a standard normal, for ``z >= 0``."""
@@ -140,9 +148,7 @@ def likelihood_score(
         if learn:
             ring[i, slot, v] = raw[v]
             if k >= learning:
-                d = avg - mean[i, v]
-                mean[i, v] += rate * d
-                var[i, v] = (1.0 - rate) * (var[i, v] + rate * d * d)
+                mean[i, v], var[i, v] = moments_step(mean[i, v], var[i, v], avg, rate)
             red[i, v] = 1 if in_red or run_on else 0
     if learn:
         n[i] = k + 1
@@ -171,10 +177,7 @@ def lone_score(
         if d > 0.0 and d * d >= _YELLOW_Z * _YELLOW_Z * v:
             score = log_score(max(_tail(d / math.sqrt(v)), cap))
     if learn and k >= learning:
-        rate = learning_rate(k, learning, history)
-        d = raw - mean[i]
-        mean[i] += rate * d
-        var[i] = (1.0 - rate) * (var[i] + rate * d * d)
+        mean[i], var[i] = moments_step(mean[i], var[i], raw, learning_rate(k, learning, history))
     return score
 
 

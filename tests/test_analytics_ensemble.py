@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from test_analytics_flatline import first_alarm
 
 from urbanpulse.analytics.ensemble import (
     LONE_TAIL,
@@ -93,12 +94,6 @@ def test_every_score_is_zero_until_the_warm_up_ends_new_extremes_too() -> None:
     scores = detector.score_learn(np.zeros(values.shape[0], np.int64), times, values)
     assert not scores[:warm_up].any()
     assert scores[warm_up + 10] == 1.0
-
-
-def first_alarm(scores: np.ndarray) -> int:
-    alarms = np.flatnonzero(scores >= 0.5)
-    assert alarms.size, "no alarm"
-    return int(alarms[0])
 
 
 def test_a_run_scores_once_in_the_red_zone_then_at_most_the_yellow_line() -> None:
