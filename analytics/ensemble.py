@@ -31,8 +31,8 @@ reading beyond the range seen so far by more than ``spatial`` of that range scor
 (once the warm-up is over, as every other score). The score reads as Numenta's log-likelihood: 0.5
 when the likeliest explanation is a one-in-100 000 event. An alarm (0.5 or more) in an hour of the
 day in which the series alarmed on each of the ``recur_days`` days before is routine, a nightly job
-say, and shows as the yellow line's 0.3 (:mod:`.recurring`). A fifth view it had, the slow
-EWMA level, no longer found anything the step view does not and cost false alarms (analytics/README.md).
+say, and shows as the yellow line's 0.3 (:mod:`.recurring`); a new extreme never is (worse than
+ever, a fault growing night after night). Views tried and dropped: analytics/README.md.
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
 (:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.6 kB) is in cache while
@@ -245,12 +245,12 @@ def _run(
             likelihood_score(l_ring, l_n, l_mean, l_var, l_red, i, raw, learning, estimation, history, learn, hidden),
             lone_score(lone_mean, lone_var, i, raw[0], k, learning, estimation, history, learn, LONE_TAIL),
         )
-        if seen[i] >= learning + estimation:
-            if surprise > 0.0:
-                score = max(score, run_score(surprise, ru))
-            if beyond_range(x, lo[i], hi[i], spatial):
-                score = 1.0
+        warm = seen[i] >= learning + estimation
+        if warm and surprise > 0.0:
+            score = max(score, run_score(surprise, ru))
         score = unless_recurring(score, r_day, r_streak, i, t, recur_days, learn)
+        if warm and beyond_range(x, lo[i], hi[i], spatial):
+            score = 1.0  # after the recurring check: a new extreme, worse than ever, is never routine
         if learn:
             lo[i] = x if seen[i] == 0 else min(lo[i], x)
             hi[i] = x if seen[i] == 0 else max(hi[i], x)
@@ -281,7 +281,8 @@ class LikelihoodEnsemble(Detector):
     recur_days
         An alarm (a score of 0.5 or more) in an hour of the day (UTC) in which the series alarmed on
         each of this many days before shows as the yellow line's 0.3: a recurring alarm is routine
-        (a nightly job, a daily peak); it is still recorded, so the next day's is held too
+        (a nightly job, a daily peak), except a new extreme (1.0 whenever it comes: worse than
+        ever is news); a held alarm is still recorded, so the next day's is held too
         (:mod:`.recurring`). 0 turns the rule off; at most 126.
 
     Examples
