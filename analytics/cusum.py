@@ -33,35 +33,44 @@ _REL_FLOOR = 1e-9
 
 def cusum_fields(prefix: str = "") -> tuple[Field, ...]:
     """The state of a series, in the columns of its row (:data:`LEVEL` ...): counts as float64, exact
-    up to 2**53, so that the seven numbers share one cache line (``Cusum.packed``)."""
-    return tuple(Field(f"{prefix}{name}") for name in ("level", "spread", "count", "up", "down", "run_up", "run_down"))
+    up to 2**53, so that the eight numbers share one cache line (``Cusum.packed``). ``sigma`` is the
+    one the next reading is standardised by, worked out from ``level`` and ``spread`` when they were
+    learned: the division at the head of a step then waits on two loads, not on the floors."""
+    names = ("level", "spread", "count", "up", "down", "run_up", "run_down", "sigma")
+    return tuple(Field(f"{prefix}{name}") for name in names)
 
 
-LEVEL, SPREAD, COUNT, UP, DOWN, RUN_UP, RUN_DOWN = range(7)
+LEVEL, SPREAD, COUNT, UP, DOWN, RUN_UP, RUN_DOWN, SIGMA = range(8)
+
+
+@jit_inline
+def sigma_of(level: float, spread: float, min_sigma: float) -> float:
+    """The sigma of a baseline: the spread's, floored at ``min_sigma`` and a relative 1e-9 of the level."""
+    return max(spread * MAD_TO_SIGMA, min_sigma, _REL_FLOOR * (1.0 + abs(level)))
 
 
 @jit_inline
 def cusum_step(
-    level: float, spread: float, n: float, up: float, down: float, run_up: float, run_down: float, x: float,
-    alpha: float, warmup: int, drift: float, threshold: float, clip: float, min_sigma: float,
-) -> tuple[float, float, float, float, float, float, float, float]:
+    level: float, spread: float, n: float, up: float, down: float, run_up: float, run_down: float, sigma: float,
+    x: float, alpha: float, warmup: int, drift: float, threshold: float, clip: float, min_sigma: float,
+) -> tuple[float, float, float, float, float, float, float, float, float]:
     """Evidence of a shift at ``x`` against one series' state, and that state once it learned ``x``:
-    ``(sum, level, spread, n, up, down, run_up, run_down)``; the score is ``unit_score(sum, threshold)``.
+    ``(sum, level, spread, n, up, down, run_up, run_down, sigma)``; the score is ``unit_score(sum,
+    threshold)``.
 
     Scalars in and out: the kernel loads a series' state once and stores it once (a step that took
     the arrays themselves ran at a quarter of the speed). The sum, not the score: the kernel turns
     the sums into scores in a loop of their own, which vectorises, and the division leaves its
     per-point loop."""
     if not math.isfinite(x):
-        return 0.0, level, spread, n, up, down, run_up, run_down
-    sigma = max(spread * MAD_TO_SIGMA, min_sigma, _REL_FLOOR * (1.0 + abs(level)))
+        return 0.0, level, spread, n, up, down, run_up, run_down, sigma
     z = (x - level) / sigma if n > 0 else 0.0
     z = min(max(z, -clip), clip)  # one outlier adds at most clip - drift
     new_up = max(0.0, up + z - drift)
     new_down = max(0.0, down - z - drift)
     evidence = max(new_up, new_down) if n >= warmup else 0.0
     if n == 0:
-        return 0.0, x, 0.0, 1.0, up, down, run_up, run_down
+        return 0.0, x, 0.0, 1.0, up, down, run_up, run_down, sigma_of(x, 0.0, min_sigma)
     if n < warmup:
         new_up = new_down = 0.0
     run_up = run_up + 1.0 if new_up > 0.0 else 0.0
@@ -79,7 +88,7 @@ def cusum_step(
             d = min(max(d, -clip * sigma), clip * sigma)
         level += a * d
         spread += a * (abs(d) - spread)
-    return evidence, level, spread, n + 1.0, new_up, new_down, run_up, run_down
+    return evidence, level, spread, n + 1.0, new_up, new_down, run_up, run_down, sigma_of(level, spread, min_sigma)
 
 
 @jit
@@ -91,13 +100,13 @@ def _run(
     for j in range(values.shape[0]):
         prefetch((rows,), row_ahead(series, j))
         i = row(series, j)
-        c, lv, sp, n, u, d, ru, rd = cusum_step(
+        c, lv, sp, n, u, d, ru, rd, sg = cusum_step(
             rows[i, LEVEL], rows[i, SPREAD], rows[i, COUNT], rows[i, UP], rows[i, DOWN], rows[i, RUN_UP],
-            rows[i, RUN_DOWN], values[j], alpha, warmup, drift, threshold, clip, min_sigma)
+            rows[i, RUN_DOWN], rows[i, SIGMA], values[j], alpha, warmup, drift, threshold, clip, min_sigma)
         out[j] = 0.0 if mode == LEARN else c
         if mode != SCORE:
             rows[i, LEVEL], rows[i, SPREAD], rows[i, COUNT], rows[i, UP] = lv, sp, n, u
-            rows[i, DOWN], rows[i, RUN_UP], rows[i, RUN_DOWN] = d, ru, rd
+            rows[i, DOWN], rows[i, RUN_UP], rows[i, RUN_DOWN], rows[i, SIGMA] = d, ru, rd, sg
     for j in range(out.shape[0]):
         out[j] = unit_score(out[j], threshold)
     return out

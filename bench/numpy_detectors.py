@@ -123,6 +123,7 @@ def cusum(s: State, series: NDArray[np.int64], times: Floats, values: Floats, p:
         s["run_up"][i] = np.where(learn, np.where(jump, 0, new_run_up), run_up)
         s["run_down"][i] = np.where(learn, np.where(jump, 0, new_run_down), run_down)
         s["count"][i] = np.where(ok, n + 1, n)
+        s["sigma"][i] = np.where(ok, _sigma(s["level"][i], s["spread"][i], p.min_sigma), s["sigma"][i])
     return out
 
 
