@@ -7,11 +7,13 @@ Per series, in reading (measurement) time, with the :class:`Rules`:
   readings). A reading below ``open_score`` drops an unconfirmed candidate, so a one-reading blip
   opens nothing.
 - **update**: while open, every reading scoring at least ``resolve_score`` belongs to the event
-  (last score, peak score and value, last seen, readings) and ends any calm.
+  (last score, peak score and value, last seen, readings).
 - **hold**: a reading below ``resolve_score`` starts a calm; the event resolves at the first reading
-  ``hold_seconds`` or more after the calm began, the series having stayed below ``resolve_score``.
-  ``resolved_at`` is the calm's first reading -- when the anomaly ended; the hold delays the
-  decision, not the record.
+  below it ``hold_seconds`` or more after the calm began. ``min_readings`` consecutive readings at or
+  above ``resolve_score`` end the calm (they join the event); fewer are a blip, dropped, as a
+  blip opens nothing: a series reporting every second crosses ``resolve_score`` by chance every
+  minute or two, and a calm any reading ended would never last five minutes. ``resolved_at`` is the
+  calm's first reading -- when the anomaly ended; the hold delays the decision, not the record.
 - **flapping**: an event whose opening is the ``flap_opens``-th of its series within
   ``flap_window_seconds`` is flapping. When its hold ends it does not resolve but goes dormant: it
   stays open, and the series' next confirmed candidate re-enters it (counting as an opening)
@@ -135,6 +137,14 @@ class EventState:
             self.opens[s, :-1] = self.opens[s, 1:]
             self.opens[s, -1] = t
 
+    def close(self, s: int) -> None:
+        """Series ``s`` has no open event any more (an operator resolved it): no calm, no candidate;
+        its next event needs a confirmed candidate. Its recent openings still count for flapping."""
+        c = self.columns
+        c["is_open"][s] = c["dormant"][s] = c["flapping"][s] = False
+        c["run"][s] = 0
+        c["calm_since"][s] = c["calm_score"][s] = _NAN
+
 
 class Action(enum.StrEnum):
     """What a batch did to an event, as seen at the end of the batch."""
@@ -222,6 +232,67 @@ def _extend_run(c: dict[str, NDArray[Any]], s: int, t: float, score: float, valu
         c["run_peak"][s], c["run_peak_value"][s] = score, value
 
 
+@dataclass(slots=True)
+class _Pass:
+    """One batch's pass over the event state, reading by reading: the rules and what they did."""
+
+    state: EventState
+    rules: Rules
+    out: list[Transition] = field(default_factory=list)  # transitions of the events that ended
+    episodes: dict[int, _Episode] = field(default_factory=dict)  # what this batch did to open events
+
+    def resolve(self, s: int) -> None:
+        c = self.state.columns
+        episode = self.episodes.pop(s, None) or _Episode(opened=False)
+        self.out.append(episode.end(s, float(c["calm_since"][s]), float(c["calm_score"][s])))
+        c["is_open"][s] = c["dormant"][s] = c["flapping"][s] = False
+        c["calm_since"][s] = c["calm_score"][s] = _NAN
+
+    def while_open(self, s: int, t: float, score: float, value: float) -> None:
+        """A reading of a series whose event is open (and not dormant): update, calm, hold."""
+        c, rules = self.state.columns, self.rules
+        episode = self.episodes.setdefault(s, _Episode(opened=False))
+        calm = not math.isnan(c["calm_since"][s])
+        if score >= rules.resolve_score:
+            if not calm:
+                episode.add(t, score, value)
+                return
+            _extend_run(c, s, t, score, value)  # back during a calm: confirmed as an opening is
+            if c["run"][s] >= max(1, rules.min_readings):
+                episode.take_run(c, s)
+                c["run"][s] = 0
+                c["calm_since"][s] = _NAN
+            return
+        c["run"][s] = 0  # a blip during the calm: dropped
+        if not calm:
+            c["calm_since"][s], c["calm_score"][s] = t, score
+        if t - c["calm_since"][s] < rules.hold_seconds:
+            return
+        if c["flapping"][s] and self.state.recent_opens(s, t, rules) >= rules.ring:
+            c["dormant"][s] = True
+        else:
+            self.resolve(s)
+
+    def otherwise(self, s: int, t: float, score: float, value: float) -> None:
+        """A reading of a series with no open event, or a dormant one: a candidate, confirmed or dropped."""
+        c, rules, state = self.state.columns, self.rules, self.state
+        if c["is_open"][s] and state.recent_opens(s, t, rules) < rules.ring:
+            self.resolve(s)  # a dormant flapping event whose series stopped flapping
+        if score < rules.open_score:
+            c["run"][s] = 0
+            return
+        _extend_run(c, s, t, score, value)
+        if c["run"][s] < max(1, rules.min_readings):
+            return
+        episode = self.episodes.setdefault(s, _Episode(opened=not c["is_open"][s]))  # a dormant event re-entered
+        episode.take_run(c, s)
+        state.record_open(s, float(c["run_first"][s]))
+        c["run"][s] = 0
+        c["is_open"][s], c["dormant"][s], c["calm_since"][s] = True, False, _NAN
+        if rules.ring and not c["flapping"][s] and state.recent_opens(s, t, rules) >= rules.ring:
+            c["flapping"][s] = episode.flapped = True
+
+
 def advance(
     series: NDArray[np.int64], scores: NDArray[np.float64], values: NDArray[np.float64],
     times: Sequence[datetime], state: EventState, rules: Rules,
@@ -231,54 +302,15 @@ def advance(
     ``series[j]``, ``scores[j]``, ``values[j]`` and ``times[j]`` describe point ``j``, in stream order.
     """
     c = state.columns
-    is_open, dormant, flapping, run = c["is_open"], c["dormant"], c["flapping"], c["run"]
-    calm_since, calm_score = c["calm_since"], c["calm_score"]
-    min_readings = max(1, rules.min_readings)
     # Only series open, in a candidate or reaching open_score in this batch can change: skip the rest fast.
-    touched = np.union1d(np.flatnonzero(is_open | (run > 0)), series[scores >= rules.open_score])
-    out: list[Transition] = []
-    episodes: dict[int, _Episode] = {}
-
-    def resolve(s: int) -> None:
-        episode = episodes.pop(s, None) or _Episode(opened=False)
-        out.append(episode.end(s, float(calm_since[s]), float(calm_score[s])))
-        is_open[s] = dormant[s] = flapping[s] = False
-        calm_since[s] = calm_score[s] = _NAN
-
+    touched = np.union1d(np.flatnonzero(c["is_open"] | (c["run"] > 0)), series[scores >= rules.open_score])
+    rules_pass = _Pass(state, rules)
     for j in np.flatnonzero(np.isin(series, touched)).tolist():
-        s, score, value, t = int(series[j]), float(scores[j]), float(values[j]), times[j].timestamp()
-        if is_open[s] and not dormant[s]:
-            episode = episodes.setdefault(s, _Episode(opened=False))
-            if score >= rules.resolve_score:
-                episode.add(t, score, value)
-                calm_since[s] = _NAN
-                continue
-            if math.isnan(calm_since[s]):
-                calm_since[s], calm_score[s] = t, score
-            if t - calm_since[s] < rules.hold_seconds:
-                continue
-            if flapping[s] and state.recent_opens(s, t, rules) >= rules.ring:
-                dormant[s] = True
-            else:
-                resolve(s)
-            continue
-        if is_open[s] and state.recent_opens(s, t, rules) < rules.ring:
-            resolve(s)  # a dormant flapping event whose series stopped flapping
-        if score < rules.open_score:
-            run[s] = 0
-            continue
-        _extend_run(c, s, t, score, value)
-        if run[s] < min_readings:
-            continue
-        episode = episodes.setdefault(s, _Episode(opened=not is_open[s]))  # open: a dormant event re-entered
-        episode.take_run(c, s)
-        state.record_open(s, float(c["run_first"][s]))
-        run[s] = 0
-        is_open[s], dormant[s], calm_since[s] = True, False, _NAN
-        if rules.ring and not flapping[s] and state.recent_opens(s, t, rules) >= rules.ring:
-            flapping[s] = episode.flapped = True
-    out.extend(episode.end(s) for s, episode in episodes.items())
-    return out
+        s = int(series[j])
+        step = rules_pass.while_open if c["is_open"][s] and not c["dormant"][s] else rules_pass.otherwise
+        step(s, times[j].timestamp(), float(scores[j]), float(values[j]))
+    rules_pass.out.extend(episode.end(s) for s, episode in rules_pass.episodes.items())
+    return rules_pass.out
 
 
 def transitions(

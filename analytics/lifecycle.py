@@ -9,8 +9,10 @@ events still update and still resolve by themselves. ``time_to_acknowledge`` and
 - Acknowledging an incident acknowledges its open member events too (also members that joined
   after an earlier acknowledgement); resolving an incident resolves its members.
 - Resolving the last unresolved member of an incident resolves the incident.
-- Resolving an event while its series is still anomalous raises a new event at the next anomalous
-  reading: resolving says "handled", not "the sensor is fine".
+- Resolving an event while its series is still anomalous raises a new event once the series is
+  confirmed anomalous again (analytics closes the resolved event in its rules at its next chunk,
+  :func:`urbanpulse.analytics.store.close_resolved`): resolving says "handled", not "the sensor is
+  fine".
 
 IDs: an event is its number (``42``, or ``E42``), an incident ``I`` and its number (``I7``).
 Every operation is one transaction that first takes the metric family's lock (as analytics does,

@@ -32,7 +32,7 @@ from urbanpulse.analytics.events import Rules, Transition, advance
 from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, score_learn
 from urbanpulse.analytics.publish import Publisher
 from urbanpulse.analytics.state import SeriesState
-from urbanpulse.analytics.store import Chunk, Policy, Written, load_checkpoint, read_chunk, save
+from urbanpulse.analytics.store import Chunk, Policy, Written, close_resolved, load_checkpoint, read_chunk, save
 from urbanpulse.ingest.writer import NOTIFY_CHANNEL
 from urbanpulse.settings import Settings
 
@@ -60,6 +60,7 @@ class AnalyticsStats:
     events_updated: int = 0  # events that got readings (not every update is published)
     events_resolved: int = 0
     events_flapping: int = 0
+    closed_by_operators: int = 0  # events the rules held open that an operator had resolved
     incidents_opened: int = 0
     changes_queued: int = 0  # outbox rows written for MQTT
     notifications: int = 0
@@ -151,6 +152,7 @@ class Analytics:
                                    state.slow.count, SLOW_ALPHA, int(a.warmup), SLOW_CLIP, SCALE)
                 np.maximum(scores, slow, out=scores)
                 state.events.fit(self.rules.ring)
+                self.stats.closed_by_operators += await close_resolved(conn, state)
                 changes = advance(p.series, scores, p.values, p.times, state.events, self.rules)
                 written = await save(conn, a.checkpoint_name, self._horizon, chunk.horizon, state, changes,
                                      self.policy)

@@ -32,8 +32,8 @@ from urbanpulse.analytics.state import METRIC_KIND, Points, SeriesState, points,
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS, Kind
 from urbanpulse.ingest.horizon import HORIZON_SQL, horizon_of
 
-__all__ = ["DETECTOR", "CheckpointConflictError", "Chunk", "Policy", "Written", "load_checkpoint", "plan_chunk",
-           "read_chunk", "save"]
+__all__ = ["DETECTOR", "CheckpointConflictError", "Chunk", "Policy", "Written", "close_resolved", "load_checkpoint",
+           "plan_chunk", "read_chunk", "save"]
 
 DETECTOR = "ewma"
 MAX_TRANSACTIONS = 1000  # ingest transactions (batches) looked at per chunk
@@ -94,13 +94,7 @@ WHERE c.horizon = %(previous)s::text::xid8
 # Every change goes through the one open row of (device, metric, detector): a repeat updates it,
 # also when another writer inserted it concurrently (the arbiter is the partial unique index).
 _RANKS = "ARRAY['info', 'warning', 'critical']"
-_EVENT_UPSERT = f"""
-INSERT INTO events AS e (device_id, kind, metric, detector, opened_at, last_seen_at, peak_score,
-                         last_score, peak_value, readings, severity, flapping, notified_at, notified_severity)
-VALUES (%(device_id)s, %(kind)s, %(metric)s, %(detector)s, %(first_at)s, %(last_seen_at)s,
-        %(peak_score)s, %(last_score)s, %(peak_value)s, %(readings)s, %(severity)s, %(flapping)s,
-        %(last_seen_at)s, %(severity)s)
-ON CONFLICT (device_id, metric, detector) WHERE status <> 'resolved' DO UPDATE SET
+_EVENT_CHANGES = f"""
     last_seen_at = GREATEST(e.last_seen_at, EXCLUDED.last_seen_at),
     last_score = EXCLUDED.last_score,
     peak_value = CASE WHEN EXCLUDED.peak_score > e.peak_score THEN EXCLUDED.peak_value ELSE e.peak_value END,
@@ -109,8 +103,29 @@ ON CONFLICT (device_id, metric, detector) WHERE status <> 'resolved' DO UPDATE S
     severity = CASE WHEN array_position({_RANKS}, EXCLUDED.severity) > array_position({_RANKS}, e.severity)
                THEN EXCLUDED.severity ELSE e.severity END,
     flapping = e.flapping OR EXCLUDED.flapping
-RETURNING id, xmax = 0, severity, notified_severity, notified_at, last_seen_at, incident_id
 """
+_EVENT_RETURNING = "RETURNING e.id, {inserted}, e.severity, e.notified_severity, e.notified_at, e.last_seen_at, " \
+    "e.incident_id"
+_EVENT_UPSERT = f"""
+INSERT INTO events AS e (device_id, kind, metric, detector, opened_at, last_seen_at, peak_score,
+                         last_score, peak_value, readings, severity, flapping, notified_at, notified_severity)
+VALUES (%(device_id)s, %(kind)s, %(metric)s, %(detector)s, %(first_at)s, %(last_seen_at)s,
+        %(peak_score)s, %(last_score)s, %(peak_value)s, %(readings)s, %(severity)s, %(flapping)s,
+        %(last_seen_at)s, %(severity)s)
+ON CONFLICT (device_id, metric, detector) WHERE status <> 'resolved' DO UPDATE SET {_EVENT_CHANGES}
+{_EVENT_RETURNING.format(inserted="e.xmax = 0")}
+"""
+# An event the rules hold open is only ever updated: no row to update means an operator resolved it
+# since the chunk began (its readings are dropped, and the next chunk closes it in the rules' state).
+_EVENT_UPDATE = f"""
+UPDATE events AS e SET {_EVENT_CHANGES}
+FROM (SELECT %(last_seen_at)s::timestamptz AS last_seen_at, %(last_score)s::float8 AS last_score,
+             %(peak_value)s::float8 AS peak_value, %(peak_score)s::float8 AS peak_score,
+             %(readings)s::int AS readings, %(severity)s::text AS severity, %(flapping)s::bool AS flapping) AS excluded
+WHERE e.device_id = %(device_id)s AND e.metric = %(metric)s AND e.detector = %(detector)s AND e.status <> 'resolved'
+{_EVENT_RETURNING.format(inserted="false")}
+"""
+_OPEN_EVENTS = "SELECT device_id, metric FROM events WHERE detector = %s AND status <> 'resolved'"
 _EVENT_PLACE = "UPDATE events SET province = %s, district = %s, incident_id = %s WHERE id = %s"
 _EVENT_NOTIFIED = "UPDATE events SET notified_at = last_seen_at, notified_severity = severity WHERE id = %s"
 _EVENT_RESOLVE = """
@@ -119,6 +134,21 @@ UPDATE events SET status = 'resolved', resolved_at = %(resolved_at)s, last_score
 WHERE device_id = %(device_id)s AND metric = %(metric)s AND detector = %(detector)s AND status <> 'resolved'
 RETURNING id, incident_id
 """
+
+
+async def close_resolved(conn: Conn, state: SeriesState) -> int:
+    """Close, in ``state``'s event rules, the events an operator resolved: series held open there
+    whose event row is resolved. Returns how many. Their next event needs a confirmed candidate, as
+    any new one does, instead of taking the next reading above ``resolve_score`` for an update."""
+    held_open = state.events.is_open.nonzero()[0].tolist()
+    if not held_open:
+        return 0
+    rows = await (await conn.execute(_OPEN_EVENTS, [DETECTOR])).fetchall()
+    still_open = {(device, metric) for device, metric in rows}
+    closed = [s for s in held_open if state.keys[s] not in still_open]
+    for s in closed:
+        state.events.close(s)
+    return len(closed)
 
 
 async def load_checkpoint(conn: Conn, name: str) -> tuple[int | None, SeriesState]:
@@ -203,9 +233,10 @@ async def _queue(conn: Conn, out: Written, subject_id: int, change: Change) -> N
 async def _apply(conn: Conn, t: Transition, p: dict[str, Any], incidents: Incidents, out: Written,
                  policy: Policy) -> None:
     """Write one transition: upsert its readings, place a new event in an incident, resolve; queue the changes."""
+    row = None
     if t.readings:
-        row = await (await conn.execute(_EVENT_UPSERT, p)).fetchone()
-        assert row is not None
+        row = await (await conn.execute(_EVENT_UPSERT if t.opened else _EVENT_UPDATE, p)).fetchone()
+    if row is not None:
         event_id, inserted, rated, notified_severity, notified_at, last_seen_at, incident_id = row
         if inserted:
             place = await place_of(conn, p["device_id"], p["kind"], t.first_at)

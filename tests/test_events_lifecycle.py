@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from psycopg import AsyncConnection
 from test_events_support import (
     START,
     STEP,
@@ -21,8 +22,10 @@ from test_events_support import (
 )
 from typer.testing import CliRunner, Result
 
+from urbanpulse.analytics.events import Transition
 from urbanpulse.analytics.events_cli import events_app
 from urbanpulse.analytics.lifecycle import Target, parse_target
+from urbanpulse.analytics.store import close_resolved, load_checkpoint, save
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +108,7 @@ def test_acknowledge_and_resolve_events_and_incidents(database: str) -> None:
 
     # the spike ends at 60; five minutes of calm later everything resolves by itself
     asyncio.run(write(database, data[55:]))
-    asyncio.run(analyse(settings))
+    assert asyncio.run(analyse(settings)).stats.closed_by_operators == 1  # the rules learnt of carol's resolve
     ea2, _eb2, ec = spiked(database, [a.device_id, b.device_id])
     assert (ea2["status"], ea2["resolved_by"], ea2["resolved_at"]) == ("resolved", None, START + 60 * STEP)
     assert (ec["device_id"], ec["incident_id"], ec["status"]) == (b.device_id, incident, "resolved")
@@ -114,6 +117,35 @@ def test_acknowledge_and_resolve_events_and_incidents(database: str) -> None:
     assert (inc["status"], inc["resolved_by"], inc["members"]) == ("resolved", None, 3)
     assert "already resolved" in cli(database, "resolve", f"I{incident}").output
     assert "already resolved" in cli(database, "ack", f"i{incident}").output
+
+
+def test_an_event_resolved_by_hand_is_not_reopened_by_its_updates(database: str) -> None:
+    """After an operator resolves an event, the rules still holding it open take a reading between
+    the thresholds for an update: it must not insert a new (unconfirmed) event, and the next chunk
+    closes the event in the rules, so a new one needs a confirmed candidate."""
+    a = DEVICES[0]
+    register(database, DEVICES)
+    data = batches(DEVICES, 50, spikes([a], start=40, length=10))
+    settings = settings_for(database)
+    asyncio.run(write(database, data))
+    asyncio.run(analyse(settings))
+    (opened,) = spiked(database, [a.device_id])
+    assert opened["status"] == "open"
+    assert cli(database, "resolve", str(opened["id"]), "--by", "dave").exit_code == 0
+
+    async def update_then_close() -> tuple[int, bool]:
+        async with await AsyncConnection.connect(database, autocommit=True) as conn:
+            horizon, state = await load_checkpoint(conn, settings.analytics.checkpoint_name)
+            s = state.index[(a.device_id, "pm25")]
+            assert state.events.is_open[s]  # the rules do not know yet
+            at = START + 50 * STEP
+            update = Transition(s, False, 1, at, at, 0.55, 0.55, 80.0)  # a reading between the thresholds
+            written = await save(conn, settings.analytics.checkpoint_name, horizon, horizon or 0, state, [update])
+            assert (written.opened, written.updated) == (0, 0)
+            return await close_resolved(conn, state), bool(state.events.is_open[s])
+
+    assert asyncio.run(update_then_close()) == (1, False)
+    assert [e["id"] for e in spiked(database, [a.device_id])] == [opened["id"]]  # no new event
 
 
 def test_resolving_an_incident_resolves_its_members(database: str) -> None:

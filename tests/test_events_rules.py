@@ -70,6 +70,48 @@ def test_hold_time_rides_out_a_short_dip() -> None:
     assert not state.is_open[0]
 
 
+def test_a_blip_during_the_calm_does_not_end_it() -> None:
+    """With ``min_readings=2`` one reading back above ``resolve_score`` is a blip: dropped, the calm
+    goes on and the event resolves on time; two in a row end the calm and join the event."""
+    r = rules(min_readings=2, hold_seconds=300)
+    out, _ = feed([HI, HI, LO, LO, MID, LO, LO, LO, LO], r)  # calm from 2; a blip at 4; 7 is 5 min on
+    (t,) = out
+    assert (t.action, t.readings, t.resolved_at) == (Action.RESOLVE, 2, T0 + 2 * MINUTE)
+    out, state = feed([HI, HI, LO, MID, 0.5, LO, LO, LO, LO], r)  # back for two readings at 3-4
+    (t,) = out
+    assert (t.action, t.readings, t.last_seen_at, t.last_score) == (Action.OPEN, 4, T0 + 4 * MINUTE, 0.5)
+    assert (t.peak_score, state.columns["run"][0]) == (HI, 0)
+    (t,), _ = feed([LO], r, state, start=10)  # the calm from 5 on lasts 5 minutes at 10
+    assert (t.action, t.resolved_at) == (Action.RESOLVE, T0 + 5 * MINUTE)
+
+
+def test_a_noisy_series_reporting_every_second_resolves() -> None:
+    """Scores of a calm series reporting every second cross ``resolve_score`` now and then (2.6 % of
+    the service's scores on Gaussian noise); a lone crossing no longer restarts the five-minute hold."""
+    rng = random.Random(3)
+    scores = [HI] * 30 + [MID if rng.random() < 0.03 else LO for _ in range(1200)]
+    seconds = [k / 60 for k in range(len(scores))]
+    out, _ = feed(scores, rules(min_readings=2, hold_seconds=300), minutes=seconds)
+    assert [t.action for t in out] == [Action.RESOLVE]
+    assert out[0].resolved_at is not None
+    assert out[0].resolved_at - T0 < timedelta(seconds=60)
+    out, _ = feed(scores, rules(min_readings=1, hold_seconds=300), minutes=seconds)  # any crossing ends a calm
+    assert [t.action for t in out] == [Action.OPEN]
+
+
+def test_closing_a_series_needs_a_new_confirmed_candidate() -> None:
+    """An operator resolved the event: readings between the thresholds no longer belong to it, and
+    the next event opens only after ``min_readings`` readings at ``open_score``."""
+    r = rules(min_readings=2, hold_seconds=300)
+    out, state = feed([HI, HI, MID], r)
+    assert [t.action for t in out] == [Action.OPEN]
+    state.close(0)
+    assert not state.is_open[0]
+    out, state = feed([MID, MID, HI, LO, HI, 0.9, MID], r, state, start=3)
+    (t,) = out
+    assert (t.action, t.first_at, t.readings) == (Action.OPEN, T0 + 7 * MINUTE, 3)
+
+
 def test_hold_time_is_reading_time() -> None:
     out, _ = feed([HI, LO, LO], rules(hold_seconds=300), minutes=[0, 1, 30])  # a silent gap, then calm
     (t,) = out
