@@ -3,7 +3,9 @@
 Plain functions, for the command line to wire up. The input has a header and the columns
 ``timestamp`` (ISO 8601, ``YYYY-MM-DD HH:MM:SS``; no zone means UTC) and ``value``; the output is
 the same rows, in the same order, with ``anomaly_score`` added: row ``i`` is scored from rows
-``<= i`` only. Empty or non-numeric values score 0.0 and are not learned.
+``<= i`` only. Empty or non-numeric values score 0.0 and are not learned; :class:`Scored` counts
+them, and the rows stamped before the row above them (scored in file order all the same), for the
+command to report.
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -11,7 +13,7 @@ the same rows, in the same order, with ``anomaly_score`` added: row ``i`` is sco
 >>> rows = [f"2024-01-01 00:{m:02d}:00,{v}" for m, v in enumerate([5.0] * 40 + [50.0])]
 >>> _ = (folder / "in.csv").write_text("timestamp,value\\n" + "\\n".join(rows) + "\\n")
 >>> detect_csv(folder / "in.csv", folder / "out.csv", "ewma")
-41
+Scored(rows=41, without_value=0, out_of_order=0)
 >>> (folder / "out.csv").read_text().splitlines()[-1]
 '2024-01-01 00:40:00,50.0,1.0'
 """
@@ -19,6 +21,7 @@ the same rows, in the same order, with ``anomaly_score`` added: row ``i`` is sco
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -26,7 +29,16 @@ import polars as pl
 from urbanpulse.analytics.base import Detector
 from urbanpulse.analytics.registry import BEST, DETECTORS, create
 
-__all__ = ["BEST", "DETECTORS", "detect_csv", "detector_names"]
+__all__ = ["BEST", "DETECTORS", "Scored", "detect_csv", "detector_names"]
+
+
+class Scored(NamedTuple):
+    """What :func:`detect_csv` wrote: rows, rows without a numeric value (scored 0.0, not learned),
+    rows stamped before the row above them."""
+
+    rows: int
+    without_value: int
+    out_of_order: int
 
 
 def detector_names() -> list[str]:
@@ -34,23 +46,25 @@ def detector_names() -> list[str]:
     return sorted(DETECTORS)
 
 
-def detect_csv(input: Path, output: Path, detector: str = BEST) -> int:
+def detect_csv(input: Path, output: Path, detector: str = BEST) -> Scored:
     """Score ``input`` (``timestamp,value``) into ``output`` (``timestamp,value,anomaly_score``).
 
-    Returns the rows written. Raises ``KeyError`` for an unknown detector, ``ValueError`` for a file
-    without those columns or with a timestamp that does not parse.
+    Raises ``KeyError`` for an unknown detector, ``ValueError`` for a file without those columns or
+    with a timestamp that does not parse (naming its line), ``OSError`` for a file that cannot be read.
     """
     model: Detector = create(detector)
     frame = pl.read_csv(input, schema_overrides={"timestamp": pl.String, "value": pl.String})
     missing = {"timestamp", "value"} - set(frame.columns)
     if missing:
-        msg = f"{input}: no column {', '.join(sorted(missing))}"
+        msg = f"{input}: no column {', '.join(sorted(missing))} (the header must name timestamp and value)"
         raise ValueError(msg)
-    try:
-        stamps = frame["timestamp"].str.to_datetime(time_unit="us", strict=True)
-    except pl.exceptions.PolarsError as exc:
-        msg = f"{input}: a timestamp does not parse ({exc})"
-        raise ValueError(msg) from exc
+    stamps = frame["timestamp"].str.to_datetime(time_unit="us", strict=False)
+    bad = (stamps.is_null()).arg_true()
+    if len(bad):
+        line, text = int(bad[0]) + 2, frame["timestamp"][int(bad[0])]  # line 1 is the header
+        msg = (f"{input}, line {line}: timestamp {text!r} does not parse ({len(bad)} such rows; ISO 8601 "
+               "expected, such as 2024-01-01 00:05:00, UTC unless it has a zone)")
+        raise ValueError(msg)
     if stamps.dtype.time_zone is not None:  # type: ignore[attr-defined]
         stamps = stamps.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
     seconds = stamps.dt.epoch("us").to_numpy().astype(np.float64) / 1e6
@@ -59,4 +73,4 @@ def detect_csv(input: Path, output: Path, detector: str = BEST) -> int:
     out = frame.select("timestamp", "value").with_columns(pl.Series("anomaly_score", scores))
     output.parent.mkdir(parents=True, exist_ok=True)
     out.write_csv(output, float_precision=None)
-    return out.height
+    return Scored(out.height, int((~np.isfinite(values)).sum()), int((np.diff(seconds) < 0).sum()))

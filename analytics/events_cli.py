@@ -101,7 +101,7 @@ def list_command(
     status: Annotated[StatusFilter, typer.Option(help="Which to show; active = open or acknowledged.")] = (
         StatusFilter.ACTIVE),
     incidents: Annotated[bool, typer.Option("--incidents", help="List incidents instead of events.")] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+    limit: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 50,
 ) -> None:
     """List events (or incidents): unresolved first, worst first, newest first."""
     with _connect() as conn:

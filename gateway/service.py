@@ -115,7 +115,24 @@ class Gateway:
         return False, f"broker {'up' if self.connected else 'down'}, database {'up' if database_ok else 'down'}"
 
     async def __aenter__(self) -> Self:
+        try:
+            await self._open()
+        except BaseException:
+            await self.__aexit__(None, None, None)  # what opened before the failure closes again
+            raise
+        return self
+
+    async def _open(self) -> None:
         db, g = self.settings.database, self.settings.gateway
+        if g.metrics_port is not None:  # first: a port in use fails before anything else is opened
+            port = g.metrics_port + (self.worker or 0) if g.metrics_port else 0
+            try:
+                self._http = await http_metrics.serve(self.metrics, self.health, g.metrics_host, port)
+            except OSError as exc:
+                msg = (f"cannot serve metrics on {g.metrics_host}:{port}: {exc.strerror or exc} (another gateway "
+                       "running? URBANPULSE_GATEWAY__METRICS_PORT sets the port, 0 picks a free one)")
+                raise OSError(exc.errno, msg) from exc
+            self.metrics_port = self._http.sockets[0].getsockname()[1]
         self._pool = AsyncConnectionPool(
             db.dsn,
             min_size=db.pool_min,
@@ -127,11 +144,6 @@ class Gateway:
         await self._pool.open(wait=False)
         spool = Spool(g.spool_dir / self.client_id, g.spool_max_bytes)
         self._committer = Committer(self._pool, spool, self._reparse, self.stats, self.metrics, g.retry_seconds)
-        if g.metrics_port is not None:
-            port = g.metrics_port + (self.worker or 0) if g.metrics_port else 0
-            self._http = await http_metrics.serve(self.metrics, self.health, g.metrics_host, port)
-            self.metrics_port = self._http.sockets[0].getsockname()[1]
-        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -23,7 +23,7 @@ def test_scores_every_row_as_the_detector_does(tmp_path: Path, name: str) -> Non
     rng = np.random.default_rng(1)
     values = [f"{v:.3f}" for v in 10 + rng.normal(0, 1, 280)] + ["60.0"]
     write_input(tmp_path / "in.csv", values)
-    assert detect_csv(tmp_path / "in.csv", tmp_path / "out" / "scored.csv", name) == 281
+    assert detect_csv(tmp_path / "in.csv", tmp_path / "out" / "scored.csv", name) == (281, 0, 0)
     out = pl.read_csv(tmp_path / "out" / "scored.csv")
     assert out.columns == ["timestamp", "value", "anomaly_score"]
     assert out["timestamp"][0] == "2024-03-01 00:00:00"
@@ -34,7 +34,7 @@ def test_scores_every_row_as_the_detector_does(tmp_path: Path, name: str) -> Non
 
 def test_blank_and_text_values_score_zero(tmp_path: Path) -> None:
     write_input(tmp_path / "in.csv", ["1.0"] * 40 + ["", "n/a", "1.0"])
-    detect_csv(tmp_path / "in.csv", tmp_path / "out.csv", "ewma")
+    assert detect_csv(tmp_path / "in.csv", tmp_path / "out.csv", "ewma").without_value == 2
     out = pl.read_csv(tmp_path / "out.csv", schema_overrides={"value": pl.String})
     assert out["anomaly_score"].to_list()[-3:] == [0.0, 0.0, 0.0]
     assert out["value"].to_list()[-3:] == [None, "n/a", "1.0"]
@@ -47,9 +47,15 @@ def test_unknown_detector_and_bad_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("time,reading\n2024-01-01 00:00:00,1\n")
     with pytest.raises(ValueError, match="no column"):
         detect_csv(tmp_path / "bad.csv", tmp_path / "out.csv", "ewma")
-    (tmp_path / "bad2.csv").write_text("timestamp,value\nyesterday,1\n")
-    with pytest.raises(ValueError, match="does not parse"):
+    (tmp_path / "bad2.csv").write_text("timestamp,value\n2024-01-01 00:00:00,1\nyesterday,1\n,2\n")
+    with pytest.raises(ValueError, match=r"line 3: timestamp 'yesterday' does not parse \(2 such rows"):
         detect_csv(tmp_path / "bad2.csv", tmp_path / "out.csv", "ewma")
+
+
+def test_rows_out_of_time_order_are_counted(tmp_path: Path) -> None:
+    rows = ["2024-01-01 00:10:00,1", "2024-01-01 00:05:00,2", "2024-01-01 00:15:00,3", "2024-01-01 00:15:00,4"]
+    (tmp_path / "in.csv").write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert detect_csv(tmp_path / "in.csv", tmp_path / "out.csv", "ewma") == (4, 0, 1)
 
 
 def test_names_and_default() -> None:

@@ -181,3 +181,25 @@ def _healthz(port: int | None) -> tuple[int, bool]:
             return response.status, bool(json.loads(response.read())["ok"])
     except urllib.error.HTTPError as err:
         return err.code, bool(json.loads(err.read())["ok"])
+
+
+def test_a_metrics_port_in_use_fails_at_once_with_a_clear_error(
+    database: str, broker: MosquittoServer, tmp_path: Path
+) -> None:
+    """A second gateway on the same metrics port: a clear error in well under a second, nothing left
+    open (it used to open the database pool first, never close it, and hang on exit)."""
+
+    async def start_twice() -> str:
+        first = _settings(database, broker, tmp_path, metrics_port=0)
+        async with Gateway(first) as running:
+            taken = _settings(database, broker, tmp_path, metrics_port=running.metrics_port)
+            second = Gateway(taken)
+            started = time.monotonic()
+            with pytest.raises(OSError, match="cannot serve metrics") as refused:
+                await asyncio.wait_for(second.__aenter__(), 10)
+            assert time.monotonic() - started < 1.0
+            assert (second._pool, second._http) == (None, None)  # nothing left open
+            return str(refused.value)
+
+    message = asyncio.run(asyncio.wait_for(start_twice(), 30))
+    assert "URBANPULSE_GATEWAY__METRICS_PORT" in message

@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from urbanpulse.analytics.events_cli import events_app
+from urbanpulse.cli_errors import explain
 from urbanpulse.dashboards.commands import dashboards_app, report
 from urbanpulse.gateway.devices_cli import broker_app, devices_app
 from urbanpulse.settings import Settings
@@ -136,7 +138,8 @@ def analytics(verbose: Verbose = False) -> None:
 
 @app.command()
 def detect(
-    input_csv: Annotated[Path, typer.Argument(metavar="INPUT.csv", help="A timestamp,value CSV.")],
+    input_csv: Annotated[Path, typer.Argument(metavar="INPUT.csv", help="A timestamp,value CSV.", exists=True,
+                                               dir_okay=False, readable=True)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write timestamp,value,anomaly_score.")],
     detector: Annotated[str, typer.Option(help="Detector name (see analytics/README.md).")] = "ensemble",
 ) -> None:
@@ -146,8 +149,16 @@ def detect(
     if detector not in detector_names():
         console.print(f"[red]unknown detector {detector!r}[/]; choose from {', '.join(detector_names())}")
         raise typer.Exit(2)
-    rows = detect_csv(input_csv, output, detector)
-    console.print(f"scored {rows} rows with {detector} -> {output}")
+    try:
+        scored = detect_csv(input_csv, output, detector)
+    except ValueError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"scored {scored.rows} rows with {detector} -> {output}")
+    if scored.without_value:
+        console.print(f"{scored.without_value} rows have no numeric value: scored 0.0, not learned")
+    if scored.out_of_order:
+        console.print(f"{scored.out_of_order} rows are stamped before the row above them: scored in file order")
 
 
 @db_app.command("migrate")
@@ -219,3 +230,21 @@ def export(
 
 if __name__ == "__main__":
     app()
+
+
+def main() -> None:
+    """The ``urbanpulse`` console script: :data:`app`, with an operator's mistakes and outages (a bad
+    setting, a database down, a port in use) told in one line and an exit status instead of a
+    traceback (:func:`urbanpulse.cli_errors.explain`); a bug keeps its traceback."""
+    try:
+        app()
+    except Exception as exc:
+        try:
+            dsn: str | None = Settings().database.dsn
+        except Exception:  # the settings themselves are what failed
+            dsn = None
+        told = explain(exc, dsn)
+        if told is None:
+            raise
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(told[0])}", highlight=False)
+        raise SystemExit(told[1]) from None

@@ -156,12 +156,23 @@ class PostgresServer:
             check=True, capture_output=True, **_as_user(self._run_as),
         )
 
+    def _refuse_if_in_use(self) -> None:
+        """A clear error when another server runs on this cluster (its ``postmaster.pid`` names a live process)."""
+        with contextlib.suppress(OSError, ValueError):  # none, unreadable, or stale: postgres itself decides
+            pid = int((self.data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
+            with contextlib.suppress(PermissionError):  # alive, under another user
+                os.kill(pid, 0)
+            msg = (f"another PostgreSQL (pid {pid}) already runs on {self.data_dir}: is a local stack already up? "
+                   "Stop it first, or give this one another folder (URBANPULSE_DATA_DIR)")
+            raise ServerError(msg)
+
     def start(self, timeout: float = 60.0) -> None:
         """Initialise the cluster if needed, start the server and wait until it takes connections."""
         if self.running:
             return
         if not (self.data_dir / "pgdata" / "PG_VERSION").exists():
             self._initdb()
+        self._refuse_if_in_use()
         conf = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),

@@ -1,0 +1,71 @@
+"""The console script tells an operator's mistakes and outages in one line, with an exit status."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from urbanpulse.cli import main
+from urbanpulse.cli_errors import explain
+from urbanpulse.localstack import PostgresServer, ServerError, free_port
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["urbanpulse", *argv])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    return int(ended.value.code or 0), capsys.readouterr().err
+
+
+def test_a_setting_that_does_not_parse_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("URBANPULSE_GATEWAY__BATCH_SIZE", "abc")
+    code, err = run(monkeypatch, capsys, "events", "list")
+    assert code == 2
+    assert "URBANPULSE_GATEWAY__BATCH_SIZE='abc'" in err
+    assert "Traceback" not in err
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("URBANPULSE_DATABASE__DSN", f"postgresql://ops:s3cret@127.0.0.1:{free_port()}/city")
+    code, err = run(monkeypatch, capsys, "events", "list")
+    assert code == 1
+    assert "cannot reach the database at" in err
+    assert "URBANPULSE_DATABASE__DSN" in err
+    assert "s3cret" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_timestamp_that_does_not_parse_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "in.csv").write_text("timestamp,value\n2024-01-01 00:00:00,1\nnot-a-time,2\n")
+    code, err = run(monkeypatch, capsys, "detect", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
+    assert code == 2
+    assert "line 3: timestamp 'not-a-time' does not parse" in err
+    assert "Traceback" not in err
+    code, err = run(monkeypatch, capsys, "detect", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "out.csv"))
+    assert code == 2
+    assert "does not exist" in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr("urbanpulse.cli.app", broken)
+    with pytest.raises(ZeroDivisionError):
+        main()
+
+
+@pytest.mark.integration
+def test_a_second_local_server_on_the_same_folder_is_refused_clearly(pg_cluster: PostgresServer) -> None:
+    """``urbanpulse up`` twice in one folder: the second is told the first runs, not shown postgres' log."""
+    with pytest.raises(ServerError, match=r"another PostgreSQL \(pid \d+\) already runs on .*URBANPULSE_DATA_DIR"):
+        PostgresServer(pg_cluster.data_dir).start()
+    assert explain(ServerError("x")) == ("x", 1)

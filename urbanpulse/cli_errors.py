@@ -1,0 +1,62 @@
+"""An operator's mistakes and outages, told in one line instead of a traceback.
+
+:func:`explain` turns the exceptions a command meets through no fault of the code -- a setting that
+does not parse, a database or broker that cannot be reached, a port in use, a file that cannot be
+read, a local server that will not start -- into a message naming what to change, and an exit status:
+2 for a bad setting or input, 1 for an outage. Anything else is a bug: its traceback is kept.
+
+>>> from pydantic import BaseModel, ValidationError
+>>> class Gateway(BaseModel):
+...     batch_size: int
+>>> try:
+...     Gateway(batch_size="abc")
+... except ValidationError as exc:
+...     print(settings_problem(exc, ("gateway",)))
+URBANPULSE_GATEWAY__BATCH_SIZE='abc': Input should be a valid integer, unable to parse string as an integer
+"""
+
+from __future__ import annotations
+
+import pydantic
+from psycopg import OperationalError
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+__all__ = ["explain", "settings_problem"]
+
+
+def settings_problem(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """Each error of a settings validation as ``URBANPULSE_<SECTION>__<NAME>=<value>: <why>``, one a line."""
+    lines = []
+    for error in exc.errors():
+        path = [*prefix, *(str(part) for part in error["loc"])]
+        name = "URBANPULSE_" + "__".join(path).upper()
+        value = error.get("input")
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        lines.append(f"{name}{shown}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _without_password(dsn: str) -> str:
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:  # not parsable: say nothing about it rather than leak it
+        return "(unparsable)"
+    parts.pop("password", None)
+    return make_conninfo(**parts)  # type: ignore[arg-type]
+
+
+def explain(exc: BaseException, dsn: str | None = None) -> tuple[str, int] | None:
+    """The one-line message and exit status for ``exc``, or ``None`` for a bug (keep its traceback)."""
+    if isinstance(exc, pydantic.ValidationError) and exc.title == "Settings":
+        return f"a setting is not valid:\n{settings_problem(exc)}", 2
+    if isinstance(exc, OperationalError):
+        where = f" at {_without_password(dsn)}" if dsn else ""
+        why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        return f"cannot reach the database{where} (URBANPULSE_DATABASE__DSN): {why}", 1
+    if isinstance(exc, OSError):  # a port in use, a file or folder that cannot be read or written
+        return str(exc), 1
+    from urbanpulse.localstack import ServerError  # noqa: PLC0415 (its import starts nothing)
+
+    if isinstance(exc, ServerError):
+        return str(exc), 1
+    return None
