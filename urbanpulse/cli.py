@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from urbanpulse.analytics.events_cli import events_app
 from urbanpulse.cli_errors import explain
 from urbanpulse.dashboards.commands import dashboards_app, report
 from urbanpulse.gateway.devices_cli import broker_app, devices_app
-from urbanpulse.settings import Settings
+from urbanpulse.settings import Settings, unknown_variables
 from urbanpulse.sim import commands as sim_commands
 
 app = typer.Typer(help="urbanpulse: city IoT telemetry — gateway, storage, detection, dashboards.",
@@ -235,7 +236,10 @@ if __name__ == "__main__":
 def main() -> None:
     """The ``urbanpulse`` console script: :data:`app`, with an operator's mistakes and outages (a bad
     setting, a database down, a port in use) told in one line and an exit status instead of a
-    traceback (:func:`urbanpulse.cli_errors.explain`); a bug keeps its traceback."""
+    traceback (:func:`urbanpulse.cli_errors.explain`); a bug keeps its traceback. A ``URBANPULSE_``
+    variable that names no setting is warned about first."""
+    for problem in unknown_variables(os.environ):
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {escape(problem)}", highlight=False)
     try:
         app()
     except Exception as exc:

@@ -29,6 +29,9 @@ def settings_problem(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()
     lines = []
     for error in exc.errors():
         path = [*prefix, *(str(part) for part in error["loc"])]
+        if not path:  # a rule across settings: its message names them
+            lines.append(error["msg"])
+            continue
         name = "URBANPULSE_" + "__".join(path).upper()
         value = error.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""

@@ -7,11 +7,13 @@ defaults are those of the local stack that ``urbanpulse up`` starts.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
@@ -21,10 +23,10 @@ class BrokerSettings(BaseModel):
     """MQTT broker. Env: ``URBANPULSE_BROKER__<NAME>``."""
 
     host: str = Field("127.0.0.1", description="Broker host name or address.")
-    port: int = Field(1883, description="Broker TCP port (plain MQTT).")
+    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port (plain MQTT).")
     username: str | None = Field(None, description="User name for the broker, if it asks for one.")
     password: str | None = Field(None, description="Password for the broker.")
-    keepalive: int = Field(30, description="MQTT keepalive in seconds.")
+    keepalive: int = Field(30, ge=1, le=65535, description="MQTT keepalive in seconds.")
 
 
 class DatabaseSettings(BaseModel):
@@ -34,8 +36,8 @@ class DatabaseSettings(BaseModel):
         "postgresql://urbanpulse@127.0.0.1:5432/urbanpulse",
         description="libpq connection string of the database urbanpulse writes to.",
     )
-    pool_min: int = Field(1, description="Connections the pool keeps open.")
-    pool_max: int = Field(4, description="Connections the pool may open at most.")
+    pool_min: int = Field(1, ge=0, description="Connections the pool keeps open.")
+    pool_max: int = Field(4, ge=1, description="Connections the pool may open at most.")
 
 
 class StorageSettings(BaseModel):
@@ -77,10 +79,15 @@ class StorageSettings(BaseModel):
     day_timezone: str = Field(
         "Asia/Ho_Chi_Minh", description="Fixed. Where a day starts for daily rollups and the daily AQI."
     )
-    typical_weeks: int = Field(4, description="Weeks behind a traffic segment's typical speed per hour of week.")
+    typical_weeks: int = Field(4, ge=1, description="Weeks behind a traffic segment's typical speed per hour of week.")
     maintain_seconds: float = Field(
-        300.0, description="How often `urbanpulse db maintain --every` and `urbanpulse up` run the storage job."
+        300.0, gt=0, description="How often `urbanpulse db maintain --every` and `urbanpulse up` run the storage job."
     )
+
+
+def _off_is_none(value: object) -> object:
+    """``off`` (any case) for a setting that ``None`` turns off, as the metrics port."""
+    return None if isinstance(value, str) and value.strip().lower() == "off" else value
 
 
 class GatewaySettings(BaseModel):
@@ -94,16 +101,16 @@ class GatewaySettings(BaseModel):
         None,
         description="Shared-subscription group ($share/<group>/...) so several gateways split the load.",
     )
-    batch_size: int = Field(10000, description="Readings per database transaction at most.")
-    batch_seconds: float = Field(0.25, description="Longest a reading waits in a batch before a flush.")
-    max_payload_bytes: int = Field(65536, description="Larger MQTT payloads are dead-lettered unread.")
-    max_readings_per_message: int = Field(1000, description="Longer arrays are dead-lettered whole.")
+    batch_size: int = Field(10000, ge=1, description="Readings per database transaction at most.")
+    batch_seconds: float = Field(0.25, gt=0, description="Longest a reading waits in a batch before a flush.")
+    max_payload_bytes: int = Field(65536, ge=1, description="Larger MQTT payloads are dead-lettered unread.")
+    max_readings_per_message: int = Field(1000, ge=1, description="Longer arrays are dead-lettered whole.")
     max_future_skew_seconds: float = Field(
         300.0, ge=0, le=366 * 86400, description="Readings stamped further in the future than this are rejected."
     )
-    retry_seconds: float = Field(1.0, description="First back-off after a failed write or connection.")
+    retry_seconds: float = Field(1.0, gt=0, description="First back-off after a failed write or connection.")
     receive_maximum: int = Field(
-        10000, description="MQTT v5 Receive Maximum: unacknowledged messages the broker may send us."
+        10000, ge=1, le=65535, description="MQTT v5 Receive Maximum: unacknowledged messages the broker may send us."
     )
     max_late_seconds: float = Field(
         7 * 24 * 3600.0,
@@ -113,14 +120,17 @@ class GatewaySettings(BaseModel):
     )
     spool_dir: Path = Field(
         Path(".urbanpulse/spool"),
-        description="Where batches wait, fsynced, while the database is unreachable (one subfolder per client id).",
+        description="Where batches wait, fsynced, while the database is unreachable (one subfolder per client id); "
+        "unset, the `spool` folder of `URBANPULSE_DATA_DIR`.",
     )
     spool_max_bytes: int = Field(
-        256 * 1024 * 1024, description="Spool size limit; when full the gateway stops acknowledging instead."
+        256 * 1024 * 1024, ge=0, description="Spool size limit; when full the gateway stops acknowledging instead."
     )
     metrics_host: str = Field("127.0.0.1", description="Address of the /metrics and /healthz endpoint.")
-    metrics_port: int | None = Field(
+    metrics_port: Annotated[int | None, BeforeValidator(_off_is_none)] = Field(
         9464,
+        ge=0,
+        le=65535,
         description="Port of the /metrics and /healthz endpoint; worker N of --workers uses port + N "
         "(`off`: no endpoint; 0: any free port).",
     )
@@ -129,44 +139,46 @@ class GatewaySettings(BaseModel):
         description="Accept readings only from devices registered (and enabled) for that kind; "
         "`false` accepts any device id (demos, migrations from another platform).",
     )
-    directory_refresh_seconds: float = Field(10.0, description="How often the gateway reloads the device registry.")
+    directory_refresh_seconds: float = Field(
+        10.0, gt=0, description="How often the gateway reloads the device registry."
+    )
 
 
 class AnalyticsSettings(BaseModel):
     """Streaming detection. Env: ``URBANPULSE_ANALYTICS__<NAME>``."""
 
-    alpha: float = Field(0.05, description="EWMA smoothing factor of the baseline (0-1).")
-    warmup: int = Field(30, description="Readings a series must see before it can be scored.")
-    open_score: float = Field(0.8, description="An event opens when a score reaches this.")
-    resolve_score: float = Field(0.4, description="An open event resolves when the score falls below this.")
-    poll_seconds: float = Field(1.0, description="Longest wait between checks for committed batches.")
+    alpha: float = Field(0.05, gt=0, le=1, description="EWMA smoothing factor of the baseline (0-1).")
+    warmup: int = Field(30, ge=0, description="Readings a series must see before it can be scored.")
+    open_score: float = Field(0.8, gt=0, le=1, description="An event opens when a score reaches this.")
+    resolve_score: float = Field(0.4, ge=0, le=1, description="An open event resolves when the score falls below this.")
+    poll_seconds: float = Field(1.0, gt=0, description="Longest wait between checks for committed batches.")
     checkpoint_name: str = Field("ewma", description="Name of this consumer's checkpoint row.")
     min_readings: int = Field(
-        2, description="Consecutive readings scoring >= open_score needed before an event opens (no blips)."
+        2, ge=1, description="Consecutive readings scoring >= open_score needed before an event opens (no blips)."
     )
     resolve_hold_seconds: float = Field(
-        300.0, description="Reading time the score must stay below resolve_score before an event resolves."
+        300.0, ge=0, description="Reading time the score must stay below resolve_score before an event resolves."
     )
     flap_opens: int = Field(
-        3, description="Openings of one series within flap_window_seconds that make its event 'flapping'."
+        3, ge=0, description="Openings of one series within flap_window_seconds that make its event 'flapping'."
     )
-    flap_window_seconds: float = Field(3600.0, description="The flapping window.")
+    flap_window_seconds: float = Field(3600.0, gt=0, description="The flapping window.")
     incident_window_seconds: float = Field(
-        900.0, description="Events opening this close to an incident's members (same family and place) join it."
+        900.0, ge=0, description="Events opening this close to an incident's members (same family and place) join it."
     )
     publish: bool = Field(True, description="Publish event and incident changes on MQTT (urbanpulse/v1/ops/...).")
     publish_update_seconds: float = Field(
-        300.0, description="Least reading time between two 'updated' messages of one event or incident."
+        300.0, ge=0, description="Least reading time between two 'updated' messages of one event or incident."
     )
 
 
 class SimSettings(BaseModel):
     """Firmware simulator. Env: ``URBANPULSE_SIM__<NAME>``."""
 
-    devices_per_kind: int = Field(20, description="Simulated devices of each kind.")
-    interval_seconds: float = Field(1.0, description="Seconds between two readings of one device.")
+    devices_per_kind: int = Field(20, ge=0, description="Simulated devices of each kind.")
+    interval_seconds: float = Field(1.0, gt=0, description="Seconds between two readings of one device.")
     seed: int = Field(42, description="Random seed: the same seed gives the same readings.")
-    malformed_rate: float = Field(0.0, description="Share of messages deliberately malformed (0-1).")
+    malformed_rate: float = Field(0.0, ge=0, le=1, description="Share of messages deliberately malformed (0-1).")
 
 
 class GrafanaSettings(BaseModel):
@@ -187,13 +199,12 @@ class GrafanaSettings(BaseModel):
 class Settings(BaseSettings):
     """All of urbanpulse's configuration."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="URBANPULSE_", env_nested_delimiter="__", extra="ignore", env_parse_none_str="off"
-    )
+    model_config = SettingsConfigDict(env_prefix="URBANPULSE_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Field(
         Path(".urbanpulse"),
-        description="Where `urbanpulse up` keeps its throwaway Mosquitto and PostgreSQL.",
+        description="Where `urbanpulse up` keeps its own Mosquitto and PostgreSQL (kept between runs), and the "
+        "gateway's spool unless `GATEWAY__SPOOL_DIR` is set.",
     )
     broker: BrokerSettings = BrokerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -202,3 +213,39 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = AnalyticsSettings()
     sim: SimSettings = SimSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+
+    @model_validator(mode="after")
+    def _spool_in_data_dir(self) -> Settings:
+        """The spool follows ``data_dir`` unless it is set itself."""
+        if "spool_dir" not in self.gateway.model_fields_set:
+            self.gateway = self.gateway.model_copy(update={"spool_dir": self.data_dir / "spool"})
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_below_open(self) -> Settings:
+        a = self.analytics
+        if a.resolve_score > a.open_score:
+            msg = f"analytics.resolve_score ({a.resolve_score}) must not be above open_score ({a.open_score})"
+            raise ValueError(msg)
+        return self
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``URBANPULSE_`` variables in ``environ`` that name no setting (a typo is otherwise silently
+    ignored), each with the closest setting's name when there is one; the test fixtures' own
+    ``URBANPULSE_TEST_*`` are not settings and are left out."""
+    known = set()
+    for name, field in Settings.model_fields.items():
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            known |= {f"URBANPULSE_{name}__{sub}".upper() for sub in group.model_fields}
+        else:
+            known.add(f"URBANPULSE_{name}".upper())
+    out = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith("URBANPULSE_") or upper.startswith("URBANPULSE_TEST_") or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+        out.append(f"{variable} names no setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    return out
