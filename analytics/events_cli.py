@@ -33,13 +33,14 @@ from urbanpulse.analytics.lifecycle import (
     resolve,
 )
 from urbanpulse.settings import Settings
+from urbanpulse.tables import show
 
 __all__ = ["events_app"]
 
 events_app = typer.Typer(help="Events and incidents: list, acknowledge, resolve.", no_args_is_help=True)
 console = Console()
 
-Id = Annotated[str, typer.Argument(help="Event id (42 or E42) or incident id (I7).")]
+Id = Annotated[str, typer.Argument(metavar="ID", help="Event id (42 or E42) or incident id (I7).")]
 By = Annotated[str | None, typer.Option("--by", help="Who acknowledges or resolves (default: login name).")]
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -106,9 +107,9 @@ def list_command(
     """List events (or incidents): unresolved first, worst first, newest first."""
     with _connect() as conn:
         if incidents:
-            console.print(_incidents_table(list_incidents(conn, status, limit)))
+            show(_incidents_table(list_incidents(conn, status, limit)), console)
         else:
-            console.print(_events_table(list_events(conn, status, limit)))
+            show(_events_table(list_events(conn, status, limit)), console)
 
 
 def _report(outcome: Outcome) -> None:

@@ -1,4 +1,9 @@
-"""Live mode: every device publishes a reading stamped with the current time, every ``interval`` seconds."""
+"""Live mode: every device publishes a reading stamped with the current time, every ``interval`` seconds.
+
+Presence as devices give it: on connecting, each device's ``online`` on its status topic (retained,
+so a gateway that starts later learns it too); on a clean stop, ``offline``. All devices share one
+connection, so there is no last will for each: a simulator killed outright leaves them online.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from datetime import UTC, datetime
 
 import aiomqtt
 
-from urbanpulse.contract import reading_topic
+from urbanpulse.contract import reading_topic, status_topic
 from urbanpulse.settings import BrokerSettings, SimSettings
 from urbanpulse.sim.city import Device, fleet
 from urbanpulse.sim.signals import reading
@@ -49,6 +54,7 @@ async def run_live(
                                       password=broker.password, identifier="urbanpulse-sim-live",
                                       max_inflight_messages=500, timeout=30) as client:
                 client.pending_calls_threshold = len(devices) + 1
+                await _presence(client, devices, b"online")
                 while not stop.is_set():
                     started = asyncio.get_running_loop().time()
                     await _round(client, devices, seq, rng, sim.malformed_rate, stats)
@@ -60,10 +66,17 @@ async def run_live(
                     if wait > 0:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), wait)
+                await _presence(client, devices, b"offline")
         except aiomqtt.MqttError as exc:
             log.warning("simulator lost the broker (%s); reconnecting", exc)
             await asyncio.sleep(1.0)
     return stats
+
+
+async def _presence(client: aiomqtt.Client, devices: list[Device], state: bytes) -> None:
+    """Each device's presence, retained (QoS 1, acknowledged before this returns)."""
+    await asyncio.gather(*(client.publish(status_topic(d.device_id), state, qos=1, retain=True, timeout=30)
+                           for d in devices))
 
 
 async def _round(client: aiomqtt.Client, devices: list[Device], seq: int, rng: random.Random,

@@ -42,6 +42,7 @@ from urbanpulse.gateway.registry import (
     spec,
 )
 from urbanpulse.settings import Settings
+from urbanpulse.tables import show
 
 devices_app = typer.Typer(
     help="Device registry: add, import, list, disable, enable, rotate secrets.", no_args_is_help=True
@@ -217,7 +218,7 @@ def list_(
             "yes" if d.online else "no",
             d.last_seen.isoformat(timespec="seconds") if d.last_seen else "never",
         )
-    Console().print(table)
+    show(table)
 
 
 @devices_app.command("disable")

@@ -8,6 +8,8 @@ in force.
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 from psycopg.rows import TupleRow
 
@@ -45,6 +47,23 @@ def _native(conn: Conn, table: str) -> str:
     return f"{total}, {parts} partitions ({size or '0 bytes'}) + default with {default} rows"
 
 
+def _duration(value: str) -> str:
+    """A duration stored as ``"<n> seconds"`` in the largest whole unit (``8 days``); anything else as it is.
+
+    >>> _duration("691200 seconds"), _duration("3600 seconds"), _duration("90 seconds"), _duration("Asia/Hanoi")
+    ('8 days', '1 hour', '90 seconds', 'Asia/Hanoi')
+    """
+    match = re.fullmatch(r"(\d+) seconds", value)
+    if not match:
+        return value
+    seconds = int(match.group(1))
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit if count != 1 else unit[:-1]}"
+    return value
+
+
 def status(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
         have = applied(conn)
@@ -72,6 +91,7 @@ def status(dsn: str) -> list[str]:
             for name, watermark, updated in conn.execute(
                     "SELECT name, watermark::text, updated_at FROM rollup_state ORDER BY name").fetchall():
                 lines.append(f"rollup {name}: complete below {watermark}, refreshed {updated:%Y-%m-%d %H:%M:%S%z}")
-            settings = ", ".join(f"{k}={v}" for k, v in sorted(config.items()) if not k.startswith("backend"))
+            settings = ", ".join(f"{k}={_duration(v)}" for k, v in sorted(config.items())
+                                 if not k.startswith("backend"))
             lines.append(f"storage settings: {settings}")
     return lines

@@ -65,6 +65,9 @@ def test_acknowledge_and_resolve_events_and_incidents(database: str) -> None:
     listed = cli(database, "list")
     assert listed.exit_code == 0, listed.output
     assert all(str(e["id"]) in listed.output for e in (ea, eb))
+    header, *lines = listed.output.splitlines()  # piped: tab-separated, nothing cut short, for grep
+    assert header.split("\t")[:4] == ["id", "status", "severity", "device"]
+    assert {line.split("\t")[3] for line in lines} >= {a.device_id, b.device_id}
     assert f"I{incident}" in listed.output
     assert "Hoan Kiem, Ha Noi" in listed.output
     listed = cli(database, "list", "--incidents")

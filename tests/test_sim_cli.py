@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -39,3 +41,52 @@ def test_sim_without_a_database_says_what_to_do(broker: MosquittoServer, monkeyp
                                        "--no-register"])
     assert unregistered.exit_code == 0, unregistered.output
     assert "published" in unregistered.output
+
+
+def test_the_live_simulator_gives_each_device_presence(broker: MosquittoServer) -> None:
+    """``online`` (retained) for every device when it connects, ``offline`` when it stops cleanly: the
+    gateway records presence from these, and without them every simulated device showed offline."""
+    import asyncio  # noqa: PLC0415
+
+    import aiomqtt  # noqa: PLC0415
+
+    from urbanpulse.contract import STATUS_KIND, TOPIC_ROOT, TOPIC_VERSION  # noqa: PLC0415
+    from urbanpulse.settings import BrokerSettings, SimSettings  # noqa: PLC0415
+    from urbanpulse.sim.city import fleet  # noqa: PLC0415
+    from urbanpulse.sim.live import run_live  # noqa: PLC0415
+
+    sim = SimSettings(devices_per_kind=2, interval_seconds=0.2)
+    settings = BrokerSettings(port=broker.port)
+
+    async def play() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+        seen: list[tuple[str, bytes]] = []
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="presence-watch") as watch:
+            await watch.subscribe(f"{TOPIC_ROOT}/{TOPIC_VERSION}/{STATUS_KIND}/+", qos=1)
+
+            async def collect() -> None:
+                async for message in watch.messages:
+                    seen.append((str(message.topic).rsplit("/", 1)[1], bytes(message.payload)))  # type: ignore[arg-type]
+
+            collector = asyncio.create_task(collect())
+            stop = asyncio.Event()
+            live = asyncio.create_task(run_live(settings, sim, stop))
+            await asyncio.sleep(1.0)
+            stop.set()
+            await live
+            await asyncio.sleep(0.3)
+            collector.cancel()
+        retained: list[tuple[str, bytes]] = []  # what a gateway starting now would be told
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="presence-late") as late:
+            await late.subscribe(f"{TOPIC_ROOT}/{TOPIC_VERSION}/{STATUS_KIND}/+", qos=1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    async for message in late.messages:
+                        retained.append((str(message.topic).rsplit("/", 1)[1], bytes(message.payload)))  # type: ignore[arg-type]
+        return seen, retained
+
+    seen, retained = asyncio.run(play())
+    devices = sorted(d.device_id for d in fleet(2, sim.seed))
+    assert sorted(d for d, state in seen if state == b"online") == devices
+    assert sorted(d for d, state in seen if state == b"offline") == devices
+    assert all(seen.index((d, b"online")) < seen.index((d, b"offline")) for d in devices)
+    assert sorted(retained) == [(d, b"offline") for d in devices]

@@ -114,7 +114,7 @@ def test_cli_maintain_status_and_export(store: str, tmp_path: Path, monkeypatch:
     assert done.exit_code == 0, done.output
     assert "air_aqi: " in done.output
     shown = runner.invoke(app, ["db", "status"])
-    assert "air_retention=2592000" in shown.output  # the environment's retention is in force
+    assert "air_retention=30 days" in " ".join(shown.output.split())  # the environment's retention is in force
     out = tmp_path / "air.csv"
     hi = (NOW + HOUR).isoformat()
     exported = runner.invoke(app, ["export", "--kind", "air", "--from", (NOW - 10 * HOUR).isoformat(), "--to", hi,
@@ -125,3 +125,7 @@ def test_cli_maintain_status_and_export(store: str, tmp_path: Path, monkeypatch:
                                   "--out", str(out)])
     assert refused.exit_code == 2
     assert "nothing to export" in refused.output
+    backwards = runner.invoke(app, ["export", "--kind", "air", "--from", hi, "--to", NOW.isoformat(),
+                                    "--out", str(out)])
+    assert backwards.exit_code == 2
+    assert "must be before --to" in backwards.output

@@ -221,6 +221,9 @@ def export(
         console.print(f"[red]unknown format {fmt!r}[/]: parquet or csv")
         raise typer.Exit(2)
     lo, hi = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (time_from, time_to))
+    if lo >= hi:
+        console.print(f"[red]--from ({lo.isoformat()}) must be before --to ({hi.isoformat()})[/]")
+        raise typer.Exit(2)
     try:
         rows = run_export(Settings().database.dsn, kind, lo, hi, fmt, out)  # type: ignore[arg-type]
     except ValueError as exc:
