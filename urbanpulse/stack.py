@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import socket
 from collections.abc import Iterator
@@ -64,12 +65,22 @@ def local_servers(settings: Settings, console: Console) -> Iterator[Settings]:
         postgres.stop()
 
 
+COUNTS = ("air", "traffic", "ispeed", "dead letters", "events", "open events", "published")
+LOG_SECONDS = 10.0  # how often `up` writes a line of counts when its output is not a terminal
+
+
 def _counts_table(row: tuple[object, ...], sim_published: int, elapsed: float) -> Table:
     table = Table(title=f"urbanpulse local stack — {elapsed:.0f} s (Ctrl-C to stop)")
-    for column in ("air", "traffic", "ispeed", "dead letters", "events", "open events", "published"):
+    for column in COUNTS:
         table.add_column(column, justify="right")
     table.add_row(*(str(v) for v in row[:6]), str(sim_published))
     return table
+
+
+def _counts_line(row: tuple[object, ...], sim_published: int, elapsed: float) -> str:
+    """The counts as one line, for a log: ``12 s: air 480, traffic 480, ...``."""
+    return f"{elapsed:.0f} s: " + ", ".join(f"{name} {value}" for name, value in zip(COUNTS, (*row[:6], sim_published),
+                                                                                     strict=True))
 
 
 async def run_stack(settings: Settings, console: Console, duration: float | None = None) -> None:
@@ -97,12 +108,21 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
             asyncio.create_task(maintain_every(settings.database.dsn, settings.storage, stop)),
         ]
         async with await psycopg.AsyncConnection.connect(settings.database.dsn, autocommit=True) as conn:
-            with Live(console=console, refresh_per_second=2) as live:
+            # a live table on a terminal; into a file or a pipe, a line of counts every LOG_SECONDS
+            shown = Live(console=console, refresh_per_second=2) if console.is_terminal else contextlib.nullcontext()
+            with shown as live:
+                logged = -math.inf
                 while not stop.is_set():
                     row = await (await conn.execute(COUNT_SQL)).fetchone()
                     assert row is not None
-                    live.update(_counts_table(tuple(row), sim_stats.published, loop.time() - started))
-                    if duration is not None and loop.time() - started >= duration:
+                    elapsed = loop.time() - started
+                    if live is not None:
+                        live.update(_counts_table(tuple(row), sim_stats.published, elapsed))
+                    elif elapsed - logged >= LOG_SECONDS:
+                        console.print(_counts_line(tuple(row), sim_stats.published, elapsed), highlight=False,
+                                      soft_wrap=True)
+                        logged = elapsed
+                    if duration is not None and elapsed >= duration:
                         stop.set()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 1.0)
