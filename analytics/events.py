@@ -7,7 +7,7 @@ Per series, in reading (measurement) time, with the :class:`Rules`:
   readings). A reading below ``open_score`` drops an unconfirmed candidate, so a one-reading blip
   opens nothing.
 - **update**: while open, every reading scoring at least ``resolve_score`` belongs to the event
-  (last score, peak score and value, last seen, readings).
+  (last score, peak score and value, last seen, readings), except a blip during a calm (below).
 - **hold**: a reading below ``resolve_score`` starts a calm; the event resolves at the first reading
   below it ``hold_seconds`` or more after the calm began. ``min_readings`` consecutive readings at or
   above ``resolve_score`` end the calm (they join the event); fewer are a blip, dropped, as a

@@ -20,9 +20,11 @@ console = Console()
 
 
 def sim(
-    devices: Annotated[int | None, typer.Option(help="Devices of each kind (live mode).")] = None,
-    interval: Annotated[float | None, typer.Option(help="Seconds between a device's readings (live).")] = None,
-    malformed_rate: Annotated[float | None, typer.Option(help="Share of malformed messages (live).")] = None,
+    devices: Annotated[int | None, typer.Option(help="Devices of each kind (live mode).", min=0)] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between a device's readings (live).",
+                                                   min=0.01)] = None,
+    malformed_rate: Annotated[float | None, typer.Option(help="Share of malformed messages (live).", min=0,
+                                                         max=1)] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (live).")] = None,
     scenario: Annotated[Path | None, typer.Option(help="Play this TOML scenario instead of live readings.")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write the scenario's ground truth (JSON) here.")] = None,

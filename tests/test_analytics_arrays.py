@@ -103,7 +103,8 @@ def test_only_scalar_float64_fields_can_be_packed() -> None:
 
 
 def test_a_snapshot_with_integer_counts_restores_into_a_packed_detector() -> None:
-    """Cusum kept its counts as int64 before its state was packed: such a snapshot still restores."""
+    """Counts saved as int64 (as Cusum's were before its state was packed) are cast on restore. (A
+    snapshot from before the tenth session lacks ``sigma`` and does not restore: ValueError.)"""
     detector = Cusum()
     for x in [10.0, 11.0, 9.0] * 20:
         detector.learn_one(x)

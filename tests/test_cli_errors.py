@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -69,3 +70,15 @@ def test_a_second_local_server_on_the_same_folder_is_refused_clearly(pg_cluster:
     with pytest.raises(ServerError, match=r"another PostgreSQL \(pid \d+\) already runs on .*URBANPULSE_DATA_DIR"):
         PostgresServer(pg_cluster.data_dir).start()
     assert explain(ServerError("x")) == ("x", 1)
+
+
+def test_a_stale_pid_file_naming_another_program_is_left_to_postgres(tmp_path: Path) -> None:
+    """After a crash the pid in ``postmaster.pid`` may belong to another program by now: not refused."""
+    (tmp_path / "pgdata").mkdir()
+    (tmp_path / "pgdata" / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n")  # this Python
+    PostgresServer(tmp_path)._refuse_if_in_use()
+
+
+def test_a_timeout_keeps_its_traceback() -> None:
+    assert explain(TimeoutError()) is None
+    assert explain(OSError(98, "address in use")) == ("[Errno 98] address in use", 1)

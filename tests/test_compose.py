@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from urbanpulse.cli import app
 from urbanpulse.dashboards.build import build
-from urbanpulse.settings import Settings
+from urbanpulse.settings import COMPOSE_VARIABLES, Settings, unknown_variables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,3 +74,11 @@ def test_grafana_mounts_what_the_dashboards_service_writes(tmp_path: Path) -> No
     datasource = next((tmp_path / "provisioning/datasources").iterdir()).read_text()
     assert set(services["grafana"]["environment"]) == set(re.findall(r"\$\{(\w+)\}", datasource)) == {
         "URBANPULSE_GRAFANA__DB_HOST", "URBANPULSE_GRAFANA__DB_PASSWORD"}
+
+
+def test_compose_substitutions_are_not_taken_for_misspelt_settings() -> None:
+    """Compose's own ``${URBANPULSE_...}`` variables are known, so the CLI does not warn about them."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    substituted = set(re.findall(r"\$\{(URBANPULSE_[A-Z_]+?)(?::-[^}]*)?\}", text))
+    assert substituted == COMPOSE_VARIABLES
+    assert unknown_variables(dict.fromkeys(substituted, "x")) == []

@@ -1,3 +1,3 @@
-from urbanpulse.cli import app
+from urbanpulse.cli import main
 
-app()
+main()

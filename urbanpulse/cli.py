@@ -48,7 +48,7 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")
 @app.command()
 def up(
     external: Annotated[bool, typer.Option(help="Use the configured broker and database instead of "
-                                                "starting throwaway ones.")] = False,
+                                                "starting its own (kept in URBANPULSE_DATA_DIR).")] = False,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     devices: Annotated[int | None, typer.Option(help="Simulated devices of each kind.")] = None,
 ) -> None:
@@ -232,10 +232,6 @@ def export(
     console.print(f"{rows} rows of {kind} -> {out}")
 
 
-if __name__ == "__main__":
-    app()
-
-
 def main() -> None:
     """The ``urbanpulse`` console script: :data:`app`, with an operator's mistakes and outages (a bad
     setting, a database down, a port in use) told in one line and an exit status instead of a
@@ -255,3 +251,7 @@ def main() -> None:
             raise
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(told[0])}", highlight=False)
         raise SystemExit(told[1]) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -56,8 +56,8 @@ def explain(exc: BaseException, dsn: str | None = None) -> tuple[str, int] | Non
         where = f" at {_without_password(dsn)}" if dsn else ""
         why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
         return f"cannot reach the database{where} (URBANPULSE_DATABASE__DSN): {why}", 1
-    if isinstance(exc, OSError):  # a port in use, a file or folder that cannot be read or written
-        return str(exc), 1
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and str(exc):
+        return str(exc), 1  # a port in use, a file or folder that cannot be read or written
     from urbanpulse.localstack import ServerError  # noqa: PLC0415 (its import starts nothing)
 
     if isinstance(exc, ServerError):

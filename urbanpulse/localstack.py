@@ -157,14 +157,14 @@ class PostgresServer:
         )
 
     def _refuse_if_in_use(self) -> None:
-        """A clear error when another server runs on this cluster (its ``postmaster.pid`` names a live process)."""
-        with contextlib.suppress(OSError, ValueError):  # none, unreadable, or stale: postgres itself decides
+        """A clear error when a server runs on this cluster: its ``postmaster.pid`` names a live ``postgres``
+        (a stale file whose pid a process of another program took is left to postgres, which ignores it)."""
+        with contextlib.suppress(OSError, ValueError):  # none, unreadable, stale, not ours to see
             pid = int((self.data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
-            with contextlib.suppress(PermissionError):  # alive, under another user
-                os.kill(pid, 0)
-            msg = (f"another PostgreSQL (pid {pid}) already runs on {self.data_dir}: is a local stack already up? "
-                   "Stop it first, or give this one another folder (URBANPULSE_DATA_DIR)")
-            raise ServerError(msg)
+            if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]:
+                msg = (f"another PostgreSQL (pid {pid}) already runs on {self.data_dir}: is a local stack already "
+                       "up? Stop it first, or give this one another folder (URBANPULSE_DATA_DIR)")
+                raise ServerError(msg)
 
     def start(self, timeout: float = 60.0) -> None:
         """Initialise the cluster if needed, start the server and wait until it takes connections."""

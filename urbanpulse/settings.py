@@ -26,7 +26,7 @@ class BrokerSettings(BaseModel):
     port: int = Field(1883, ge=1, le=65535, description="Broker TCP port (plain MQTT).")
     username: str | None = Field(None, description="User name for the broker, if it asks for one.")
     password: str | None = Field(None, description="Password for the broker.")
-    keepalive: int = Field(30, ge=1, le=65535, description="MQTT keepalive in seconds.")
+    keepalive: int = Field(30, ge=0, le=65535, description="MQTT keepalive in seconds (0: off).")
 
 
 class DatabaseSettings(BaseModel):
@@ -154,10 +154,12 @@ class AnalyticsSettings(BaseModel):
     poll_seconds: float = Field(1.0, gt=0, description="Longest wait between checks for committed batches.")
     checkpoint_name: str = Field("ewma", description="Name of this consumer's checkpoint row.")
     min_readings: int = Field(
-        2, ge=1, description="Consecutive readings scoring >= open_score needed before an event opens (no blips)."
+        2, ge=1, description="Consecutive readings scoring >= open_score needed before an event opens (no blips); "
+        "as many >= resolve_score end a calm."
     )
     resolve_hold_seconds: float = Field(
-        300.0, ge=0, description="Reading time the score must stay below resolve_score before an event resolves."
+        300.0, ge=0, description="Reading time the score must stay below resolve_score (blips aside) before an event "
+        "resolves."
     )
     flap_opens: int = Field(
         3, ge=0, description="Openings of one series within flap_window_seconds that make its event 'flapping'."
@@ -222,18 +224,25 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _resolve_below_open(self) -> Settings:
-        a = self.analytics
+    def _ordered_pairs(self) -> Settings:
+        a, db = self.analytics, self.database
         if a.resolve_score > a.open_score:
             msg = f"analytics.resolve_score ({a.resolve_score}) must not be above open_score ({a.open_score})"
+            raise ValueError(msg)
+        if db.pool_min > db.pool_max:
+            msg = f"database.pool_min ({db.pool_min}) must not be above pool_max ({db.pool_max})"
             raise ValueError(msg)
         return self
 
 
+COMPOSE_VARIABLES = frozenset({"URBANPULSE_DB_PASSWORD", "URBANPULSE_GRAFANA_DB_PASSWORD"})
+"""docker-compose.yml's own ``${...}`` substitutions: ``URBANPULSE_`` variables that are not settings."""
+
+
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``URBANPULSE_`` variables in ``environ`` that name no setting (a typo is otherwise silently
-    ignored), each with the closest setting's name when there is one; the test fixtures' own
-    ``URBANPULSE_TEST_*`` are not settings and are left out."""
+    ignored), each with the closest setting's name when there is one. Left out: the test fixtures'
+    ``URBANPULSE_TEST_*`` and docker-compose's :data:`COMPOSE_VARIABLES`."""
     known = set()
     for name, field in Settings.model_fields.items():
         group = field.annotation
@@ -244,7 +253,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     out = []
     for variable in sorted(environ):
         upper = variable.upper()
-        if not upper.startswith("URBANPULSE_") or upper.startswith("URBANPULSE_TEST_") or upper in known:
+        if not upper.startswith("URBANPULSE_") or upper.startswith("URBANPULSE_TEST_"):
+            continue
+        if upper in known or upper in COMPOSE_VARIABLES:
             continue
         close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
         out.append(f"{variable} names no setting" + (f" (did you mean {close[0]}?)" if close else ""))

@@ -1,8 +1,9 @@
 """``urbanpulse up``: the whole chain on one machine, no Docker needed.
 
-Starts a throwaway PostgreSQL and Mosquitto from the system binaries in ``data_dir`` (or uses the
-configured ones), migrates, then runs gateway, analytics, the storage job and the live simulator in one event loop
-and shows live counts until Ctrl-C, after which everything stops cleanly.
+Starts its own PostgreSQL and Mosquitto from the system binaries in ``data_dir``, whose data they keep
+from one run to the next (or uses the configured ones), migrates, then runs gateway, analytics, the
+storage job and the live simulator in one event loop and shows live counts (a line every 10 s when
+the output is not a terminal) until Ctrl-C, after which everything stops cleanly.
 """
 
 from __future__ import annotations
