@@ -15,6 +15,7 @@ from rich.console import Console
 
 from urbanpulse.settings import Settings
 from urbanpulse.sim.city import Device
+from urbanpulse.sim.scenario import Scenario
 
 console = Console()
 
@@ -25,9 +26,13 @@ def sim(
                                                    min=0.01)] = None,
     malformed_rate: Annotated[float | None, typer.Option(help="Share of malformed messages (live).", min=0,
                                                          max=1)] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (live).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (live).", min=0)] = None,
     scenario: Annotated[Path | None, typer.Option(help="Play this TOML scenario instead of live readings.")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write the scenario's ground truth (JSON) here.")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="Stamp the scenario's first reading at this ISO 8601 time, or at the file's own start with "
+             "'scenario'. By default the scenario is moved to end now (its start rounded down to its step): the "
+             "gateway refuses readings older than URBANPULSE_GATEWAY__MAX_LATE_SECONDS.")] = None,
     register: Annotated[bool, typer.Option(help="Register the simulated devices in the device registry first "
                                                  "(needs the database; the gateway refuses unknown devices).")] = True,
 ) -> None:
@@ -39,16 +44,26 @@ def sim(
         from urbanpulse.sim.publisher import publish  # noqa: PLC0415
         from urbanpulse.sim.scenario import load  # noqa: PLC0415
 
-        plan = load(scenario)
+        plan = rebased(load(scenario), start, datetime.now(UTC))
+        late = (datetime.now(UTC) - plan.start).total_seconds()
+        if late > settings.gateway.max_late_seconds:
+            console.print(f"[red]the scenario starts {late / 86400:.1f} days ago: the gateway refuses readings older "
+                          f"than {settings.gateway.max_late_seconds / 86400:.1f} days[/red] "
+                          "(URBANPULSE_GATEWAY__MAX_LATE_SECONDS); leave out --start to play it ending now")
+            raise typer.Exit(2)
         played = play(plan)
         if register:
             _register(settings, played.devices)
         if truth:
             truth.write_text(played.truth_json())
         seconds = plan.duration.total_seconds() / plan.acceleration
-        console.print(f"scenario {plan.name}: {len(played.messages):,} messages over {seconds:.0f} s")
+        console.print(f"scenario {plan.name} from {plan.start.isoformat()}: {len(played.messages):,} messages "
+                      f"over {seconds:.0f} s")
         report = asyncio.run(publish(played.messages, settings.broker, rate=len(played.messages) / seconds))
-        console.print(f"acknowledged {len(report.acked):,} of {len(played.messages):,}")
+        console.print(f"acknowledged by the broker: {len(report.acked):,} of {len(played.messages):,} "
+                      "(what the gateway refuses goes to the dead_letters table, with the reason)")
+        if not report.acked:
+            raise typer.Exit(1)
         return
     from urbanpulse.sim.live import run_live  # noqa: PLC0415
 
@@ -70,6 +85,19 @@ def sim(
     asyncio.run(main())
 
 
+def rebased(plan: Scenario, start: str | None, now: datetime) -> Scenario:
+    """``plan`` with its first reading at ``start`` (ISO 8601), at its own start (``"scenario"``), or by
+    default moved to end at ``now``, its start rounded down to its step."""
+    if start == "scenario":
+        return plan
+    if start is not None:
+        at = datetime.fromisoformat(start)
+        return plan.model_copy(update={"start": at if at.tzinfo else at.replace(tzinfo=UTC)})
+    step = plan.step.total_seconds()
+    first = (now - plan.duration).timestamp()
+    return plan.model_copy(update={"start": datetime.fromtimestamp(first - first % step, UTC)})
+
+
 def _register(settings: Settings, devices: list[Device]) -> None:
     from urbanpulse.sim.register import register_fleet  # noqa: PLC0415
 
@@ -83,9 +111,9 @@ def _register(settings: Settings, devices: list[Device]) -> None:
 
 
 def loadtest(
-    devices: Annotated[int, typer.Option(help="Simulated devices (a third of each kind).")] = 300,
-    rate: Annotated[float, typer.Option(help="Readings per second, whole fleet.")] = 300.0,
-    duration: Annotated[float, typer.Option(help="Seconds of publishing.")] = 60.0,
+    devices: Annotated[int, typer.Option(help="Simulated devices (a third of each kind).", min=1)] = 300,
+    rate: Annotated[float, typer.Option(help="Readings per second, whole fleet.", min=0.01)] = 300.0,
+    duration: Annotated[float, typer.Option(help="Seconds of publishing.", min=0.1)] = 60.0,
     mode: Annotated[str, typer.Option(help="multiplexed (one connection) or per-device.")] = "multiplexed",
     fault: Annotated[list[str] | None, typer.Option(help="kill-gateway | stop-db:30s | restart-broker, "
                                                          "optionally @SECONDS; repeatable.")] = None,
@@ -121,9 +149,9 @@ def loadtest(
 
 
 def backfill(
-    days: Annotated[float, typer.Option(help="Days of history, ending now.")] = 14,
-    devices: Annotated[int, typer.Option(help="Devices of each kind.")] = 50,
-    step_minutes: Annotated[float, typer.Option(help="Minutes between a device's readings.")] = 5,
+    days: Annotated[float, typer.Option(help="Days of history, ending now.", min=0.001)] = 14,
+    devices: Annotated[int, typer.Option(help="Devices of each kind.", min=1)] = 50,
+    step_minutes: Annotated[float, typer.Option(help="Minutes between a device's readings.", min=0.01)] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
     """Write weeks of simulated history straight into the database (no broker), for demos and benchmarks."""

@@ -218,7 +218,17 @@ def broker_pid(target: str) -> int:
 
 
 def reload_broker(target: str) -> int:
-    """SIGHUP the broker named by ``target`` (pid or pid file): it re-reads password and ACL files."""
+    """SIGHUP the broker named by ``target`` (pid or pid file): it re-reads password and ACL files.
+
+    Raises ``ValueError`` when the process is not a Mosquitto (a stale pid file whose pid another
+    program took would otherwise be sent the hang-up, which ends most programs)."""
     pid = broker_pid(target)
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        program = None  # no /proc to look in, or no such process: os.kill says which
+    if program is not None and b"mosquitto" not in Path(program.decode(errors="replace")).name.encode():
+        msg = f"process {pid} ({program.decode(errors='replace')}) is not a Mosquitto: not sent SIGHUP"
+        raise ValueError(msg)
     os.kill(pid, signal.SIGHUP)
     return pid

@@ -100,7 +100,13 @@ def _sync_broker(
     password_file, acl_file = write_broker_files(conn, broker_dir, services)
     err.print(f"wrote {password_file} and {acl_file}", highlight=False)
     if reload:
-        err.print(f"reloaded the broker (pid {reload_broker(reload)})", highlight=False)
+        try:
+            pid = reload_broker(reload)
+        except (ValueError, ProcessLookupError) as exc:
+            err.print(f"[red]the broker was not reloaded: {exc}[/red] (its files are written; reload it by hand)",
+                      highlight=False)
+            raise typer.Exit(1) from exc
+        err.print(f"reloaded the broker (pid {pid})", highlight=False)
 
 
 @devices_app.command("add")
@@ -271,7 +277,7 @@ def files(
 @broker_app.command("config")
 def config(
     out: Annotated[Path, typer.Option(help="Where to write mosquitto.conf.")],
-    port: Annotated[int, typer.Option(help="Plain MQTT port.")] = 1883,
+    port: Annotated[int, typer.Option(help="Plain MQTT port.", min=1, max=65535)] = 1883,
     bind: Annotated[str | None, typer.Option(help="Address to listen on (default: all).")] = None,
     data_dir: Annotated[Path, typer.Option(help="Persistence folder.")] = Path("/var/lib/mosquitto"),
     password_file: Annotated[Path | None, typer.Option(help="Default: passwd next to --out.")] = None,
@@ -279,7 +285,7 @@ def config(
     tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM): adds a TLS listener.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="Its private key (PEM).")] = None,
     tls_ca: Annotated[Path | None, typer.Option(help="CA certificate (PEM).")] = None,
-    tls_port: Annotated[int, typer.Option(help="TLS listener port.")] = 8883,
+    tls_port: Annotated[int, typer.Option(help="TLS listener port.", min=1, max=65535)] = 8883,
     user: Annotated[str | None, typer.Option(help="System user the broker runs as.")] = None,
     pid_file: Annotated[Path | None, typer.Option(help="Mosquitto writes its pid here (for --reload).")] = None,
 ) -> None:

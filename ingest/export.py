@@ -2,7 +2,8 @@
 
 ``kind`` is a reading kind (``air``, ``traffic``, ``ispeed``: filtered on ``time``) or the name of a
 rollup view (``air_hourly``, ``ispeed_1d``, ...: filtered on ``bucket``); the range is
-``[time_from, time_to)``. Rows are read with a server-side cursor in blocks of ``block_rows`` and
+``[time_from, time_to)``. A view without a time (``traffic_typical_speed``: a speed per detector and
+hour of the week) is exported whole. Rows are read with a server-side cursor in blocks of ``block_rows`` and
 ordered by time; the whole result is held in memory once as a polars frame before it is written
 (about the size of the Parquet file times ten for CSV-like data: export a month at a time for the
 biggest tables). Times are written in UTC.
@@ -41,11 +42,16 @@ def export(dsn: str, kind: str, time_from: datetime, time_to: datetime, fmt: For
     relation, column = _source(kind)
     query = sql.SQL("SELECT * FROM {} WHERE {col} >= %s AND {col} < %s ORDER BY {col}").format(
         sql.Identifier(relation), col=sql.Identifier(column))
+    params: list[datetime] = [time_from, time_to]
     frames: list[pl.DataFrame] = []
     with psycopg.connect(dsn) as conn:
         conn.execute("SET TimeZone = 'UTC'")
+        timed = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                             " AND table_name = %s AND column_name = %s", [relation, column]).fetchone()
+        if timed is None:  # no time to filter on: the whole relation
+            query, params = sql.SQL("SELECT * FROM {}").format(sql.Identifier(relation)), []
         with conn.cursor(name="urbanpulse_export") as cur:
-            cur.execute(query, [time_from, time_to])
+            cur.execute(query, params)
             names = [d.name for d in cur.description or []]
             while rows := cur.fetchmany(block_rows):
                 frames.append(pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None))

@@ -313,3 +313,16 @@ def test_config_and_files_text() -> None:
     sim = simulator_account("urbanpulse-sim", hash_secret("s"))
     assert acl_file_text([gateway, sim]).endswith(
         "\nuser gw\ntopic read urbanpulse/v1/#\n\nuser urbanpulse-sim\ntopic write urbanpulse/v1/#\n")
+
+
+def test_reload_sends_no_hangup_to_a_process_that_is_not_mosquitto(tmp_path: Path) -> None:
+    """A stale pid file whose pid another program took: refused, and that program lives on."""
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / "mosquitto.pid").write_text(f"{other.pid}\n")
+        with pytest.raises(ValueError, match="is not a Mosquitto"):
+            reload_broker(str(tmp_path / "mosquitto.pid"))
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

@@ -90,3 +90,45 @@ def test_the_live_simulator_gives_each_device_presence(broker: MosquittoServer) 
     assert sorted(d for d, state in seen if state == b"offline") == devices
     assert all(seen.index((d, b"online")) < seen.index((d, b"offline")) for d in devices)
     assert sorted(retained) == [(d, b"offline") for d in devices]
+
+
+def test_a_scenario_is_played_ending_now_unless_told_otherwise() -> None:
+    """The gateway refuses readings older than a week: a scenario file's fixed start (2026-03-02) stored
+    nothing. By default it is moved to end now, its start on its step; --start sets it."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from urbanpulse.sim.commands import rebased  # noqa: PLC0415
+    from urbanpulse.sim.scenario import load  # noqa: PLC0415
+
+    plan = load(Path(__file__).parent.parent / "firmware-sim" / "scenarios" / "city-day.toml")
+    now = datetime(2026, 12, 1, 1, 23, 45, tzinfo=UTC)
+    moved = rebased(plan, None, now)
+    assert moved.start == datetime(2026, 11, 30, 1, 20, tzinfo=UTC)  # a day before now, on a 5-minute step
+    assert now - timedelta(minutes=5) < moved.start + plan.duration <= now
+    assert rebased(plan, "scenario", now).start == plan.start
+    assert rebased(plan, "2026-11-29T06:00:00", now).start == datetime(2026, 11, 29, 6, tzinfo=UTC)
+
+
+def test_registering_a_fleet_moves_simulated_devices_to_its_places(database: str) -> None:
+    """Live runs and scenarios give the same ids different places: the registry follows the fleet
+    being played, so a scenario's haze lands where its ground truth says; other devices stay put."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from urbanpulse.sim.city import fleet  # noqa: PLC0415
+    from urbanpulse.sim.register import register_fleet  # noqa: PLC0415
+
+    live = fleet(2, seed=42)
+    assert len(register_fleet(database, live)) == len(live)
+    other = live[1]
+    with psycopg.connect(database) as conn:
+        conn.execute("UPDATE devices SET firmware_version = 'acme-2' WHERE device_id = %s", [other.device_id])
+    elsewhere = [replace(d, province=live[-1].province, district=live[-1].district, lat=1.0, lon=2.0)
+                 for d in live[:2]]
+    assert register_fleet(database, elsewhere) == {}  # nothing new
+    with psycopg.connect(database) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute("SELECT device_id, province, district, lat, lon FROM devices"
+                                                  " WHERE device_id = ANY(%s)", [[d.device_id for d in live[:2]]])}
+    moved, kept = live[0], other
+    assert rows[moved.device_id] == (live[-1].province.name, live[-1].district.name, 1.0, 2.0)
+    assert rows[kept.device_id] == (kept.province.name, kept.district.name, round(kept.lat, 6), round(kept.lon, 6))

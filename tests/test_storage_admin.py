@@ -97,6 +97,9 @@ def test_export_writes_parquet_and_csv(store: str, tmp_path: Path) -> None:
     assert export(store, "air_hourly", NOW - 24 * HOUR, NOW, "csv", tmp_path / "h.csv") == 9
     assert pl.read_csv(tmp_path / "h.csv").height == 9
     assert export(store, "traffic", NOW - HOUR, NOW, "csv", tmp_path / "none.csv") == 0
+    # every view it offers exports (a view without a time column whole: it used to fail on `bucket`)
+    for view in VIEWS:
+        assert export(store, view, NOW - 24 * HOUR, NOW, "csv", tmp_path / f"{view}.csv") >= 0, view
     with pytest.raises(ValueError, match="nothing to export"):
         export(store, "devices", NOW - HOUR, NOW, "csv", tmp_path / "x.csv")
 
