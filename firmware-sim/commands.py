@@ -81,6 +81,10 @@ def sim(
             asyncio.get_running_loop().call_later(duration, stop.set)
         stats = await run_live(settings.broker, sim_settings, stop)
         console.print(f"published {stats.published}, acknowledged {stats.acked}, malformed {stats.malformed}")
+        if not stats.acked:
+            console.print("[red]the broker acknowledged nothing[/red]: is it reachable, and does it let the simulator "
+                          "in (URBANPULSE_BROKER__HOST, __PORT, __USERNAME, __PASSWORD)?")
+            raise typer.Exit(1)
 
     asyncio.run(main())
 

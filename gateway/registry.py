@@ -32,7 +32,7 @@ from typing import Annotated
 
 import psycopg
 from psycopg.rows import TupleRow
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from urbanpulse.contract import DeviceId, Kind, Label
 
@@ -91,6 +91,14 @@ class DeviceSpec(BaseModel):
     lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
     firmware_version: Label | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> DeviceSpec:
+        """A position is a latitude and a longitude: one without the other puts the device nowhere on a map."""
+        if (self.lat is None) != (self.lon is None):
+            msg = "lat and lon go together: give both or neither"
+            raise ValueError(msg)
+        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,7 +186,11 @@ def _cli(database: str, *args: str) -> tuple[int, str, str]:
 
 @pytest.mark.integration
 def test_cli(database: str, tmp_path: Path) -> None:
-    code, out, _ = _cli(database, "devices", "add", "air-9", "--kind", "air", "--province", "Hue", "--lat", "16.4")
+    code, _, err = _cli(database, "devices", "add", "air-9", "--kind", "air", "--province", "Hue", "--lat", "16.4")
+    assert code == 1
+    assert "lat and lon go together" in err
+    code, out, _ = _cli(database, "devices", "add", "air-9", "--kind", "air", "--province", "Hue", "--lat", "16.4",
+                        "--lon", "107.6")
     assert code == 0
     secret = out.strip()
     csv_file, secrets_file, broker_dir = tmp_path / "d.csv", tmp_path / "secrets.csv", tmp_path / "broker"
@@ -231,3 +235,9 @@ def test_cli(database: str, tmp_path: Path) -> None:
     assert "go together" in err
     assert _cli(database, "broker", "config", "--out", str(conf), "--data-dir", str(tmp_path))[0] == 0
     assert f"password_file {tmp_path}/etc/passwd" in conf.read_text()
+
+
+def test_a_latitude_without_a_longitude_is_refused() -> None:
+    with pytest.raises(RegistryError, match="lat and lon go together"):
+        spec(device_id="air-1", kind="air", lat=21.03)
+    assert spec(device_id="air-1", kind="air").lat is None  # neither: a device with no place on the map

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from urbanpulse.cli import app
-from urbanpulse.localstack import MosquittoServer
+from urbanpulse.localstack import MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +41,10 @@ def test_sim_without_a_database_says_what_to_do(broker: MosquittoServer, monkeyp
                                        "--no-register"])
     assert unregistered.exit_code == 0, unregistered.output
     assert "published" in unregistered.output
+    monkeypatch.setenv("URBANPULSE_BROKER__PORT", str(free_port()))  # no broker there
+    nobody = runner.invoke(app, ["sim", "--devices", "1", "--interval", "0.5", "--duration", "1", "--no-register"])
+    assert nobody.exit_code == 1, nobody.output
+    assert "the broker acknowledged nothing" in nobody.output
 
 
 def test_the_live_simulator_gives_each_device_presence(broker: MosquittoServer) -> None:
