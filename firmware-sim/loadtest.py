@@ -25,8 +25,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from urbanpulse.gateway.child import GatewayProcess
 from urbanpulse.ingest.migrate import migrate
-from urbanpulse.localstack import GatewayProcess, MosquittoServer, PostgresServer
+from urbanpulse.localstack import MosquittoServer, PostgresServer
 from urbanpulse.settings import Settings
 from urbanpulse.sim.city import fleet
 from urbanpulse.sim.devices_mode import FleetReport, publish_per_device

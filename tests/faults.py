@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psycopg
 
+from urbanpulse.gateway.child import GatewayProcess
 from urbanpulse.gateway.service import Gateway
-from urbanpulse.localstack import GatewayProcess
 from urbanpulse.settings import Settings
 from urbanpulse.sim.city import fleet
 from urbanpulse.sim.publisher import publish

@@ -1,7 +1,8 @@
-"""Throwaway PostgreSQL and Mosquitto servers, run from the system binaries in a folder of ours.
+"""PostgreSQL and Mosquitto servers of our own, run from the system binaries in a folder of ours.
 
-``urbanpulse up`` runs its local stack on these, and the tests start them in temp dirs on free ports
-so fault tests can stop, kill and restart them. Each server is a context manager that owns its
+``urbanpulse up`` runs its local stack on these (their data kept in its folder from one run to the
+next), and the tests start throwaway ones in temp dirs on free ports so fault tests can stop, kill
+and restart them. Each server is a context manager that owns its
 process: leaving the block stops it.
 
 PostgreSQL refuses to run as root; when we are root the server runs as the ``postgres`` system user
@@ -64,7 +65,7 @@ def _as_user(user: str | None) -> dict[str, Any]:
     return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": [], "cwd": "/"}
 
 
-class _Process:
+class ChildProcess:
     """A server process in its own process group, so kill() takes its children along."""
 
     def __init__(self) -> None:
@@ -120,7 +121,7 @@ class PostgresServer:
         self.database = database
         self.superuser = superuser
         self.extra_conf = dict(extra_conf or {})
-        self._process = _Process()
+        self._process = ChildProcess()
         self._run_as = "postgres" if os.geteuid() == 0 else None
 
     @property
@@ -269,7 +270,7 @@ class MosquittoServer:
         self.port = port or free_port()
         self.extra_lines = list(extra_lines)
         self.config = config
-        self._process = _Process()
+        self._process = ChildProcess()
 
     @property
     def running(self) -> bool:
@@ -349,61 +350,3 @@ class MosquittoServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-class GatewayProcess:
-    """``urbanpulse gateway`` in a child process, so a test or a load test can SIGKILL it like a crash.
-
-    ``env`` adds ``URBANPULSE_*`` settings for the child; its log goes to ``log``.
-    """
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = {**os.environ, **env}
-        self.log = Path(log)
-        self._process = _Process()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
-    def running(self) -> bool:
-        return self._process.running
-
-    def start(self) -> None:
-        import sys  # noqa: PLC0415
-
-        with self.log.open("ab") as out:
-            self._process.proc = subprocess.Popen(
-                [sys.executable, "-m", "urbanpulse", "gateway"], env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-
-    def wait_subscribed(self, count: int = 1, timeout: float = 30.0) -> None:
-        """Wait until the gateway has subscribed ``count`` times in all (its session exists from then on)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log.exists() and self.log.read_text(errors="replace").count(" subscribed to ") >= count:
-                return
-            if not self.running:
-                break
-            time.sleep(0.05)
-        msg = "gateway did not subscribe:\n" + self.log.read_text(errors="replace")[-2000:]
-        raise ServerError(msg)
-
-    def kill(self) -> None:
-        self._process.signal(signal.SIGKILL)
-
-    def stop(self) -> None:
-        """SIGINT: the gateway flushes, acknowledges what it committed and exits."""
-        self._process.signal(signal.SIGINT)
-
-    def peak_memory_kib(self) -> int | None:
-        """The child's peak resident memory (VmHWM), while it runs."""
-        if self.pid is None:
-            return None
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return None
