@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import logging
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Annotated
 
 import psycopg
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from urbanpulse.settings import Settings
@@ -30,7 +32,7 @@ def sim(
     scenario: Annotated[Path | None, typer.Option(help="Play this TOML scenario instead of live readings.")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write the scenario's ground truth (JSON) here.")] = None,
     start: Annotated[str | None, typer.Option(
-        help="Stamp the scenario's first reading at this ISO 8601 time, or at the file's own start with "
+        help="Stamp the scenario's first reading at this ISO 8601 time (no zone: UTC), or at the file's own start with "
              "'scenario'. By default the scenario is moved to end now (its start rounded down to its step): the "
              "gateway refuses readings older than URBANPULSE_GATEWAY__MAX_LATE_SECONDS.")] = None,
     register: Annotated[bool, typer.Option(help="Register the simulated devices in the device registry first "
@@ -44,7 +46,12 @@ def sim(
         from urbanpulse.sim.publisher import publish  # noqa: PLC0415
         from urbanpulse.sim.scenario import load  # noqa: PLC0415
 
-        plan = rebased(load(scenario), start, datetime.now(UTC))
+        try:
+            plan = rebased(load(scenario), start, datetime.now(UTC))
+        except ValidationError as exc:
+            console.print(f"[red]--start {start!r} is not a time[/red] ({exc.errors()[0]['msg']}): ISO 8601, "
+                          "such as 2026-11-29T06:00:00Z, or 'scenario'")
+            raise typer.Exit(2) from None
         late = (datetime.now(UTC) - plan.start).total_seconds()
         if late > settings.gateway.max_late_seconds:
             console.print(f"[red]the scenario starts {late / 86400:.1f} days ago: the gateway refuses readings older "
@@ -94,12 +101,13 @@ def rebased(plan: Scenario, start: str | None, now: datetime) -> Scenario:
     default moved to end at ``now``, its start rounded down to its step."""
     if start == "scenario":
         return plan
-    if start is not None:
+    if start is None:
+        first = (now - plan.duration).timestamp()
+        start = datetime.fromtimestamp(first - first % plan.step.total_seconds(), UTC).isoformat()
+    with contextlib.suppress(ValueError):  # no zone means UTC, as for export's times
         at = datetime.fromisoformat(start)
-        return plan.model_copy(update={"start": at if at.tzinfo else at.replace(tzinfo=UTC)})
-    step = plan.step.total_seconds()
-    first = (now - plan.duration).timestamp()
-    return plan.model_copy(update={"start": datetime.fromtimestamp(first - first % step, UTC)})
+        start = at.isoformat() if at.tzinfo else at.replace(tzinfo=UTC).isoformat()
+    return Scenario.model_validate(plan.model_dump() | {"start": start})  # the file's own check of a start
 
 
 def _register(settings: Settings, devices: list[Device]) -> None:

@@ -35,6 +35,7 @@ from psycopg.rows import TupleRow
 
 from urbanpulse.contract import STATUS_KIND, TOPIC_ROOT, TOPIC_VERSION
 from urbanpulse.gateway.registry import broker_entries, hash_secret
+from urbanpulse.localstack import program_name
 
 PASSWORD_FILE = "passwd"  # noqa: S105 (a file name, not a password)
 ACL_FILE = "acl"
@@ -223,12 +224,9 @@ def reload_broker(target: str) -> int:
     Raises ``ValueError`` when the process is not a Mosquitto (a stale pid file whose pid another
     program took would otherwise be sent the hang-up, which ends most programs)."""
     pid = broker_pid(target)
-    try:
-        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
-    except OSError:
-        program = None  # no /proc to look in, or no such process: os.kill says which
-    if program is not None and b"mosquitto" not in Path(program.decode(errors="replace")).name.encode():
-        msg = f"process {pid} ({program.decode(errors='replace')}) is not a Mosquitto: not sent SIGHUP"
+    program = program_name(pid)  # None: no /proc to look in, or no such process (os.kill says which)
+    if program is not None and "mosquitto" not in program:
+        msg = f"process {pid} ({program}) is not a Mosquitto: not sent SIGHUP"
         raise ValueError(msg)
     os.kill(pid, signal.SIGHUP)
     return pid

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,11 +34,7 @@ class GatewayProcess:
         return self._process.running
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self._process.proc = subprocess.Popen(
-                [sys.executable, "-m", "urbanpulse", "gateway"], env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        self._process.spawn([sys.executable, "-m", "urbanpulse", "gateway"], self.log, None, env=self.env)
 
     def wait_subscribed(self, count: int = 1, timeout: float = 30.0) -> None:
         """Wait until the gateway has subscribed ``count`` times in all (its session exists from then on)."""

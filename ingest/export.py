@@ -21,16 +21,17 @@ from psycopg import sql
 
 from urbanpulse.contract import Kind
 from urbanpulse.ingest.columns import table_name
-from urbanpulse.ingest.rollups import VIEWS
+from urbanpulse.ingest.rollups import UNTIMED, VIEWS
 
 Format = Literal["parquet", "csv"]
 
 
-def _source(kind: str) -> tuple[str, str]:
+def _source(kind: str) -> tuple[str, str | None]:
+    """The relation of ``kind`` and its time column (``None``: it has none, exported whole)."""
     if kind in {k.value for k in Kind}:
         return table_name(Kind(kind)), "time"
     if kind in VIEWS:
-        return kind, "bucket"
+        return kind, None if kind in UNTIMED else "bucket"
     msg = f"nothing to export under {kind!r}: a reading kind ({', '.join(k.value for k in Kind)}) or a rollup" \
           f" ({', '.join(VIEWS)})"
     raise ValueError(msg)
@@ -40,16 +41,14 @@ def export(dsn: str, kind: str, time_from: datetime, time_to: datetime, fmt: For
            block_rows: int = 100_000) -> int:
     """Write the rows of ``kind`` in ``[time_from, time_to)`` to ``out`` as ``fmt``; returns the row count."""
     relation, column = _source(kind)
-    query = sql.SQL("SELECT * FROM {} WHERE {col} >= %s AND {col} < %s ORDER BY {col}").format(
-        sql.Identifier(relation), col=sql.Identifier(column))
-    params: list[datetime] = [time_from, time_to]
+    query, params = sql.SQL("SELECT * FROM {}").format(sql.Identifier(relation)), []
+    if column is not None:
+        query = sql.SQL("SELECT * FROM {} WHERE {col} >= %s AND {col} < %s ORDER BY {col}").format(
+            sql.Identifier(relation), col=sql.Identifier(column))
+        params = [time_from, time_to]
     frames: list[pl.DataFrame] = []
     with psycopg.connect(dsn) as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        timed = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
-                             " AND table_name = %s AND column_name = %s", [relation, column]).fetchone()
-        if timed is None:  # no time to filter on: the whole relation
-            query, params = sql.SQL("SELECT * FROM {}").format(sql.Identifier(relation)), []
         with conn.cursor(name="urbanpulse_export") as cur:
             cur.execute(query, params)
             names = [d.name for d in cur.description or []]

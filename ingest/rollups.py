@@ -68,3 +68,5 @@ VIEWS: tuple[str, ...] = (
     "ispeed_1h", "ispeed_1d",
     "traffic_district_1h", "traffic_device_1d", "traffic_device_3h", "air_aqi_3h",
 )
+UNTIMED: frozenset[str] = frozenset({"traffic_typical_speed"})
+"""The views of :data:`VIEWS` without a time bucket (a speed per detector and hour of the week)."""

@@ -112,6 +112,14 @@ def test_a_scenario_is_played_ending_now_unless_told_otherwise() -> None:
     assert now - timedelta(minutes=5) < moved.start + plan.duration <= now
     assert rebased(plan, "scenario", now).start == plan.start
     assert rebased(plan, "2026-11-29T06:00:00", now).start == datetime(2026, 11, 29, 6, tzinfo=UTC)
+    assert rebased(plan, "2026-11-29T06:00:00+07:00", now).start.utcoffset() == timedelta(0)  # stored in UTC
+    scenario = str(Path(__file__).parent.parent / "firmware-sim" / "scenarios" / "city-day.toml")
+    refused = CliRunner().invoke(app, ["sim", "--scenario", scenario, "--start", "yesterday", "--no-register"])
+    assert refused.exit_code == 2
+    assert "--start 'yesterday' is not a time" in refused.output
+    too_old = CliRunner().invoke(app, ["sim", "--scenario", scenario, "--start", "scenario", "--no-register"])
+    assert too_old.exit_code == 2
+    assert "the gateway refuses readings older than" in too_old.output
 
 
 def test_registering_a_fleet_moves_simulated_devices_to_its_places(database: str) -> None:

@@ -9,7 +9,7 @@ import os
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -31,6 +31,13 @@ app.add_typer(devices_app, name="devices", help="Device registry: add, import, l
 app.add_typer(broker_app, name="broker", help="Mosquitto configuration, password and ACL files.")
 app.add_typer(events_app, name="events", help="Events and incidents: list, acknowledge, resolve.")
 console = Console()
+err = Console(stderr=True, soft_wrap=True)  # errors and warnings, one line each
+
+
+def fail(message: str, status: int) -> NoReturn:
+    """Stop the command: ``message`` as one line on stderr, and exit ``status`` (2 bad input, 1 outage)."""
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    raise SystemExit(status)
 app.command()(sim_commands.sim)
 app.command()(sim_commands.loadtest)
 app.command()(sim_commands.backfill)
@@ -50,7 +57,7 @@ def up(
     external: Annotated[bool, typer.Option(help="Use the configured broker and database instead of "
                                                 "starting its own (kept in URBANPULSE_DATA_DIR).")] = False,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    devices: Annotated[int | None, typer.Option(help="Simulated devices of each kind.")] = None,
+    devices: Annotated[int | None, typer.Option(help="Simulated devices of each kind.", min=0)] = None,
 ) -> None:
     """Run the local stack: PostgreSQL, Mosquitto, gateway, analytics and simulator, with live counts."""
     from urbanpulse.stack import up as run_up  # noqa: PLC0415
@@ -148,13 +155,11 @@ def detect(
     from urbanpulse.analytics.detect_cli import detect_csv, detector_names  # noqa: PLC0415
 
     if detector not in detector_names():
-        console.print(f"[red]unknown detector {detector!r}[/]; choose from {', '.join(detector_names())}")
-        raise typer.Exit(2)
+        fail(f"unknown detector {detector!r}; choose from {', '.join(detector_names())}", 2)
     try:
         scored = detect_csv(input_csv, output, detector)
     except ValueError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     console.print(f"scored {scored.rows} rows with {detector} -> {output}")
     if scored.without_value:
         console.print(f"{scored.without_value} rows have no numeric value: scored 0.0, not learned")
@@ -218,17 +223,14 @@ def export(
     from urbanpulse.ingest.export import export as run_export  # noqa: PLC0415
 
     if fmt not in ("parquet", "csv"):
-        console.print(f"[red]unknown format {fmt!r}[/]: parquet or csv")
-        raise typer.Exit(2)
+        fail(f"unknown format {fmt!r}: parquet or csv", 2)
     lo, hi = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (time_from, time_to))
     if lo >= hi:
-        console.print(f"[red]--from ({lo.isoformat()}) must be before --to ({hi.isoformat()})[/]")
-        raise typer.Exit(2)
+        fail(f"--from ({lo.isoformat()}) must be before --to ({hi.isoformat()})", 2)
     try:
         rows = run_export(Settings().database.dsn, kind, lo, hi, fmt, out)  # type: ignore[arg-type]
     except ValueError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from exc
+        fail(str(exc), 2)
     console.print(f"{rows} rows of {kind} -> {out}")
 
 
@@ -238,19 +240,14 @@ def main() -> None:
     traceback (:func:`urbanpulse.cli_errors.explain`); a bug keeps its traceback. A ``URBANPULSE_``
     variable that names no setting is warned about first."""
     for problem in unknown_variables(os.environ):
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {escape(problem)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False)
     try:
         app()
     except Exception as exc:
-        try:
-            dsn: str | None = Settings().database.dsn
-        except Exception:  # the settings themselves are what failed
-            dsn = None
-        told = explain(exc, dsn)
+        told = explain(exc)
         if told is None:
             raise
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(told[0])}", highlight=False)
-        raise SystemExit(told[1]) from None
+        fail(*told)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import pydantic
 from psycopg import OperationalError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from urbanpulse.settings import Settings, env_name
+
 __all__ = ["explain", "settings_problem"]
 
 
@@ -32,7 +34,7 @@ def settings_problem(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()
         if not path:  # a rule across settings: its message names them
             lines.append(error["msg"])
             continue
-        name = "URBANPULSE_" + "__".join(path).upper()
+        name = env_name(*path)
         value = error.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""
         lines.append(f"{name}{shown}: {error['msg']}")
@@ -48,12 +50,12 @@ def _without_password(dsn: str) -> str:
     return make_conninfo(**parts)  # type: ignore[arg-type]
 
 
-def explain(exc: BaseException, dsn: str | None = None) -> tuple[str, int] | None:
+def explain(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit status for ``exc``, or ``None`` for a bug (keep its traceback)."""
     if isinstance(exc, pydantic.ValidationError) and exc.title == "Settings":
         return f"a setting is not valid:\n{settings_problem(exc)}", 2
     if isinstance(exc, OperationalError):
-        where = f" at {_without_password(dsn)}" if dsn else ""
+        where = f" at {_without_password(Settings().database.dsn)}"
         why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
         return f"cannot reach the database{where} (URBANPULSE_DATABASE__DSN): {why}", 1
     if isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and str(exc):

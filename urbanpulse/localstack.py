@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -58,6 +58,16 @@ def postgres_bindir() -> Path:
     raise ServerError(msg)
 
 
+def program_name(pid: int) -> str | None:
+    """The file name of process ``pid``'s program (``postgres``, ``mosquitto``), or ``None`` when
+    ``/proc`` does not say (no such process, or no ``/proc``)."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return None
+    return Path(argv0.decode(errors="replace")).name
+
+
 def _as_user(user: str | None) -> dict[str, Any]:
     """Popen arguments that run a child as ``user`` with that user's own group only."""
     if user is None:
@@ -71,10 +81,10 @@ class ChildProcess:
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def spawn(self, argv: Sequence[str], log: Path, user: str | None) -> None:
+    def spawn(self, argv: Sequence[str], log: Path, user: str | None, env: Mapping[str, str] | None = None) -> None:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                list(argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **_as_user(user)
+                list(argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env, **_as_user(user)
             )
 
     @property
@@ -160,9 +170,9 @@ class PostgresServer:
     def _refuse_if_in_use(self) -> None:
         """A clear error when a server runs on this cluster: its ``postmaster.pid`` names a live ``postgres``
         (a stale file whose pid a process of another program took is left to postgres, which ignores it)."""
-        with contextlib.suppress(OSError, ValueError):  # none, unreadable, stale, not ours to see
+        with contextlib.suppress(OSError, ValueError):  # none, unreadable, stale: postgres decides
             pid = int((self.data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
-            if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]:
+            if program_name(pid) == "postgres":
                 msg = (f"another PostgreSQL (pid {pid}) already runs on {self.data_dir}: is a local stack already "
                        "up? Stop it first, or give this one another folder (URBANPULSE_DATA_DIR)")
                 raise ServerError(msg)

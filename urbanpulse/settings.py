@@ -235,6 +235,13 @@ class Settings(BaseSettings):
         return self
 
 
+def env_name(*path: str) -> str:
+    """The environment variable of a setting: ``env_name("gateway", "batch_size")`` is
+    ``URBANPULSE_GATEWAY__BATCH_SIZE``."""
+    prefix, delimiter = Settings.model_config["env_prefix"], Settings.model_config["env_nested_delimiter"]
+    return f"{prefix}{str(delimiter).join(path)}".upper()
+
+
 COMPOSE_VARIABLES = frozenset({"URBANPULSE_DB_PASSWORD", "URBANPULSE_GRAFANA_DB_PASSWORD"})
 """docker-compose.yml's own ``${...}`` substitutions: ``URBANPULSE_`` variables that are not settings."""
 
@@ -247,9 +254,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     for name, field in Settings.model_fields.items():
         group = field.annotation
         if isinstance(group, type) and issubclass(group, BaseModel):
-            known |= {f"URBANPULSE_{name}__{sub}".upper() for sub in group.model_fields}
+            known |= {env_name(name, sub) for sub in group.model_fields}
         else:
-            known.add(f"URBANPULSE_{name}".upper())
+            known.add(env_name(name))
     out = []
     for variable in sorted(environ):
         upper = variable.upper()
