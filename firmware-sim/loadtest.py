@@ -146,6 +146,7 @@ async def _drive(stack: _Stack, spec: LoadSpec, sent: list[SimMessage], console:
                 report = await publish(sent, stack.settings.broker, rate=len(sent) / spec.duration,
                                        concurrency=500, published_at=published_at)
                 acked |= report.acked
+                fleet_report.connected_peak, fleet_report.reconnects = 1, report.reconnects  # one connection
         finally:
             shower.cancel()
     publish_seconds = time.monotonic() - started

@@ -54,6 +54,7 @@ def test_short_local_run_with_a_gateway_kill() -> None:
     assert report["acked_messages"] == report["published_messages"] > 3000
     assert report["stored"] == report["acked_readings"]
     assert any("kill-gateway over" in line for line in report["faults"])
+    assert report["connections_peak"] == 1  # multiplexed: the whole fleet on one connection (it said 0)
     assert report["latency_ms"]["p99"] < timedelta(seconds=60).total_seconds() * 1000
 
 
