@@ -59,7 +59,7 @@ def detect_csv(input: Path, output: Path, detector: str = BEST) -> Scored:
         msg = f"{input}: no column {', '.join(sorted(missing))} (the header must name timestamp and value)"
         raise ValueError(msg)
     stamps = frame["timestamp"].str.to_datetime(time_unit="us", strict=False)
-    bad = (stamps.is_null()).arg_true()
+    bad = stamps.is_null().arg_true()
     if len(bad):
         line, text = int(bad[0]) + 2, frame["timestamp"][int(bad[0])]  # line 1 is the header
         msg = (f"{input}, line {line}: timestamp {text!r} does not parse ({len(bad)} such rows; ISO 8601 "

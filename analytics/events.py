@@ -67,6 +67,11 @@ class Rules:
     flap_window_seconds: float = 3600.0
 
     @property
+    def confirming(self) -> int:
+        """Consecutive readings that confirm an opening, or the end of a calm: ``min_readings``, at least 1."""
+        return max(1, self.min_readings)
+
+    @property
     def ring(self) -> int:
         """Openings remembered per series: ``flap_opens``, or none when flapping is off."""
         return self.flap_opens if self.flap_opens >= 2 else 0
@@ -258,7 +263,7 @@ class _Pass:
                 episode.add(t, score, value)
                 return
             _extend_run(c, s, t, score, value)  # back during a calm: confirmed as an opening is
-            if c["run"][s] >= max(1, rules.min_readings):
+            if c["run"][s] >= rules.confirming:
                 episode.take_run(c, s)
                 c["run"][s] = 0
                 c["calm_since"][s] = _NAN
@@ -282,7 +287,7 @@ class _Pass:
             c["run"][s] = 0
             return
         _extend_run(c, s, t, score, value)
-        if c["run"][s] < max(1, rules.min_readings):
+        if c["run"][s] < rules.confirming:
             return
         episode = self.episodes.setdefault(s, _Episode(opened=not c["is_open"][s]))  # a dormant event re-entered
         episode.take_run(c, s)
