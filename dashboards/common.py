@@ -59,17 +59,17 @@ PLACE = "province IN ($province) AND district IN ($district)"
 PROVINCE = Variable(
     "province",
     "Province",
-    "SELECT province FROM grafana_devices WHERE province IS NOT NULL\n"
+    "SELECT province FROM grafana_devices\n"
     "UNION\n"
     f"SELECT province FROM ispeed_1d WHERE {overlapping('bucket', '1 day')}\n"
     "ORDER BY 1",
-    "Provinces with registered devices or speed tests in the range.",
+    "Provinces with registered devices or speed tests in the range ('unknown': devices registered without one).",
 )
 DISTRICT = Variable(
     "district",
     "District",
-    "SELECT DISTINCT district FROM grafana_devices WHERE province IN ($province) AND district IS NOT NULL ORDER BY 1",
-    "Districts of the chosen provinces.",
+    "SELECT DISTINCT district FROM grafana_devices WHERE province IN ($province) ORDER BY 1",
+    "Districts of the chosen provinces ('unknown': devices registered without one).",
 )
 OPERATOR = Variable(
     "operator",

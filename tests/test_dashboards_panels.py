@@ -339,3 +339,31 @@ def test_ingest_rate_counts_every_stored_reading(filled: Filled) -> None:
     expected = rows_of(filled, f"SELECT t, kind, count(*) FROM ({counted}) AS r GROUP BY 1, 2 ORDER BY 1, 2",
                        SPANS[0], timedelta(hours=1))
     assert_same_rows([(float(t), k, float(n) * 60) for t, k, n in got], [(float(t), k, n) for t, k, n in expected])
+
+
+def test_devices_without_a_place_are_in_all(filled: Filled) -> None:
+    """A device registered without province or district (a roaming speed tester, a station not yet placed) is
+    offered as 'unknown' by the Province and District variables, so "All" keeps it in the fleet's panels."""
+    from urbanpulse.dashboards import overview  # noqa: PLC0415
+
+    board = next(b for b in panels.DASHBOARDS if b.uid == "urbanpulse-city")
+    queries = variable_queries(dashboard_json(board))
+    end = filled.sample.end
+    with psycopg.connect(filled.dsn) as conn:  # one transaction, rolled back: the module's data stays as it is
+        conn.execute("INSERT INTO devices (device_id, kind, secret_hash, online) VALUES"
+                     " ('air-unplaced', 'air', '$7$101$c2FsdA==$aGFzaA==', true)")
+        conn.execute("SET LOCAL ROLE urbanpulse_grafana")
+        chosen: dict[str, list[str]] = {}
+        for variable in board.variables:
+            sql = expand(queries[variable.name], time_from=end - timedelta(days=7), time_to=end,
+                         interval=timedelta(hours=1), variables=chosen)
+            chosen[variable.name] = [str(r[0]) for r in run(conn, sql)[1]]
+        assert "unknown" in chosen["province"]
+        assert "unknown" in chosen["district"]
+        fleet = run(conn, expand(overview.DEVICES.sql, time_from=end - timedelta(days=7), time_to=end,
+                                 interval=timedelta(hours=1), variables=chosen))[1]
+        assert ("air-unplaced", "air", "unknown", "unknown", "online") in {r[:5] for r in fleet}
+        online = run(conn, expand(overview.ONLINE.sql, time_from=end - timedelta(days=7), time_to=end,
+                                  interval=timedelta(hours=1), variables=chosen))[1]
+        assert online[0][0] == 1 + sum(1 for r in fleet if r[4] == "online" and r[0] != "air-unplaced")
+        conn.rollback()
