@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from urbanpulse.contract import Kind
 from urbanpulse.gateway.child import GatewayProcess
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.localstack import MosquittoServer, PostgresServer
@@ -73,8 +74,9 @@ class _Stack:
 
 
 def fleet_messages(spec: LoadSpec) -> list[SimMessage]:
-    """``rate * duration`` readings from ``devices`` devices (a third of each kind), stamped in the past."""
-    per_kind = max(1, spec.devices // 3)
+    """``rate * duration`` readings from ``devices`` devices (a third of each kind, the first kinds one more
+    when they do not divide evenly), stamped in the past."""
+    per_kind = {kind: spec.devices // len(Kind) + (n < spec.devices % len(Kind)) for n, kind in enumerate(Kind)}
     devices = fleet(per_kind, spec.seed)
     rounds = max(1, round(spec.rate * spec.duration / len(devices)))
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

@@ -11,7 +11,7 @@ from faults import steady_stream, through_gateway
 from rich.console import Console
 
 from urbanpulse.settings import Settings
-from urbanpulse.sim.loadtest import FaultPlan, LoadSpec, run
+from urbanpulse.sim.loadtest import FaultPlan, LoadSpec, fleet_messages, run
 from urbanpulse.sim.reconcile import reconcile
 
 pytestmark = pytest.mark.integration
@@ -38,6 +38,14 @@ def test_reconciliation_catches_a_planted_loss_and_duplicate(settings: Settings)
     assert planted.lost == 1
     assert planted.duplicates == 1
     assert planted.lost_examples == [f"{victim.kind} {victim.device_id} {victim.time.isoformat()}"]
+
+
+@pytest.mark.parametrize("devices", [1, 2, 3, 5, 3001])
+def test_loadtest_plays_exactly_the_devices_asked_for(devices: int) -> None:
+    played = {m.device_id for m in fleet_messages(LoadSpec(devices=devices, rate=10_000, duration=1))}
+    assert len(played) == devices  # it used to round down to a multiple of three
+    kinds = [sum(1 for d in played if d.startswith(kind)) for kind in ("air", "traffic", "ispeed")]
+    assert max(kinds) - min(kinds) <= 1
 
 
 def test_fault_plan_parsing() -> None:
