@@ -31,6 +31,7 @@ from urbanpulse.dashboards.common import (
     whole_buckets,
 )
 from urbanpulse.dashboards.model import CONGESTION_STEPS, Dashboard, Grid, Panel
+from urbanpulse.settings import StorageSettings, env_name
 
 COLUMNS = "bucket, device_id, readings, vehicles, speed_kmh, speed_x_vehicles, occupancy_pct"
 # Hourly or coarser buckets once the interval is an hour or more (multiples of an hour: they nest, so sums are
@@ -113,12 +114,17 @@ SPEED_PANEL = _district("Speed per district", VEHICLE_SUMS, "vehicles, speed_x_v
 OCCUPANCY = _district("Occupancy per district", "sum(b.occupancy_pct * b.readings) AS o, sum(b.readings) AS n",
                       "occupancy_x_readings, readings", "sum(o) / sum(n) AS occupancy_pct",
                       "percent", Grid(0, 8, 12, 8), "Mean share of time a detector's loop is occupied.")
+# What an operator of a new installation needs to know: no typical speed, no congestion index.
+NEEDS_HISTORY = (" Blank for an hour of the week not seen in the last weeks"
+                 f" ({env_name('storage', 'typical_weeks')}, default {StorageSettings().typical_weeks}):"
+                 " a new installation shows it after a week of readings.")
 CONGESTION = _district(
     "Congestion index per district",
     f"sum({INDEX} * b.vehicles) AS cv, sum(b.vehicles) FILTER (WHERE t.speed_kmh > 0) AS v",
     "congestion_x_vehicles, vehicles_congestion",
     "sum(cv) / nullif(sum(v), 0) AS congestion_index", "percentunit", Grid(12, 8, 12, 8),
-    "1 - speed / typical speed for the hour of week, vehicle-weighted: 0 as fast as usual, 1 standing still.",
+    "1 - speed / typical speed for the hour of week, vehicle-weighted: 0 as fast as usual, 1 standing still."
+    + NEEDS_HISTORY,
     typical=True, steps=CONGESTION_STEPS, threshold_style="dashed", max_value=1.0,
 )
 
@@ -171,7 +177,8 @@ TYPICAL_WEEK = Panel(
     "CROSS JOIN LATERAL (VALUES ('measured', measured), ('typical', typical)) AS v(metric, speed)\n"
     "WHERE v.speed IS NOT NULL\nORDER BY 1, 2",
     "velocitykmh", Grid(12, 16, 12, 8),
-    "Speed of the chosen segments against their typical speed for the same hour of the week (last weeks).",
+    "Speed of the chosen segments against their typical speed for the same hour of the week (last weeks)."
+    + NEEDS_HISTORY,
     min_interval="15m",
 )
 # Per detector-row sums: vehicles, speed x vehicles, typical speed x vehicles and the vehicles it applies to,
@@ -205,7 +212,8 @@ HOT_SPOTS = Panel(
     "  sum(v)::bigint AS vehicles\n"
     f"FROM (\n{HOT_SPOT_ROWS}) AS s\nJOIN grafana_devices AS d USING (device_id)\n"
     "GROUP BY s.device_id, d.province, d.district\nORDER BY congestion_index DESC NULLS LAST, s.device_id\nLIMIT 20",
-    "none", Grid(0, 24, 24, 8), "The most congested segments of the range; click one for its device page.",
+    "none", Grid(0, 24, 24, 8), "The most congested segments of the range; click one for its device page."
+    " Congestion index and typical speed:" + NEEDS_HISTORY.replace(" Blank", " blank"),
     columns=("device_id", "province", "district", "congestion_index", "speed_kmh", "typical_speed_kmh", "vehicles"),
     steps=CONGESTION_STEPS, colour_by="congestion_index", links=(TO_DEVICE,),
 )
