@@ -66,7 +66,7 @@ def sim(
         seconds = plan.duration.total_seconds() / plan.acceleration
         console.print(f"scenario {plan.name} from {plan.start.isoformat()}: {len(played.messages):,} messages "
                       f"over {seconds:.0f} s")
-        report = asyncio.run(publish(played.messages, settings.broker, rate=len(played.messages) / seconds))
+        report = asyncio.run(publish(played.messages, settings.simulator_broker(), rate=len(played.messages) / seconds))
         console.print(f"acknowledged by the broker: {len(report.acked):,} of {len(played.messages):,} "
                       "(what the gateway refuses goes to the dead_letters table, with the reason)")
         if not report.acked:
@@ -86,7 +86,7 @@ def sim(
         stop = asyncio.Event()
         if duration is not None:
             asyncio.get_running_loop().call_later(duration, stop.set)
-        stats = await run_live(settings.broker, sim_settings, stop)
+        stats = await run_live(settings.simulator_broker(), sim_settings, stop)
         console.print(f"published {stats.published}, acknowledged {stats.acked}, malformed {stats.malformed}")
         if not stats.acked:
             console.print("[red]the broker acknowledged nothing[/red]: is it reachable, and does it let the simulator "

@@ -145,7 +145,7 @@ async def _drive(stack: _Stack, spec: LoadSpec, sent: list[SimMessage], console:
                                          published_at=published_at, credentials=spec.credentials,
                                          report=fleet_report, seed=spec.seed)
             else:
-                report = await publish(sent, stack.settings.broker, rate=len(sent) / spec.duration,
+                report = await publish(sent, stack.settings.simulator_broker(), rate=len(sent) / spec.duration,
                                        concurrency=500, published_at=published_at)
                 acked |= report.acked
                 fleet_report.connected_peak, fleet_report.reconnects = 1, report.reconnects  # one connection

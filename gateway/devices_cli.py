@@ -88,7 +88,11 @@ def _services(broker_dir: Path | None, reload: str | None) -> list[ServiceAccoun
             "before writing broker files, or the gateway would be locked out"
         )
         raise RegistryError(msg)
-    return [service_account("gateway", broker.username, broker.password)]
+    services = [service_account("gateway", broker.username, broker.password)]
+    sim = Settings().sim
+    if sim.broker_username is not None and sim.broker_password is not None:
+        services.append(service_account("simulator", sim.broker_username, sim.broker_password))
+    return services
 
 
 def _sync_broker(

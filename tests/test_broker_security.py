@@ -6,6 +6,7 @@ by ``write_broker_files`` and a gateway account; devices and the gateway connect
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import queue
 import socket
@@ -22,7 +23,9 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from typer.testing import CliRunner
 
+from urbanpulse.cli import app
 from urbanpulse.contract import reading_topic, status_topic
 from urbanpulse.gateway.broker_files import (
     TlsFiles,
@@ -36,6 +39,9 @@ from urbanpulse.gateway.broker_files import (
 )
 from urbanpulse.gateway.registry import add_device, hash_secret, rotate_secret, set_enabled, spec
 from urbanpulse.localstack import MosquittoServer, free_port
+from urbanpulse.settings import Settings
+from urbanpulse.sim.publisher import publish
+from urbanpulse.sim.stream import SimMessage
 
 pytestmark = pytest.mark.integration
 
@@ -217,6 +223,46 @@ def test_device_reads_nothing(secured: Secured) -> None:
         assert client.publish(reading_topic("air", sender), b"private") == 0
         assert gateway.until(reading_topic("air", sender), b"private")
     assert device.received(0.5) == []
+
+
+def test_simulator_has_its_own_account_and_publishes_for_every_device(
+    secured: Secured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``broker files`` adds the simulator's account when it is configured; the simulator then publishes the
+    fleet's readings over its one connection (the gateway's account, which it used before, may not publish)."""
+    for name, value in {"DATABASE__DSN": secured.dsn, "BROKER__PORT": str(secured.server.port),
+                        "BROKER__USERNAME": GATEWAY, "BROKER__PASSWORD": GATEWAY_SECRET,
+                        "SIM__BROKER_USERNAME": "urbanpulse-sim", "SIM__BROKER_PASSWORD": "sim-secret"}.items():
+        monkeypatch.setenv(f"URBANPULSE_{name}", value)
+    done = CliRunner().invoke(app, ["broker", "files", "--broker-dir", str(secured.broker_dir),
+                                    "--reload", str(secured.broker_dir / "mosquitto.pid")])
+    assert done.exit_code == 0, done.output
+    assert "user urbanpulse-sim\ntopic write urbanpulse/v1/#\n" in (secured.broker_dir / "acl").read_text()
+    gateway = secured.gateway()
+    sent = [SimMessage(reading_topic(kind, device), f"{device}-{n}".encode(), kind, device, None)
+            for n in range(3) for device, kind in [("air-1", "air"), ("air-2", "air"), ("tr-1", "traffic")]]
+    broker = Settings().simulator_broker()
+    assert (broker.username, broker.port) == ("urbanpulse-sim", secured.server.port)
+    report = asyncio.run(publish(sent, broker))
+    assert len(report.acked) == len(sent)
+    assert report.reconnects == 0
+    assert sorted(gateway.until(sent[-1].topic, sent[-1].payload)) == sorted((m.topic, m.payload) for m in sent)
+    reader = secured.connect("urbanpulse-sim", "sim-secret")
+    assert reader.accepted
+    reader.subscribe("urbanpulse/v1/#")
+    device = secured.connect("air-1", secured.secrets["air-1"])
+    assert device.publish(reading_topic("air", "air-1"), b"private") == 0
+    assert gateway.until(reading_topic("air", "air-1"), b"private")
+    assert reader.received(0.5) == []  # it writes, it reads nothing
+
+
+def test_simulator_account_needs_both_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("URBANPULSE_SIM__BROKER_USERNAME", "urbanpulse-sim")
+    with pytest.raises(ValueError, match="set both or neither"):
+        Settings()
+    monkeypatch.delenv("URBANPULSE_SIM__BROKER_USERNAME")
+    monkeypatch.setenv("URBANPULSE_BROKER__USERNAME", "gw")
+    assert Settings().simulator_broker().username == "gw"  # no account of its own: the broker settings' one
 
 
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])

@@ -181,6 +181,18 @@ class SimSettings(BaseModel):
     interval_seconds: float = Field(1.0, gt=0, description="Seconds between two readings of one device.")
     seed: int = Field(42, description="Random seed: the same seed gives the same readings.")
     malformed_rate: float = Field(0.0, ge=0, le=1, description="Share of messages deliberately malformed (0-1).")
+    broker_username: str | None = Field(
+        None, description="The simulator's own account on a secured broker (one connection publishing for every "
+        "device); broker files written with `--broker-dir` include it. Unset: `BROKER__USERNAME`'s account.",
+    )
+    broker_password: str | None = Field(None, description="That account's password.")
+
+    @model_validator(mode="after")
+    def _account_whole(self) -> SimSettings:
+        if (self.broker_username is None) != (self.broker_password is None):
+            msg = "sim.broker_username and sim.broker_password go together: set both or neither"
+            raise ValueError(msg)
+        return self
 
 
 class GrafanaSettings(BaseModel):
@@ -215,6 +227,13 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = AnalyticsSettings()
     sim: SimSettings = SimSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+
+    def simulator_broker(self) -> BrokerSettings:
+        """Where and as whom the simulator publishes: the broker, with the simulator's own account if it has one."""
+        if self.sim.broker_username is None:
+            return self.broker
+        return self.broker.model_copy(update={"username": self.sim.broker_username,
+                                              "password": self.sim.broker_password})
 
     @model_validator(mode="after")
     def _spool_in_data_dir(self) -> Settings:
