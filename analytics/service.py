@@ -28,7 +28,7 @@ import numpy as np
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from urbanpulse.analytics.events import Rules, Transition, advance
+from urbanpulse.analytics.events import Rules, advance
 from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, score_learn
 from urbanpulse.analytics.publish import Publisher
 from urbanpulse.analytics.state import SeriesState
@@ -57,7 +57,8 @@ class AnalyticsStats:
     batches: int = 0  # ingest batches consumed
     chunks: int = 0  # transactions of events + checkpoint
     events_opened: int = 0
-    events_updated: int = 0  # events that got readings (not every update is published)
+    # As written: an event an operator resolved meanwhile is neither updated nor resolved again.
+    events_updated: int = 0  # open events that got readings (not every update is published)
     events_resolved: int = 0
     events_flapping: int = 0
     closed_by_operators: int = 0  # events the rules held open that an operator had resolved
@@ -157,7 +158,7 @@ class Analytics:
                 written = await save(conn, a.checkpoint_name, self._horizon, chunk.horizon, state, changes,
                                      self.policy)
                 self._horizon = chunk.horizon
-                self._count(chunk, changes, written)
+                self._count(chunk, written)
                 scored += p.readings
                 if not chunk.more:
                     break
@@ -166,17 +167,16 @@ class Analytics:
             raise
         return scored
 
-    def _count(self, chunk: Chunk, changes: list[Transition], written: Written) -> None:
+    def _count(self, chunk: Chunk, written: Written) -> None:
         s = self.stats
         s.chunks += 1
         s.batches += len(chunk.batch_ids)
         s.readings += chunk.points.readings
         s.points += len(chunk.points.values)
-        for t in changes:
-            s.events_opened += t.opened
-            s.events_updated += not t.opened and t.readings > 0
-            s.events_resolved += t.resolved_at is not None
-            s.events_flapping += t.flapping
+        s.events_opened += written.opened
+        s.events_updated += written.extended
+        s.events_resolved += written.resolved
+        s.events_flapping += written.flapping
         s.incidents_opened += written.incidents_opened
         s.changes_queued += written.outbox
         if written.outbox:

@@ -204,7 +204,8 @@ class Written:
     """What one chunk's transaction wrote."""
 
     opened: int = 0
-    updated: int = 0
+    extended: int = 0  # open events that got readings
+    updated: int = 0  # ... of which an 'updated' message was queued
     resolved: int = 0
     flapping: int = 0
     incidents_opened: int = 0
@@ -246,15 +247,17 @@ async def _apply(conn: Conn, t: Transition, p: dict[str, Any], incidents: Incide
             await conn.execute(_EVENT_PLACE, [place.province, place.district, incident_id, event_id])
             await _queue(conn, out, event_id, "opened")
             out.opened += 1
-        elif not t.flapping and (
-            notified_severity is None or notified_at is None or rated != notified_severity
-            or last_seen_at - notified_at >= policy.update_every
-        ):
-            await conn.execute(_EVENT_NOTIFIED, [event_id])
-            await _queue(conn, out, event_id, "updated")
-            out.updated += 1
-            if rated != notified_severity:
-                incidents.touch(incident_id)
+        else:
+            out.extended += 1
+            if not t.flapping and (
+                notified_severity is None or notified_at is None or rated != notified_severity
+                or last_seen_at - notified_at >= policy.update_every
+            ):
+                await conn.execute(_EVENT_NOTIFIED, [event_id])
+                await _queue(conn, out, event_id, "updated")
+                out.updated += 1
+                if rated != notified_severity:
+                    incidents.touch(incident_id)
         if t.flapping:
             await conn.execute(_EVENT_NOTIFIED, [event_id])
             await _queue(conn, out, event_id, "flapping")

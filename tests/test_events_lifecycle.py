@@ -144,7 +144,7 @@ def test_an_event_resolved_by_hand_is_not_reopened_by_its_updates(database: str)
             at = START + 50 * STEP
             update = Transition(s, False, 1, at, at, 0.55, 0.55, 80.0)  # a reading between the thresholds
             written = await save(conn, settings.analytics.checkpoint_name, horizon, horizon or 0, state, [update])
-            assert (written.opened, written.updated) == (0, 0)
+            assert (written.opened, written.extended, written.updated) == (0, 0, 0)  # nothing written, none counted
             return await close_resolved(conn, state), bool(state.events.is_open[s])
 
     assert asyncio.run(update_then_close()) == (1, False)
