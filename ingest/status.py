@@ -9,6 +9,7 @@ in force.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -18,6 +19,7 @@ from urbanpulse.ingest.columns import table_name
 from urbanpulse.ingest.config import read_config
 from urbanpulse.ingest.horizon import LOCK_IN_FORCE_SQL
 from urbanpulse.ingest.migrate import applied, available
+from urbanpulse.settings import spoken
 
 Conn = psycopg.Connection[TupleRow]
 
@@ -54,14 +56,7 @@ def _duration(value: str) -> str:
     ('8 days', '1 hour', '90 seconds', 'Asia/Hanoi')
     """
     match = re.fullmatch(r"(\d+) seconds", value)
-    if not match:
-        return value
-    seconds = int(match.group(1))
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit if count != 1 else unit[:-1]}"
-    return value
+    return spoken(timedelta(seconds=int(match.group(1)))) if match else value
 
 
 def status(dsn: str) -> list[str]:

@@ -21,6 +21,11 @@ from urbanpulse.settings import Settings, unknown_variables
     ("URBANPULSE_SIM__MALFORMED_RATE", "7"),
     ("URBANPULSE_GATEWAY__METRICS_PORT", "70000"),
     ("URBANPULSE_BROKER__PORT", "0"),
+    ("URBANPULSE_STORAGE__TRAFFIC_RETENTION", "-5 days"),  # maintain dropped today's partition with it
+    ("URBANPULSE_STORAGE__AIR_RETENTION", "0 days"),
+    ("URBANPULSE_STORAGE__ISPEED_RETENTION", "-P5D"),
+    ("URBANPULSE_STORAGE__AIR_CHUNK_INTERVAL", "0"),
+    ("URBANPULSE_STORAGE__PREMAKE", "1 fortnight"),
 ])
 def test_a_value_out_of_bounds_is_refused_naming_its_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -29,6 +34,28 @@ def test_a_value_out_of_bounds_is_refused_naming_its_variable(
     with pytest.raises(ValidationError) as refused:
         Settings()
     assert settings_problem(refused.value).startswith(f"{variable}={value!r}: ")
+
+
+@pytest.mark.parametrize(("written", "days"), [
+    ("12 hours", 0.5), ("1 week", 7), ("1 day 12 hours", 1.5), ("1 day, 12 hours", 1.5), ("2 Days", 2),
+    ("90s", 90 / 86400), ("36h", 1.5), ("3600", 1 / 24), ("P30D", 30), ("PT12H", 0.5), ("01:30:00", 1.5 / 24),
+])
+def test_durations_as_the_docs_write_them(monkeypatch: pytest.MonkeyPatch, written: str, days: float) -> None:
+    monkeypatch.setenv("URBANPULSE_STORAGE__REFRESH_LOOKBACK", written)
+    assert Settings().storage.refresh_lookback.total_seconds() == pytest.approx(days * 86400)
+
+
+def test_a_retention_shorter_than_the_gateways_lateness_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readings accepted 5 days late into a table that keeps 3 would be dropped by the next maintenance."""
+    monkeypatch.setenv("URBANPULSE_STORAGE__TRAFFIC_RETENTION", "3 days")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert settings_problem(refused.value) == (
+        "URBANPULSE_STORAGE__TRAFFIC_RETENTION (3 days) is shorter than URBANPULSE_GATEWAY__MAX_LATE_SECONDS"
+        " (7 days): readings the gateway accepts that late would be dropped by the next maintenance; lengthen"
+        " the one or shorten the other")
+    monkeypatch.setenv("URBANPULSE_GATEWAY__MAX_LATE_SECONDS", str(2 * 86400))
+    assert Settings().storage.traffic_retention.days == 3
 
 
 def test_resolve_score_above_open_score_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,12 +32,12 @@ def settings_problem(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()
     for error in exc.errors():
         path = [*prefix, *(str(part) for part in error["loc"])]
         if not path:  # a rule across settings: its message names them
-            lines.append(error["msg"])
+            lines.append(error["msg"].removeprefix("Value error, "))
             continue
         name = env_name(*path)
         value = error.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""
-        lines.append(f"{name}{shown}: {error['msg']}")
+        lines.append(f"{name}{shown}: {error['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

@@ -8,12 +8,13 @@ defaults are those of the local stack that ``urbanpulse up`` starts.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
@@ -40,9 +41,61 @@ class DatabaseSettings(BaseModel):
     pool_max: int = Field(4, ge=1, description="Connections the pool may open at most.")
 
 
+_UNIT_SECONDS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
+                 "day": 86400, "d": 86400, "week": 604800, "w": 604800}
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+?)s?(?:\s*,\s*|\s+|$)")
+
+
+def _words_to_duration(value: object) -> object:
+    """``12 hours``, ``1 week``, ``1 day 12 hours``, ``90s`` or ``3600`` (seconds) as a ``timedelta``; ISO 8601
+    (``P30D``) and ``HH:MM:SS`` as they came, for pydantic; anything else refused with the forms it may take."""
+    if not isinstance(value, str):
+        return value
+    text, seconds, at = value.strip().lower(), 0.0, 0
+    if text.startswith(("p", "-p")) or ":" in text:
+        return value
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("-").strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return timedelta(seconds=sign * float(text))
+    while at < len(text):
+        match = _AMOUNT.match(text, at)
+        if match is None or match.group(2) not in _UNIT_SECONDS:
+            msg = f"{value!r} is not a duration: write it as '12 hours', '1 day 12 hours', 'P30D' or '01:30:00'"
+            raise ValueError(msg)
+        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        at = match.end()
+    return timedelta(seconds=sign * seconds) if text else value
+
+
+def spoken(duration: timedelta) -> str:
+    """A duration in its largest whole unit, as the settings are written: ``8 days``, ``1 hour``, ``90 seconds``.
+
+    >>> spoken(timedelta(days=8)), spoken(timedelta(hours=1)), spoken(timedelta(seconds=90))
+    ('8 days', '1 hour', '90 seconds')
+    """
+    seconds = duration.total_seconds()
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit if count != 1 else unit[:-1]}"
+    return f"{seconds:g} seconds"
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        msg = "must be longer than 0"
+        raise ValueError(msg)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_words_to_duration), AfterValidator(_positive)]
+"""A positive duration: ``12 hours``, ``1 day 12 hours``, ``P30D``, ``01:30:00`` or seconds."""
+
+
 class StorageSettings(BaseModel):
-    """How readings are stored and rolled up. Env: ``URBANPULSE_STORAGE__<NAME>``; durations as ``1 day``,
-    ``12 hours`` or ISO 8601 (``P30D``).
+    """How readings are stored and rolled up. Env: ``URBANPULSE_STORAGE__<NAME>``; durations (positive) as
+    ``1 day``, ``12 hours``, ``1 week``, ``1 day 12 hours``, ISO 8601 (``P30D``) or ``HH:MM:SS``.
 
     Keys marked *fixed* shape tables and continuous aggregates, so they count when the schema is
     created and later changes are ignored (``urbanpulse db status`` shows the values in force); the others
@@ -54,19 +107,19 @@ class StorageSettings(BaseModel):
         description="Fixed. `auto`: TimescaleDB when the extension is installed and preloaded, else native "
         "partitioning; `timescaledb` / `postgres` force one (`timescaledb` fails if unavailable).",
     )
-    air_chunk_interval: timedelta = Field(timedelta(days=1), description="Fixed. Chunk / partition width, air.")
-    traffic_chunk_interval: timedelta = Field(timedelta(days=1), description="Fixed. Chunk / partition width, traffic.")
-    ispeed_chunk_interval: timedelta = Field(timedelta(days=7), description="Fixed. Chunk / partition width, ispeed.")
-    air_retention: timedelta = Field(
+    air_chunk_interval: Duration = Field(timedelta(days=1), description="Fixed. Chunk / partition width, air.")
+    traffic_chunk_interval: Duration = Field(timedelta(days=1), description="Fixed. Chunk / partition width, traffic.")
+    ispeed_chunk_interval: Duration = Field(timedelta(days=7), description="Fixed. Chunk / partition width, ispeed.")
+    air_retention: Duration = Field(
         timedelta(days=365), description="Raw air readings older than this are dropped (rollups are kept)."
     )
-    traffic_retention: timedelta = Field(timedelta(days=90), description="The same for traffic readings.")
-    ispeed_retention: timedelta = Field(timedelta(days=730), description="The same for speed tests.")
-    compress_after: timedelta = Field(
+    traffic_retention: Duration = Field(timedelta(days=90), description="The same for traffic readings.")
+    ispeed_retention: Duration = Field(timedelta(days=730), description="The same for speed tests.")
+    compress_after: Duration = Field(
         timedelta(days=8), description="TimescaleDB: chunks older than this go to the columnstore."
     )
-    premake: timedelta = Field(timedelta(days=7), description="Native: partitions are created this far ahead.")
-    refresh_lookback: timedelta = Field(
+    premake: Duration = Field(timedelta(days=7), description="Native: partitions are created this far ahead.")
+    refresh_lookback: Duration = Field(
         timedelta(days=8),
         description="TimescaleDB: the continuous aggregates' refresh window (by policy and by maintain, which"
         " also refreshes older buckets that late data touched); keep it above GATEWAY__MAX_LATE_SECONDS.",
@@ -251,6 +304,14 @@ class Settings(BaseSettings):
         if db.pool_min > db.pool_max:
             msg = f"database.pool_min ({db.pool_min}) must not be above pool_max ({db.pool_max})"
             raise ValueError(msg)
+        late = timedelta(seconds=self.gateway.max_late_seconds)
+        for kind in ("air", "traffic", "ispeed"):
+            kept: timedelta = getattr(self.storage, f"{kind}_retention")
+            if kept < late:
+                msg = (f"{env_name('storage', f'{kind}_retention')} ({spoken(kept)}) is shorter than"
+                       f" {env_name('gateway', 'max_late_seconds')} ({spoken(late)}): readings the gateway accepts"
+                       " that late would be dropped by the next maintenance; lengthen the one or shorten the other")
+                raise ValueError(msg)
         return self
 
 
