@@ -44,7 +44,7 @@ log = logging.getLogger("urbanpulse.analytics")
 CLIP = 3.0
 SCALE = 3.0
 # The slow view (SLOW_ALPHA, SLOW_CLIP: ewma.py) is a second baseline; a reading scores the larger of the two.
-MAX_RETRY_SECONDS = 30.0
+MAX_RETRY_SECONDS = 10.0  # a connection attempt is cheap; events wait no longer than this after an outage
 PUBLISH_GRACE_SECONDS = 5.0  # how long a stopping run() lets the publisher finish its last drain
 
 
@@ -126,13 +126,17 @@ class Analytics:
             await self._conn.close()
             self._conn = None
 
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
+            self._conn = None
+            self.stats.reconnects += 1
+
     async def _connection(self) -> AsyncConnection[Any]:
         assert self._entered, "use Analytics as an async context manager"
         if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._conn is not None:
-                await self._conn.close()
-                self.stats.reconnects += 1
-            self._conn = None
+            await self._drop_connection()
             self._conn = await AsyncConnection.connect(self.settings.database.dsn, autocommit=True)
         return self._conn
 
@@ -193,12 +197,19 @@ class Analytics:
         try:
             while not stop.is_set():
                 self._wake.clear()  # before the step: a notification during it means another step
+                had_connection = self._conn is not None
                 try:
                     await self._ensure_listening()
                     await self.step()
                 except psycopg.OperationalError as exc:
-                    log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+                    # A connection the server closed while it sat idle fails only when used: the database
+                    # may be back already, so a failure on it is retried at once, on a new connection.
+                    await self._drop_connection()
                     await self._stop_listening()
+                    if had_connection:
+                        log.warning("database connection lost (%s); connecting again", exc)
+                        continue
+                    log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.shield(stopper), delay)
                     delay = min(delay * 2, MAX_RETRY_SECONDS)

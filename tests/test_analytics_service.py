@@ -182,6 +182,34 @@ def test_run_wakes_on_notifications(database: str) -> None:
     assert analytics.stats.notifications >= 1
 
 
+def test_after_an_outage_it_scores_at_its_next_attempt(pg_server: PostgresServer) -> None:
+    """The database down for 3 s: once it is back, the next attempt scores (a connection the server closed
+    while it sat idle is not reused, which used to cost one more back-off after the outage)."""
+    dsn = pg_server.dsn
+
+    async def scenario() -> float:
+        stop = asyncio.Event()
+        async with Analytics(settings_for(dsn, poll_seconds=0.2)) as analytics:
+            task = asyncio.create_task(analytics.run(stop))
+            await write(dsn, BATCHES[:1])
+            while analytics.stats.readings < PER_BATCH:
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(pg_server.stop)
+            await asyncio.sleep(3.0)  # attempts back off: 0.2, 0.4, 0.8, 1.6 s ...
+            await asyncio.to_thread(pg_server.start)
+            await write(dsn, BATCHES[1:2])
+            back = time.monotonic()
+            while analytics.stats.readings < 2 * PER_BATCH and time.monotonic() - back < 30:
+                await asyncio.sleep(0.05)
+            waited = time.monotonic() - back
+            stop.set()
+            await asyncio.wait_for(task, 10.0)
+        assert analytics.stats.readings == 2 * PER_BATCH
+        return waited
+
+    assert asyncio.run(scenario()) < 4.0  # at most the back-off it was in (3.2 s), not another one after it
+
+
 def test_two_consumers_under_one_name_conflict(database: str) -> None:
     async def scenario() -> None:
         settings = settings_for(database)
