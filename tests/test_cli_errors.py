@@ -10,7 +10,7 @@ import pytest
 
 from urbanpulse.cli import main
 from urbanpulse.cli_errors import explain
-from urbanpulse.localstack import PostgresServer, ServerError, free_port
+from urbanpulse.localstack import MosquittoServer, PostgresServer, ServerError, free_port
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -70,6 +70,20 @@ def test_a_second_local_server_on_the_same_folder_is_refused_clearly(pg_cluster:
     with pytest.raises(ServerError, match=r"another PostgreSQL \(pid \d+\) already runs on .*URBANPULSE_DATA_DIR"):
         PostgresServer(pg_cluster.data_dir).start()
     assert explain(ServerError("x")) == ("x", 1)
+
+
+@pytest.mark.integration
+def test_a_second_local_broker_on_the_same_folder_is_refused_clearly(tmp_path: Path) -> None:
+    """Two brokers on one folder would share one persistence file; a stale pid file (a killed broker) is not in
+    the way."""
+    with MosquittoServer(tmp_path / "mq") as first:
+        with pytest.raises(ServerError, match=r"another Mosquitto \(pid \d+\) already runs on .*URBANPULSE_DATA_DIR"):
+            MosquittoServer(tmp_path / "mq").start()
+        assert first.running
+        first.kill()
+    assert (tmp_path / "mq" / "mosquitto.pid").exists()  # left behind by the kill
+    with MosquittoServer(tmp_path / "mq") as again:
+        assert again.running
 
 
 def test_a_stale_pid_file_naming_another_program_is_left_to_postgres(tmp_path: Path) -> None:

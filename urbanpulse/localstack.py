@@ -304,6 +304,7 @@ class MosquittoServer:
             "max_queued_messages 0",
             "max_inflight_messages 0",
             "max_packet_size 1048576",
+            f"pid_file {self.data_dir}/mosquitto.pid",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
@@ -311,9 +312,20 @@ class MosquittoServer:
         ]
         return "\n".join(lines) + "\n"
 
+    def _refuse_if_in_use(self) -> None:
+        """A clear error when a broker runs on this folder (its pid file names a live ``mosquitto``): two would
+        share one persistence file."""
+        with contextlib.suppress(OSError, ValueError):  # none, unreadable, stale
+            pid = int((self.data_dir / "mosquitto.pid").read_text().strip())
+            if program_name(pid) == "mosquitto":
+                msg = (f"another Mosquitto (pid {pid}) already runs on {self.data_dir}: is a local stack already "
+                       "up? Stop it first, or give this one another folder (URBANPULSE_DATA_DIR)")
+                raise ServerError(msg)
+
     def start(self, timeout: float = 20.0) -> None:
         if self.running:
             return
+        self._refuse_if_in_use()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(self.config_text())

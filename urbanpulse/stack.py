@@ -24,7 +24,7 @@ from rich.table import Table
 
 from urbanpulse.ingest.maintain import maintain_every
 from urbanpulse.ingest.migrate import migrate
-from urbanpulse.localstack import MosquittoServer, PostgresServer, free_port
+from urbanpulse.localstack import MosquittoServer, PostgresServer, ServerError, free_port
 from urbanpulse.settings import Settings
 
 COUNT_SQL = """
@@ -40,9 +40,12 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+Server = PostgresServer | MosquittoServer
+
+
 @contextlib.contextmanager
-def local_servers(settings: Settings, console: Console) -> Iterator[Settings]:
-    """Start PostgreSQL and Mosquitto under ``settings.data_dir``; yield settings pointing at them."""
+def local_servers(settings: Settings, console: Console) -> Iterator[tuple[Settings, tuple[Server, ...]]]:
+    """Start PostgreSQL and Mosquitto under ``settings.data_dir``; yield settings pointing at them, and them."""
     data_dir = settings.data_dir.absolute()
     pg_port = int(conninfo_to_dict(settings.database.dsn).get("port") or 5432)
     mq_port = settings.broker.port
@@ -50,16 +53,16 @@ def local_servers(settings: Settings, console: Console) -> Iterator[Settings]:
     mq_port = mq_port if _port_free(mq_port) else free_port()
     postgres = PostgresServer(Path(data_dir) / "postgres", port=pg_port)
     mosquitto = MosquittoServer(Path(data_dir) / "mosquitto", port=mq_port)
-    console.print(f"[bold]starting PostgreSQL[/] in {postgres.data_dir} on 127.0.0.1:{pg_port}")
+    console.print(f"[bold]starting PostgreSQL[/] in {postgres.data_dir} on 127.0.0.1:{pg_port}", soft_wrap=True)
     postgres.start()
     try:
-        console.print(f"[bold]starting Mosquitto[/] in {mosquitto.data_dir} on 127.0.0.1:{mq_port}")
+        console.print(f"[bold]starting Mosquitto[/] in {mosquitto.data_dir} on 127.0.0.1:{mq_port}", soft_wrap=True)
         mosquitto.start()
         try:
             yield settings.model_copy(update={
                 "database": settings.database.model_copy(update={"dsn": postgres.dsn}),
                 "broker": settings.broker.model_copy(update={"host": "127.0.0.1", "port": mq_port}),
-            })
+            }), (postgres, mosquitto)
         finally:
             mosquitto.stop()
     finally:
@@ -68,24 +71,77 @@ def local_servers(settings: Settings, console: Console) -> Iterator[Settings]:
 
 COUNTS = ("air", "traffic", "ispeed", "dead letters", "events", "open events", "published")
 LOG_SECONDS = 10.0  # how often `up` writes a line of counts when its output is not a terminal
+RESTART_SECONDS = 10.0  # a local server that exited is started again at most this often
 
 
-def _counts_table(row: tuple[object, ...], sim_published: int, elapsed: float) -> Table:
-    table = Table(title=f"urbanpulse local stack — {elapsed:.0f} s (Ctrl-C to stop)")
+def _counts_table(row: tuple[object, ...] | None, sim_published: int, elapsed: float, problem: str | None) -> Table:
+    title = f"urbanpulse local stack — {elapsed:.0f} s (Ctrl-C to stop)"
+    table = Table(title=title, caption=problem and f"[red]{problem}[/]")
     for column in COUNTS:
         table.add_column(column, justify="right")
-    table.add_row(*(str(v) for v in row[:6]), str(sim_published))
+    table.add_row(*(str(v) for v in row[:6]) if row else ["-"] * 6, str(sim_published))
     return table
 
 
-def _counts_line(row: tuple[object, ...], sim_published: int, elapsed: float) -> str:
+def _counts_line(row: tuple[object, ...] | None, sim_published: int, elapsed: float, problem: str | None) -> str:
     """The counts as one line, for a log: ``12 s: air 480, traffic 480, ...``."""
+    if row is None:
+        return f"{elapsed:.0f} s: {problem}, published {sim_published}"
     return f"{elapsed:.0f} s: " + ", ".join(f"{name} {value}" for name, value in zip(COUNTS, (*row[:6], sim_published),
                                                                                      strict=True))
 
 
-async def run_stack(settings: Settings, console: Console, duration: float | None = None) -> None:
-    """Run gateway, analytics and simulator until Ctrl-C (or ``duration`` seconds)."""
+class _Counts:
+    """The tables' counts, on a connection opened again after an outage (the stack itself rides it out)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self.problem: str | None = None
+
+    async def read(self) -> tuple[object, ...] | None:
+        """The counts, or None while the database cannot be reached (``problem`` says why)."""
+        try:
+            if self.conn is None:
+                self.conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, connect_timeout=3)
+            row = await (await self.conn.execute(COUNT_SQL)).fetchone()
+        except psycopg.OperationalError as exc:
+            why = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            self.problem = f"database unavailable ({why}): the gateway spools, nothing accepted is lost"
+            await self.close()
+            return None
+        self.problem = None
+        return tuple(row) if row is not None else None
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self.conn.close()
+            self.conn = None
+
+
+async def _revive(servers: tuple[Server, ...], last_start: dict[int, float], console: Console) -> None:
+    """Start again a local server that exited (killed, crashed), at most every RESTART_SECONDS each."""
+    loop = asyncio.get_running_loop()
+    for n, server in enumerate(servers):
+        if server.running or loop.time() - last_start.get(n, -math.inf) < RESTART_SECONDS:
+            continue
+        name = "PostgreSQL" if isinstance(server, PostgresServer) else "Mosquitto"
+        log = server.data_dir / ("postgres.log" if isinstance(server, PostgresServer) else "mosquitto.log")
+        console.print(f"[red]{name} exited[/] (its log: {log}): starting it again", highlight=False, soft_wrap=True)
+        last_start[n] = loop.time()
+        try:
+            await asyncio.to_thread(server.start)
+        except ServerError as exc:
+            console.print(f"[red]{name} did not start[/]: {exc}", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"{name} is back (pid {server.pid})", highlight=False)
+
+
+async def run_stack(settings: Settings, console: Console, duration: float | None = None,
+                    servers: tuple[Server, ...] = ()) -> None:
+    """Run gateway, analytics and simulator until Ctrl-C (or ``duration`` seconds); ``servers`` (the local
+    ones) are started again if they exit."""
     from urbanpulse.analytics.service import Analytics  # noqa: PLC0415 - heavy (numba) import
     from urbanpulse.gateway.service import Gateway  # noqa: PLC0415
     from urbanpulse.sim.city import fleet  # noqa: PLC0415
@@ -101,6 +157,7 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
         loop.add_signal_handler(sig, stop.set)
     sim_stats = LiveStats()
     started = loop.time()
+    counts, last_start = _Counts(settings.database.dsn), dict[int, float]()
     async with Gateway(settings) as gateway, Analytics(settings) as analytics:
         tasks = [
             asyncio.create_task(gateway.run(stop)),
@@ -108,25 +165,28 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
             asyncio.create_task(run_live(settings.broker, settings.sim, stop, stats=sim_stats)),
             asyncio.create_task(maintain_every(settings.database.dsn, settings.storage, stop)),
         ]
-        async with await psycopg.AsyncConnection.connect(settings.database.dsn, autocommit=True) as conn:
-            # a live table on a terminal; into a file or a pipe, a line of counts every LOG_SECONDS
-            shown = Live(console=console, refresh_per_second=2) if console.is_terminal else contextlib.nullcontext()
+        # a live table on a terminal; into a file or a pipe, a line of counts every LOG_SECONDS
+        shown = Live(console=console, refresh_per_second=2) if console.is_terminal else contextlib.nullcontext()
+        try:
             with shown as live:
                 logged = -math.inf
                 while not stop.is_set():
-                    row = await (await conn.execute(COUNT_SQL)).fetchone()
-                    assert row is not None
+                    await _revive(servers, last_start, console)
+                    row = await counts.read()
                     elapsed = loop.time() - started
                     if live is not None:
-                        live.update(_counts_table(tuple(row), sim_stats.published, elapsed))
+                        live.update(_counts_table(row, sim_stats.published, elapsed, counts.problem))
                     elif elapsed - logged >= LOG_SECONDS:
-                        console.print(_counts_line(tuple(row), sim_stats.published, elapsed), highlight=False,
-                                      soft_wrap=True)
+                        console.print(_counts_line(row, sim_stats.published, elapsed, counts.problem),
+                                      highlight=False, soft_wrap=True)
                         logged = elapsed
                     if duration is not None and elapsed >= duration:
                         stop.set()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            stop.set()
+            await counts.close()
         console.print("stopping: flushing the gateway's last batch ...")
         await asyncio.gather(*tasks)
     console.print("[green]stopped cleanly[/]")
@@ -137,7 +197,7 @@ def up(settings: Settings, console: Console, *, external: bool, duration: float 
         migrate(settings.database.dsn, settings.storage)
         asyncio.run(run_stack(settings, console, duration))
         return
-    with local_servers(settings, console) as local:
+    with local_servers(settings, console) as (local, servers):
         migrate(local.database.dsn, local.storage)
         console.print(f"database: {local.database.dsn}\nbroker:   mqtt://127.0.0.1:{local.broker.port}")
-        asyncio.run(run_stack(local, console, duration))
+        asyncio.run(run_stack(local, console, duration, servers))

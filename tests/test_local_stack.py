@@ -1,0 +1,76 @@
+"""``urbanpulse up`` as an operator runs it (a child process, its own PostgreSQL and Mosquitto in a temp folder):
+it rides out its database and its broker being killed, starts them again, and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from urbanpulse.localstack import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.2)
+
+
+def stored(dsn: str) -> int:
+    """Readings stored, or -1 while the database cannot be reached."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            row = conn.execute("SELECT (SELECT count(*) FROM air_readings) + (SELECT count(*) FROM traffic_readings)"
+                               " + (SELECT count(*) FROM ispeed_readings)").fetchone()
+    except psycopg.Error:
+        return -1
+    return int(row[0]) if row else -1
+
+
+def pid_in(path: Path) -> int:
+    return int(path.read_text().split("\n", 1)[0].strip())
+
+
+def test_up_starts_its_killed_database_and_broker_again(tmp_path: Path) -> None:
+    data, pg_port = tmp_path / "data", free_port()
+    dsn = f"postgresql://urbanpulse@127.0.0.1:{pg_port}/urbanpulse"
+    env = {**os.environ, "URBANPULSE_DATA_DIR": str(data), "URBANPULSE_DATABASE__DSN": dsn,
+           "URBANPULSE_BROKER__PORT": str(free_port()), "URBANPULSE_GATEWAY__METRICS_PORT": "0",
+           "URBANPULSE_GATEWAY__RETRY_SECONDS": "0.5"}
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        up = subprocess.Popen([sys.executable, "-c", "from urbanpulse.cli import main; main()", "up", "--devices", "2",
+                               "--duration", "120"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        eventually(lambda: stored(dsn) > 0, 90, "readings stored")
+        os.kill(pid_in(data / "postgres" / "pgdata" / "postmaster.pid"), signal.SIGKILL)
+        eventually(lambda: "PostgreSQL exited" in log.read_text(), 15, "the database's death noticed")
+        eventually(lambda: stored(dsn) >= 0, 60, "the database started again")
+        restarted = stored(dsn)
+        eventually(lambda: stored(dsn) > restarted, 30, "readings stored after the database's restart")
+        assert up.poll() is None, log.read_text()
+
+        os.kill(pid_in(data / "mosquitto" / "mosquitto.pid"), signal.SIGKILL)
+        eventually(lambda: "Mosquitto exited" in log.read_text(), 15, "the broker's death noticed")
+        after_broker = stored(dsn)
+        eventually(lambda: stored(dsn) > after_broker, 60, "readings stored after the broker's restart")
+        assert up.poll() is None, log.read_text()
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(60)
+    text = log.read_text()
+    assert code == 0, text
+    assert "PostgreSQL is back" in text
+    assert "Mosquitto is back" in text
+    assert "stopped cleanly" in text
+    assert "Traceback" not in text
