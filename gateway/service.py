@@ -42,6 +42,7 @@ from urbanpulse.gateway.paho_speedups import quick_publish_decoding, read_many, 
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
 from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
+from urbanpulse.ingest.problems import database_problem
 from urbanpulse.settings import Settings
 
 __all__ = ["Gateway", "GatewayStats", "tune_gc"]
@@ -210,10 +211,11 @@ class Gateway:
                     self.directory = await load_directory(conn)
                 return
             except psycopg.Error as exc:
+                why = await database_problem(exc, self.settings.database.dsn)
                 if self.directory is not None:
-                    log.warning("could not refresh the device registry (%s); keeping the last one", exc)
+                    log.warning("could not refresh the device registry (%s); keeping the last one", why)
                     return
-                log.warning("device registry unavailable (%s); retrying in %.1f s", exc, delay)
+                log.warning("device registry unavailable (%s); retrying in %.1f s", why, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 30.0)

@@ -40,6 +40,7 @@ from psycopg.rows import TupleRow
 from urbanpulse.contract import Kind
 from urbanpulse.ingest.columns import table_name
 from urbanpulse.ingest.config import backend_in_use, read_config, write_config
+from urbanpulse.ingest.problems import NotMigratedError
 from urbanpulse.ingest.refresh import (
     horizon,
     refresh_aqi,
@@ -115,8 +116,7 @@ def maintain(
                 write_config(conn, config)
             backend = backend_in_use(conn)
             if backend is None:
-                msg = "the database is not migrated (run `urbanpulse db migrate` first)"
-                raise RuntimeError(msg)
+                raise NotMigratedError
             report = MaintainReport(backend)
             # Every batch below the horizon committed before this run began, so the steps below (the
             # continuous aggregates' refresh first) see all of it; a batch committing meanwhile stays due.

@@ -55,6 +55,42 @@ def test_a_timestamp_that_does_not_parse_is_one_line(
     assert "does not exist" in err
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("argv", [("events", "list"), ("db", "maintain"), ("devices", "list")])
+def test_a_database_that_is_not_migrated_says_what_to_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_cluster: PostgresServer,
+    argv: tuple[str, ...],
+) -> None:
+    monkeypatch.setenv("URBANPULSE_DATABASE__DSN", pg_cluster.create_database(f"bare{os.getpid()}"))
+    code, err = run(monkeypatch, capsys, *argv)
+    assert code == 1
+    assert err.startswith("error: the database is not migrated (run `urbanpulse db migrate` first)")
+    assert "Traceback" not in err
+
+
+def test_two_consumers_of_one_checkpoint_are_told_apart() -> None:
+    from urbanpulse.analytics.store import CheckpointConflictError  # noqa: PLC0415
+
+    message, code = explain(CheckpointConflictError("checkpoint 'ewma' was moved by another consumer")) or ("", 0)
+    assert code == 1
+    assert message.endswith("one `urbanpulse analytics` runs per checkpoint; stop the other one, or give this one"
+                            " another URBANPULSE_ANALYTICS__CHECKPOINT_NAME")
+
+
+@pytest.mark.integration
+def test_a_pool_timeout_is_told_with_the_servers_answer(pg_cluster: PostgresServer) -> None:
+    """The gateway's pool only says it got no connection in time; the log line says why (no such database)."""
+    import asyncio  # noqa: PLC0415
+
+    from psycopg_pool import PoolTimeout  # noqa: PLC0415
+
+    from urbanpulse.ingest.problems import database_problem  # noqa: PLC0415
+
+    dsn = pg_cluster.dsn.rsplit("/", 1)[0] + "/no_such_database"
+    why = asyncio.run(database_problem(PoolTimeout("couldn't get a connection after 5.00 sec"), dsn))
+    assert 'database "no_such_database" does not exist' in why
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken() -> None:
         raise ZeroDivisionError

@@ -44,9 +44,11 @@ app.command()(sim_commands.backfill)
 app.command()(report)
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+def _logging(verbose: bool, level: int = logging.INFO) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # the pool's warnings repeat every attempt during an outage; ours say why, once an attempt
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
@@ -62,7 +64,7 @@ def up(
     """Run the local stack: PostgreSQL, Mosquitto, gateway, analytics and simulator, with live counts."""
     from urbanpulse.stack import up as run_up  # noqa: PLC0415
 
-    logging.basicConfig(level=logging.WARNING)
+    _logging(verbose=False, level=logging.WARNING)
     settings = Settings()
     if devices is not None:
         settings = settings.model_copy(update={"sim": settings.sim.model_copy(update={"devices_per_kind": devices})})

@@ -54,6 +54,13 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit status for ``exc``, or ``None`` for a bug (keep its traceback)."""
     if isinstance(exc, pydantic.ValidationError) and exc.title == "Settings":
         return f"a setting is not valid:\n{settings_problem(exc)}", 2
+    from urbanpulse.ingest.problems import not_migrated  # noqa: PLC0415 (imports psycopg only)
+
+    if (missing := not_migrated(exc)) is not None:
+        return str(missing), 1
+    if type(exc).__name__ == "CheckpointConflictError":  # analytics.store's, not imported here (numba)
+        return (f"{exc}: one `urbanpulse analytics` runs per checkpoint; stop the other one, or give this one"
+                f" another {env_name('analytics', 'checkpoint_name')}"), 1
     if isinstance(exc, OperationalError):
         where = f" at {_without_password(Settings().database.dsn)}"
         why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
