@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ async def run_live(
     while not stop.is_set():
         try:
             async with aiomqtt.Client(broker.host, broker.port, username=broker.username,
-                                      password=broker.password, identifier="urbanpulse-sim-live",
+                                      password=broker.password, identifier=f"urbanpulse-sim-live-{os.getpid()}",
                                       max_inflight_messages=500, timeout=30) as client:
                 client.pending_calls_threshold = len(devices) + 1
                 await _presence(client, devices, b"online")

@@ -8,7 +8,9 @@ with store-and-forward -- so the report's ``acked`` set is exactly what the brok
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from urbanpulse.settings import BrokerSettings
 from urbanpulse.sim.stream import SimMessage
 
 log = logging.getLogger("urbanpulse.sim")
+_publishers = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -36,12 +39,16 @@ async def publish(
     *,
     rate: float | None = None,
     concurrency: int = 200,
-    client_id: str = "urbanpulse-sim",
+    client_id: str | None = None,
     on_ack: Callable[[int, SimMessage], None] | None = None,
     stop: asyncio.Event | None = None,
     published_at: dict[int, float] | None = None,
 ) -> PublishReport:
-    """Publish ``messages`` (``rate`` per second at most, if given) until every one is acknowledged."""
+    """Publish ``messages`` (``rate`` per second at most, if given) until every one is acknowledged.
+
+    ``client_id``: by default one of this call's own, so that two simulators never take each other's
+    connection over."""
+    client_id = client_id or f"urbanpulse-sim-{os.getpid()}-{next(_publishers)}"
     report = PublishReport()
     todo = list(enumerate(messages))
     started = time.monotonic()

@@ -42,8 +42,9 @@ from urbanpulse.gateway.paho_speedups import quick_publish_decoding, read_many, 
 from urbanpulse.gateway.parse import Limits, Parsed, parse_message
 from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
+from urbanpulse.gateway.takeover import TakeoverWatch
 from urbanpulse.ingest.problems import database_problem
-from urbanpulse.settings import Settings
+from urbanpulse.settings import Settings, env_name
 
 __all__ = ["Gateway", "GatewayStats", "tune_gc"]
 
@@ -100,6 +101,7 @@ class Gateway:
         )
         self.directory: DeviceDirectory | None = None
         self.connected = False
+        self.takeover = TakeoverWatch()
         self.subscribed = asyncio.Event()  # set once the broker holds our subscription (and session)
         self.metrics_port: int | None = None
         self._pool: AsyncConnectionPool | None = None
@@ -131,7 +133,8 @@ class Gateway:
                 self._http = await http_metrics.serve(self.metrics, self.health, g.metrics_host, port)
             except OSError as exc:
                 msg = (f"cannot serve metrics on {g.metrics_host}:{port}: {exc.strerror or exc} (another gateway "
-                       "running? URBANPULSE_GATEWAY__METRICS_PORT sets the port, 0 picks a free one)")
+                       "running? A second one needs its own URBANPULSE_GATEWAY__METRICS_PORT (0 picks a free one)"
+                       " and URBANPULSE_GATEWAY__CLIENT_ID; or run one with --workers N)")
                 raise OSError(exc.errno, msg) from exc
             self.metrics_port = self._http.sockets[0].getsockname()[1]
         self._pool = AsyncConnectionPool(
@@ -186,6 +189,7 @@ class Gateway:
         # or a resumed session's backlog is acknowledged on arrival.
         client._client.manual_ack_set(True)
         read_many(client._client)  # what is there in one turn of the event loop, not a message a turn
+        self.takeover.watch(client._client)
         return client
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -239,6 +243,7 @@ class Gateway:
                     else:
                         await client.subscribe(self.subscription, qos=1)
                     self.subscribed.set()
+                    self.takeover.subscribed(asyncio.get_running_loop().time())
                     log.info("gateway %s %s %s", self.client_id, "retiring, dropped" if self.retiring else
                              "subscribed to", self.subscription)
                     await self._pump(client, stop)
@@ -247,7 +252,12 @@ class Gateway:
                 if stop.is_set():
                     break
                 self.stats.reconnects += 1
-                log.warning("broker connection lost (%s); retrying in %.1f s", exc, delay)
+                if self.takeover.lost(asyncio.get_running_loop().time()):
+                    log.error("the broker keeps handing this gateway's session (client id %s) to another client:"
+                              " two gateways need their own %s (or run one with --workers N); retrying in %.1f s",
+                              self.client_id, env_name("gateway", "client_id"), delay)
+                else:
+                    log.warning("broker connection lost (%s); retrying in %.1f s", exc, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 30.0)

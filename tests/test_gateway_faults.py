@@ -203,3 +203,33 @@ def test_a_metrics_port_in_use_fails_at_once_with_a_clear_error(
 
     message = asyncio.run(asyncio.wait_for(start_twice(), 30))
     assert "URBANPULSE_GATEWAY__METRICS_PORT" in message
+    assert "URBANPULSE_GATEWAY__CLIENT_ID" in message
+
+
+def test_a_second_gateway_with_the_same_client_id_is_named_in_the_log(
+    database: str, broker: MosquittoServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two gateways under one client id take the session from each other every second; the log says so (it
+    said only "broker connection lost"), naming the setting."""
+
+    async def both() -> None:
+        one = _settings(database, broker, tmp_path / "one")
+        two = _settings(database, broker, tmp_path / "two")
+        async with Gateway(one) as first, Gateway(two) as second:
+            stop = asyncio.Event()
+            runners = [asyncio.create_task(first.run(stop))]
+            await first.subscribed.wait()
+            runners.append(asyncio.create_task(second.run(stop)))
+            for _ in range(300):
+                if first.stats.reconnects + second.stats.reconnects >= 6:  # three each, or so
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.gather(*runners)
+
+    with caplog.at_level("WARNING", logger="urbanpulse.gateway"):
+        asyncio.run(asyncio.wait_for(both(), 60))
+    taken = [r.getMessage() for r in caplog.records if "session (client id urbanpulse-gateway) to another" in
+             r.getMessage()]
+    assert taken, [r.getMessage() for r in caplog.records]
+    assert "two gateways need their own URBANPULSE_GATEWAY__CLIENT_ID" in taken[0]
