@@ -20,7 +20,7 @@ from typing import Any
 import pydantic_core
 from pydantic import ValidationError
 
-from urbanpulse.contract import READING_MODELS, Kind, Reading, parse_topic, utc_now
+from urbanpulse.contract import READING_MODELS, STATUS_KIND, Kind, Reading, parse_topic, utc_now
 from urbanpulse.gateway import fastpath, senml
 from urbanpulse.ingest.batch import DeadLetter
 
@@ -157,6 +157,31 @@ def _reading(item: Any, kind: Kind, topic_device: str, received_at: datetime, li
             "time",
         )
     return reading
+
+
+def parse_status(
+    topic: str, device_id: str, payload: bytes, received_at: datetime, known: Callable[[str], str | None] | None = None
+) -> tuple[bool | None, Parsed]:
+    """A presence message, ``online`` or ``offline`` (also a device's last will), of ``device_id``: whether it
+    is online, or ``None`` and the message's dead letter (neither word; a device ``known`` refuses).
+
+    >>> parse_status("urbanpulse/v1/status/air-1", "air-1", b"online", utc_now())[0]
+    True
+    >>> parse_status("urbanpulse/v1/status/air-9", "air-9", b"offline", utc_now(),
+    ...              known=lambda d: f"unknown device {d!r}")[1].rejected[0].reason
+    "status of unknown device 'air-9'"
+    """
+    out = Parsed(received_at=received_at)
+    state = payload.strip().lower()
+    if state not in (b"online", b"offline"):
+        reason, field_name = "a status payload must be 'online' or 'offline'", "payload"
+    elif known is not None and (refused := known(device_id)) is not None:
+        reason, field_name = f"status of {refused}", "device_id"
+    else:
+        return state == b"online", out
+    out.rejected.append(DeadLetter(topic=_clean(topic), payload=payload, reason=reason, received_at=received_at,
+                                   field=field_name, device_id=_clean(device_id), kind=STATUS_KIND))
+    return None, out
 
 
 def parse_message(

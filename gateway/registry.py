@@ -280,14 +280,20 @@ class DeviceDirectory:
     def __len__(self) -> int:
         return len(self.devices)
 
-    def check(self, device_id: str, kind: Kind) -> str | None:
-        """``None`` if ``device_id`` may send readings of ``kind``, else the reason it may not."""
+    def known(self, device_id: str) -> str | None:
+        """``None`` if ``device_id`` is registered and enabled, else the reason it may not publish."""
         entry = self.devices.get(device_id)
         if entry is None:
             return f"unknown device {device_id!r}"
-        registered, enabled = entry
-        if not enabled:
+        if not entry[1]:
             return f"device {device_id!r} is disabled"
+        return None
+
+    def check(self, device_id: str, kind: Kind) -> str | None:
+        """``None`` if ``device_id`` may send readings of ``kind``, else the reason it may not."""
+        if (refused := self.known(device_id)) is not None:
+            return refused
+        registered = self.devices[device_id][0]
         if registered != kind:
             return f"device {device_id!r} is registered as {registered.value}, not {Kind(kind).value}"
         return None

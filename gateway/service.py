@@ -31,6 +31,7 @@ import aiomqtt
 import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import AsyncConnectionPool
 
 from urbanpulse.contract import READINGS_FILTER, STATUS_KIND, parse_topic, utc_now
@@ -39,7 +40,7 @@ from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pendi
 from urbanpulse.gateway.handover import cancel_writer, first_of, hand_over, next_batch, settle
 from urbanpulse.gateway.metrics import GatewayMetrics
 from urbanpulse.gateway.paho_speedups import quick_publish_decoding, read_many, share_publish_tables
-from urbanpulse.gateway.parse import Limits, Parsed, parse_message
+from urbanpulse.gateway.parse import Limits, Parsed, parse_message, parse_status
 from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.gateway.takeover import TakeoverWatch
@@ -241,7 +242,10 @@ class Gateway:
                         for subscription in {self.subscription, READINGS_FILTER, f"$share/{group}/{READINGS_FILTER}"}:
                             await client.unsubscribe(subscription)
                     else:
-                        await client.subscribe(self.subscription, qos=1)
+                        # Retained messages (devices' presence) only for a new subscription: a restart with
+                        # the session kept would dead-letter an unknown device's retained status every time.
+                        await client.subscribe(self.subscription, options=SubscribeOptions(
+                            qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB))
                     self.subscribed.set()
                     self.takeover.subscribed(asyncio.get_running_loop().time())
                     log.info("gateway %s %s %s", self.client_id, "retiring, dropped" if self.retiring else
@@ -324,34 +328,33 @@ class Gateway:
         identity = self.directory.check if self.directory is not None else None
         return parse_message(topic, payload, received_at, self.limits, identity=identity)
 
-    def _presence(self, topic: str, device_id: str, payload: bytes, received_at: datetime) -> Message | None:
-        """A status message (``online``, or ``offline`` -- also the device's last will) of a known device."""
-        state = payload.strip().lower()
-        if state not in (b"online", b"offline"):
-            return None
-        if self.directory is not None and device_id not in self.directory.devices:
-            return None
-        return Message(topic, payload, 0, 0, Parsed(received_at=received_at), state == b"online")
+    def _presence(self, topic: str, device_id: str, payload: bytes, received_at: datetime) -> Message:
+        """A status message: presence of a known device, else a dead letter saying why."""
+        known = self.directory.known if self.directory is not None else None
+        online, parsed = parse_status(topic, device_id, payload, received_at, known)
+        return Message(topic, payload, 0, 0, parsed, online)
+
+    def _message(self, topic: str, payload: bytes, received_at: datetime) -> Message:
+        """The platform's own publication (nothing to store), a device's presence, or readings and dead letters."""
+        parts = parse_topic(topic)
+        if parts is not None and parts.kind in IGNORED_KINDS:
+            return Message(topic, payload, 0, 0, Parsed(received_at=received_at))
+        if parts is not None and parts.kind == STATUS_KIND:
+            return self._presence(topic, parts.device_id, payload, received_at)
+        return Message(topic, payload, 0, 0, self._parse(topic, payload, received_at))
 
     def _reparse(self, item: SpooledMessage) -> Parsed:
-        return self._parse(item.topic, item.payload, item.received_at)
+        """A spooled message, read again on replay (a presence by then is stale: only its dead letter, if any)."""
+        return self._message(item.topic, item.payload, item.received_at).parsed
 
     def _accept(self, message: aiomqtt.Message, now: datetime) -> Message:
         self.stats.messages += 1
         self.stats.unacked += 1
         payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
-        topic = message.topic.value
-        parts = parse_topic(topic)
-        if parts is not None and parts.kind in IGNORED_KINDS:  # the platform's own publications
-            return Message(topic, payload, message.mid, message.qos, Parsed(received_at=now))
-        if parts is not None and parts.kind == STATUS_KIND:
-            status = self._presence(topic, parts.device_id, payload, now)
-            if status is not None:
-                status.mid, status.qos = message.mid, message.qos
-                return status
-        parsed = self._parse(topic, payload, now)  # anything else is a reading (or a dead letter)
-        self.stats.readings_accepted += len(parsed.readings)
-        return Message(topic, payload, message.mid, message.qos, parsed)
+        out = self._message(message.topic.value, payload, now)
+        out.mid, out.qos = message.mid, message.qos
+        self.stats.readings_accepted += len(out.parsed.readings)
+        return out
 
     async def _writer(self, client: aiomqtt.Client, queue: asyncio.Queue[Pending]) -> None:
         assert self._committer is not None, "use Gateway as an async context manager"

@@ -85,3 +85,28 @@ def test_only_registered_devices_may_publish(database: str, broker: MosquittoSer
 def test_registry_spec_refuses_service_prefix() -> None:
     with pytest.raises(ValueError, match="reserved"):
         spec(device_id="urbanpulse-gateway", kind="air")
+
+
+def test_a_status_that_is_not_presence_is_dead_lettered_once_saying_why(
+    database: str, broker: MosquittoServer
+) -> None:
+    """Retained status messages of an unknown device, or neither 'online' nor 'offline': one dead letter each,
+    naming the reason (they said "unknown kind 'status'"), not one more at every restart of the gateway."""
+    import aiomqtt  # noqa: PLC0415
+
+    settings = make_settings(database, broker, require_registration=True)
+    register_fleet(database, fleet(1, seed=1))  # air-00000, ...
+
+    async def retain() -> None:
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="retainer") as client:
+            await client.publish(status_topic("air-00009"), b"online", qos=1, retain=True)
+            await client.publish(status_topic("air-00000"), b"dunno", qos=1, retain=True)
+
+    asyncio.run(retain())
+    reasons = []
+    for minute in (1, 2):  # the gateway started twice, its session kept
+        asyncio.run(through_gateway(settings, [air("air-00000", minute)]))
+        with psycopg.connect(database) as conn:
+            reasons.append(sorted(r[0] for r in conn.execute("SELECT reason FROM dead_letters").fetchall()))
+    assert reasons[0] == ["a status payload must be 'online' or 'offline'", "status of unknown device 'air-00009'"]
+    assert reasons[1] == reasons[0]
