@@ -12,12 +12,16 @@ maintenance job read them. Two kinds of key:
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import timedelta
 
 import psycopg
 from psycopg.rows import TupleRow
 
-from urbanpulse.settings import StorageSettings
+from urbanpulse.settings import StorageSettings, env_name, spoken
+
+log = logging.getLogger("urbanpulse.ingest")
 
 FIXED_KEYS = frozenset(
     {"backend", "air_chunk_interval", "traffic_chunk_interval", "ispeed_chunk_interval", "ispeed_slow_mbps",
@@ -31,11 +35,21 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def write_config(conn: psycopg.Connection[TupleRow], config: StorageSettings) -> None:
-    """Create ``storage_config`` if needed; insert every key, update only the runtime ones."""
+def write_config(conn: psycopg.Connection[TupleRow], config: StorageSettings) -> list[str]:
+    """Create ``storage_config`` if needed; insert every key, update only the runtime ones. Returns (and logs)
+    what changes, and what differs but is fixed: a run from a shell without the production variables would
+    otherwise put the defaults back in force without a word."""
     conn.execute("CREATE TABLE IF NOT EXISTS storage_config (key text PRIMARY KEY, value text NOT NULL)")
+    before = read_config(conn)
+    changes = []
     for name in type(config).model_fields:
         value = _text(getattr(config, name))
+        was = before.get(name)
+        if was is not None and was != value and not (name == "backend" and value == "auto"):
+            variable = env_name("storage", name)
+            changes.append(f"{name} stays {shown(was)}: fixed when the schema was created ({variable}={shown(value)}"
+                           " ignored)" if name in FIXED_KEYS else
+                           f"{name}: {shown(was)} -> {shown(value)} ({variable}, or its default)")
         if name in FIXED_KEYS:
             conn.execute("INSERT INTO storage_config VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", [name, value])
         else:
@@ -43,6 +57,20 @@ def write_config(conn: psycopg.Connection[TupleRow], config: StorageSettings) ->
                 "INSERT INTO storage_config VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 [name, value],
             )
+    for change in changes:
+        log.warning("storage setting %s", change)
+    return changes
+
+
+def shown(text: str) -> str:
+    """A stored value as the settings are written: a duration (``"<n> seconds"``) in its largest whole unit;
+    anything else as it is.
+
+    >>> shown("691200 seconds"), shown("3600 seconds"), shown("90 seconds"), shown("Asia/Hanoi")
+    ('8 days', '1 hour', '90 seconds', 'Asia/Hanoi')
+    """
+    match = re.fullmatch(r"(\d+) seconds", text)
+    return spoken(timedelta(seconds=int(match.group(1)))) if match else text
 
 
 def read_config(conn: psycopg.Connection[TupleRow]) -> dict[str, str]:

@@ -8,18 +8,14 @@ in force.
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
-
 import psycopg
 from psycopg.rows import TupleRow
 
 from urbanpulse.contract import Kind
 from urbanpulse.ingest.columns import table_name
-from urbanpulse.ingest.config import read_config
+from urbanpulse.ingest.config import read_config, shown
 from urbanpulse.ingest.horizon import LOCK_IN_FORCE_SQL
 from urbanpulse.ingest.migrate import applied, available
-from urbanpulse.settings import spoken
 
 Conn = psycopg.Connection[TupleRow]
 
@@ -49,16 +45,6 @@ def _native(conn: Conn, table: str) -> str:
     return f"{total}, {parts} partitions ({size or '0 bytes'}) + default with {default} rows"
 
 
-def _duration(value: str) -> str:
-    """A duration stored as ``"<n> seconds"`` in the largest whole unit (``8 days``); anything else as it is.
-
-    >>> _duration("691200 seconds"), _duration("3600 seconds"), _duration("90 seconds"), _duration("Asia/Hanoi")
-    ('8 days', '1 hour', '90 seconds', 'Asia/Hanoi')
-    """
-    match = re.fullmatch(r"(\d+) seconds", value)
-    return spoken(timedelta(seconds=int(match.group(1)))) if match else value
-
-
 def status(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
         have = applied(conn)
@@ -86,7 +72,7 @@ def status(dsn: str) -> list[str]:
             for name, watermark, updated in conn.execute(
                     "SELECT name, watermark::text, updated_at FROM rollup_state ORDER BY name").fetchall():
                 lines.append(f"rollup {name}: complete below {watermark}, refreshed {updated:%Y-%m-%d %H:%M:%S%z}")
-            settings = ", ".join(f"{k}={_duration(v)}" for k, v in sorted(config.items())
+            settings = ", ".join(f"{k}={shown(v)}" for k, v in sorted(config.items())
                                  if not k.startswith("backend"))
             lines.append(f"storage settings: {settings}")
     return lines

@@ -132,3 +132,21 @@ def test_cli_maintain_status_and_export(store: str, tmp_path: Path, monkeypatch:
                                     "--out", str(out)])
     assert backwards.exit_code == 2
     assert "must be before --to" in backwards.output
+
+
+def test_a_changed_storage_setting_is_said(store: str) -> None:
+    """maintain from a shell without the production variables puts the defaults back in force: said, not silent;
+    a fixed key that differs is said to be ignored."""
+    from urbanpulse.ingest.config import write_config  # noqa: PLC0415
+    from urbanpulse.settings import StorageSettings  # noqa: PLC0415
+
+    with psycopg.connect(store, autocommit=True) as conn:
+        assert write_config(conn, StorageSettings(air_retention=timedelta(days=3650))) == [
+            "air_retention: 365 days -> 3650 days (URBANPULSE_STORAGE__AIR_RETENTION, or its default)"]
+        assert write_config(conn, StorageSettings(air_retention=timedelta(days=3650))) == []  # nothing new
+        assert write_config(conn, StorageSettings(air_chunk_interval=timedelta(hours=6),
+                                                  air_retention=timedelta(days=3650))) == [
+            "air_chunk_interval stays 1 day: fixed when the schema was created"
+            " (URBANPULSE_STORAGE__AIR_CHUNK_INTERVAL=6 hours ignored)"]
+        assert write_config(conn, StorageSettings()) == [
+            "air_retention: 3650 days -> 365 days (URBANPULSE_STORAGE__AIR_RETENTION, or its default)"]
