@@ -68,6 +68,30 @@ def test_a_database_that_is_not_migrated_says_what_to_run(
     assert "Traceback" not in err
 
 
+@pytest.mark.integration
+def test_a_database_that_does_not_exist_is_a_setting_mistake(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_cluster: PostgresServer
+) -> None:
+    monkeypatch.setenv("URBANPULSE_DATABASE__DSN", pg_cluster.dsn.rsplit("/", 1)[0] + "/urbanpulsx")
+    code, err = run(monkeypatch, capsys, "events", "list")
+    assert code == 2
+    assert "the database refused the connection at" in err
+    assert 'database "urbanpulsx" does not exist' in err
+
+
+def test_a_data_folder_that_cannot_be_one_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("URBANPULSE_DATA_DIR", str(tmp_path / "afile"))
+    spool = tmp_path / "afile" / "spool" / "urbanpulse-gateway"
+    message, code = explain(NotADirectoryError(20, "Not a directory", str(spool))) or ("", 0)
+    assert code == 2
+    assert message.endswith(f"(URBANPULSE_DATA_DIR={tmp_path / 'afile'})")
+    assert explain(NotADirectoryError(20, "Not a directory", "/elsewhere")) == (
+        "[Errno 20] Not a directory: '/elsewhere'", 1)
+
+
 def test_two_consumers_of_one_checkpoint_are_told_apart() -> None:
     from urbanpulse.analytics.store import CheckpointConflictError  # noqa: PLC0415
 

@@ -17,6 +17,8 @@ URBANPULSE_GATEWAY__BATCH_SIZE='abc': Input should be a valid integer, unable to
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pydantic
 from psycopg import OperationalError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -24,6 +26,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from urbanpulse.settings import Settings, env_name
 
 __all__ = ["explain", "settings_problem"]
+
+# What a server answers when it was reached but the connection settings are wrong (exit 2, not an outage).
+_DSN_MISTAKES = ("does not exist", "password authentication failed", "no password supplied",
+                 "no pg_hba.conf entry", "invalid connection option", "invalid dsn", "invalid URI")
 
 
 def settings_problem(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> str:
@@ -64,8 +70,13 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, OperationalError):
         where = f" at {_without_password(Settings().database.dsn)}"
         why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        if any(mistake in why for mistake in _DSN_MISTAKES):  # the server answered: the setting is wrong
+            return f"the database refused the connection{where} (URBANPULSE_DATABASE__DSN): {why}", 2
         return f"cannot reach the database{where} (URBANPULSE_DATABASE__DSN): {why}", 1
     if isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and str(exc):
+        data_dir = Settings().data_dir.absolute()
+        if isinstance(exc.filename, str) and Path(exc.filename).absolute().is_relative_to(data_dir):
+            return f"{exc} ({env_name('data_dir')}={data_dir})", 2
         return str(exc), 1  # a port in use, a file or folder that cannot be read or written
     from urbanpulse.localstack import ServerError  # noqa: PLC0415 (its import starts nothing)
 
