@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,6 +67,28 @@ class AnalyticsStats:
     changes_queued: int = 0  # outbox rows written for MQTT
     notifications: int = 0
     reconnects: int = 0
+
+
+PROGRESS_SECONDS = 60.0  # how often the service logs what it did, when it did anything
+
+
+@dataclass(slots=True)
+class _Progress:
+    """A line of what the service did since the last one, for a log that shows it is alive and working."""
+
+    at: float
+    seen: AnalyticsStats
+
+    def log_every(self, seconds: float, now: float, stats: AnalyticsStats) -> None:
+        if now - self.at < seconds:
+            return
+        s, was = stats, self.seen
+        if s.readings != was.readings:
+            log.info("scored %d readings in %.0f s (%d batches); events %d opened, %d resolved; %d incidents opened",
+                     s.readings - was.readings, now - self.at, s.batches - was.batches,
+                     s.events_opened - was.events_opened, s.events_resolved - was.events_resolved,
+                     s.incidents_opened - was.incidents_opened)
+        self.at, self.seen = now, dataclasses.replace(stats)
 
 
 def rules(settings: Settings) -> Rules:
@@ -194,8 +217,11 @@ class Analytics:
         stopper = asyncio.ensure_future(stop.wait())
         publishing = (asyncio.create_task(self.publisher.run(stop))
                       if self.settings.analytics.publish else None)
+        log.info("analytics consuming committed batches (checkpoint %r)", self.settings.analytics.checkpoint_name)
+        progress = _Progress(asyncio.get_running_loop().time(), self.stats)
         try:
             while not stop.is_set():
+                progress.log_every(PROGRESS_SECONDS, asyncio.get_running_loop().time(), self.stats)
                 self._wake.clear()  # before the step: a notification during it means another step
                 had_connection = self._conn is not None
                 try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import csv
 import logging
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -84,8 +85,11 @@ def sim(
 
     async def main() -> None:
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # stopped, it still says what it published
+            loop.add_signal_handler(sig, stop.set)
         if duration is not None:
-            asyncio.get_running_loop().call_later(duration, stop.set)
+            loop.call_later(duration, stop.set)
         stats = await run_live(settings.simulator_broker(), sim_settings, stop)
         console.print(f"published {stats.published}, acknowledged {stats.acked}, malformed {stats.malformed}")
         if not stats.acked:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -148,8 +149,9 @@ async def maintain_every(dsn: str, config: StorageSettings, stop: asyncio.Event)
     """
     while not stop.is_set():
         try:
+            started = time.monotonic()
             report = await asyncio.to_thread(maintain, dsn, config)
-            log.debug("storage maintenance: %s", "; ".join(report.lines()))
+            log.info("storage maintenance done in %.1f s: %s", time.monotonic() - started, "; ".join(report.lines()))
         except (psycopg.Error, OSError) as exc:
             log.warning("storage maintenance failed, retrying in %.0f s: %s", config.maintain_seconds, exc)
         with contextlib.suppress(TimeoutError):

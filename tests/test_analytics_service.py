@@ -341,3 +341,21 @@ def test_without_the_trigger_the_horizon_falls_back_to_the_oldest_transaction(da
             assert analytics.stats.batches == 2  # the late one read too
 
     asyncio.run(scenario())
+
+
+def test_progress_is_logged_once_a_minute_when_there_was_any(caplog: pytest.LogCaptureFixture) -> None:
+    from urbanpulse.analytics.service import AnalyticsStats, _Progress  # noqa: PLC0415
+
+    stats = AnalyticsStats()
+    progress = _Progress(0.0, AnalyticsStats())
+    with caplog.at_level("INFO", logger="urbanpulse.analytics"):
+        stats.readings, stats.batches, stats.events_opened = 120, 4, 1
+        progress.log_every(60.0, 30.0, stats)  # too early
+        progress.log_every(60.0, 61.0, stats)
+        progress.log_every(60.0, 125.0, stats)  # nothing new since: quiet
+        stats.readings = 150
+        progress.log_every(60.0, 190.0, stats)
+    assert [r.getMessage() for r in caplog.records] == [
+        "scored 120 readings in 61 s (4 batches); events 1 opened, 0 resolved; 0 incidents opened",
+        "scored 30 readings in 65 s (0 batches); events 0 opened, 0 resolved; 0 incidents opened",
+    ]
