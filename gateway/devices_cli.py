@@ -26,6 +26,7 @@ from urbanpulse.gateway.broker_files import (
     ServiceAccount,
     TlsFiles,
     broker_config,
+    password_file_text,
     reload_broker,
     service_account,
     write_atomic,
@@ -91,7 +92,15 @@ def _services(broker_dir: Path | None, reload: str | None) -> list[ServiceAccoun
     services = [service_account("gateway", broker.username, broker.password)]
     sim = Settings().sim
     if sim.broker_username is not None and sim.broker_password is not None:
+        if sim.broker_username == broker.username:
+            msg = ("URBANPULSE_SIM__BROKER_USERNAME must differ from URBANPULSE_BROKER__USERNAME (the gateway's "
+                   "account reads, the simulator's writes)")
+            raise RegistryError(msg)
         services.append(service_account("simulator", sim.broker_username, sim.broker_password))
+    try:
+        password_file_text([], services)  # a name Mosquitto's files cannot hold: refused before anything changes
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from None
     return services
 
 

@@ -163,7 +163,8 @@ def parse_status(
     topic: str, device_id: str, payload: bytes, received_at: datetime, known: Callable[[str], str | None] | None = None
 ) -> tuple[bool | None, Parsed]:
     """A presence message, ``online`` or ``offline`` (also a device's last will), of ``device_id``: whether it
-    is online, or ``None`` and the message's dead letter (neither word; a device ``known`` refuses).
+    is online, or ``None`` and the message's dead letter (neither word; a device ``known`` refuses: the gateway
+    refuses unknown devices only, as a disabled device's last will is its presence).
 
     >>> parse_status("urbanpulse/v1/status/air-1", "air-1", b"online", utc_now())[0]
     True

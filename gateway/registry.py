@@ -280,20 +280,18 @@ class DeviceDirectory:
     def __len__(self) -> int:
         return len(self.devices)
 
-    def known(self, device_id: str) -> str | None:
-        """``None`` if ``device_id`` is registered and enabled, else the reason it may not publish."""
-        entry = self.devices.get(device_id)
-        if entry is None:
-            return f"unknown device {device_id!r}"
-        if not entry[1]:
-            return f"device {device_id!r} is disabled"
-        return None
+    def registered(self, device_id: str) -> str | None:
+        """``None`` if ``device_id`` is registered (enabled or not: a disabled device's last will, ``offline``,
+        is still its presence), else the reason it is refused."""
+        return None if device_id in self.devices else f"unknown device {device_id!r}"
 
     def check(self, device_id: str, kind: Kind) -> str | None:
         """``None`` if ``device_id`` may send readings of ``kind``, else the reason it may not."""
-        if (refused := self.known(device_id)) is not None:
+        if (refused := self.registered(device_id)) is not None:
             return refused
-        registered = self.devices[device_id][0]
+        registered, enabled = self.devices[device_id]
+        if not enabled:
+            return f"device {device_id!r} is disabled"
         if registered != kind:
             return f"device {device_id!r} is registered as {registered.value}, not {Kind(kind).value}"
         return None

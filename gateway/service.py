@@ -330,7 +330,7 @@ class Gateway:
 
     def _presence(self, topic: str, device_id: str, payload: bytes, received_at: datetime) -> Message:
         """A status message: presence of a known device, else a dead letter saying why."""
-        known = self.directory.known if self.directory is not None else None
+        known = self.directory.registered if self.directory is not None else None
         online, parsed = parse_status(topic, device_id, payload, received_at, known)
         return Message(topic, payload, 0, 0, parsed, online)
 

@@ -260,9 +260,31 @@ def test_simulator_account_needs_both_settings(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("URBANPULSE_SIM__BROKER_USERNAME", "urbanpulse-sim")
     with pytest.raises(ValueError, match="set both or neither"):
         Settings()
+    monkeypatch.setenv("URBANPULSE_SIM__BROKER_PASSWORD", "")
+    with pytest.raises(ValueError, match="must not be empty"):
+        Settings()
+    monkeypatch.delenv("URBANPULSE_SIM__BROKER_PASSWORD")
     monkeypatch.delenv("URBANPULSE_SIM__BROKER_USERNAME")
     monkeypatch.setenv("URBANPULSE_BROKER__USERNAME", "gw")
     assert Settings().simulator_broker().username == "gw"  # no account of its own: the broker settings' one
+
+
+@pytest.mark.parametrize(("username", "refusal"), [
+    (GATEWAY, "must differ from URBANPULSE_BROKER__USERNAME"),
+    ("sim with space", "cannot go into Mosquitto's files"),
+])
+def test_a_simulator_account_that_cannot_be_is_refused_before_anything_changes(
+    secured: Secured, monkeypatch: pytest.MonkeyPatch, username: str, refusal: str
+) -> None:
+    before = (secured.broker_dir / "passwd").read_text()
+    for name, value in {"DATABASE__DSN": secured.dsn, "BROKER__USERNAME": GATEWAY, "BROKER__PASSWORD": GATEWAY_SECRET,
+                        "SIM__BROKER_USERNAME": username, "SIM__BROKER_PASSWORD": "x"}.items():
+        monkeypatch.setenv(f"URBANPULSE_{name}", value)
+    done = CliRunner().invoke(app, ["broker", "files", "--broker-dir", str(secured.broker_dir)])
+    assert done.exit_code == 1
+    assert refusal in " ".join(done.output.split())
+    assert "Traceback" not in done.output
+    assert (secured.broker_dir / "passwd").read_text() == before
 
 
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])

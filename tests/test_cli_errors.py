@@ -144,6 +144,11 @@ def test_a_second_local_broker_on_the_same_folder_is_refused_clearly(tmp_path: P
     assert (tmp_path / "mq" / "mosquitto.pid").exists()  # left behind by the kill
     with MosquittoServer(tmp_path / "mq") as again:
         assert again.running
+        # a stale pid file whose pid is now another folder's broker (the system's, after a reboot): not refused
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "mosquitto.pid").write_text(f"{again.pid}\n")
+        with MosquittoServer(tmp_path / "other") as other:
+            assert other.running
 
 
 def test_a_stale_pid_file_naming_another_program_is_left_to_postgres(tmp_path: Path) -> None:

@@ -103,6 +103,14 @@ def test_a_status_that_is_not_presence_is_dead_lettered_once_saying_why(
             await client.publish(status_topic("air-00000"), b"dunno", qos=1, retain=True)
 
     asyncio.run(retain())
+    with psycopg.connect(database) as conn:  # a disabled device's last will is still its presence
+        set_enabled(conn, "air-00000", False)
+        conn.execute("UPDATE devices SET online = true WHERE device_id = 'air-00000'")
+    asyncio.run(through_gateway(settings, [SimMessage(status_topic("air-00000"), b"offline", "status", "air-00000",
+                                                      None)]))
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT online FROM devices WHERE device_id = 'air-00000'").fetchone() == (False,)
+        set_enabled(conn, "air-00000", True)
     reasons = []
     for minute in (1, 2):  # the gateway started twice, its session kept
         asyncio.run(through_gateway(settings, [air("air-00000", minute)]))

@@ -58,14 +58,32 @@ def postgres_bindir() -> Path:
     raise ServerError(msg)
 
 
+def _command_line(pid: int) -> list[str]:
+    """Process ``pid``'s arguments, program first; empty when ``/proc`` does not say (no such process)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
 def program_name(pid: int) -> str | None:
     """The file name of process ``pid``'s program (``postgres``, ``mosquitto``), or ``None`` when
     ``/proc`` does not say (no such process, or no ``/proc``)."""
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
-    except OSError:
-        return None
-    return Path(argv0.decode(errors="replace")).name
+    argv = _command_line(pid)
+    return Path(argv[0]).name if argv else None
+
+
+def _refuse_if_running(pid_file: Path, program: str, label: str, folder: Path) -> None:
+    """A clear error when ``pid_file`` names a live ``program`` started on ``folder``; a stale file whose pid
+    another process took (even one of the same program: the system's broker, after a reboot) is ignored."""
+    with contextlib.suppress(OSError, ValueError):  # none, unreadable
+        pid = int(pid_file.read_text().split("\n", 1)[0].strip())
+        argv = _command_line(pid)
+        if argv and Path(argv[0]).name == program and any(str(folder) in arg for arg in argv[1:]):
+            msg = (f"another {label} (pid {pid}) already runs on {folder}: is a local stack already up? Stop it "
+                   "first, or give this one another folder (URBANPULSE_DATA_DIR)")
+            raise ServerError(msg)
 
 
 def _as_user(user: str | None) -> dict[str, Any]:
@@ -168,14 +186,7 @@ class PostgresServer:
         )
 
     def _refuse_if_in_use(self) -> None:
-        """A clear error when a server runs on this cluster: its ``postmaster.pid`` names a live ``postgres``
-        (a stale file whose pid a process of another program took is left to postgres, which ignores it)."""
-        with contextlib.suppress(OSError, ValueError):  # none, unreadable, stale: postgres decides
-            pid = int((self.data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
-            if program_name(pid) == "postgres":
-                msg = (f"another PostgreSQL (pid {pid}) already runs on {self.data_dir}: is a local stack already "
-                       "up? Stop it first, or give this one another folder (URBANPULSE_DATA_DIR)")
-                raise ServerError(msg)
+        _refuse_if_running(self.data_dir / "pgdata" / "postmaster.pid", "postgres", "PostgreSQL", self.data_dir)
 
     def start(self, timeout: float = 60.0) -> None:
         """Initialise the cluster if needed, start the server and wait until it takes connections."""
@@ -313,14 +324,8 @@ class MosquittoServer:
         return "\n".join(lines) + "\n"
 
     def _refuse_if_in_use(self) -> None:
-        """A clear error when a broker runs on this folder (its pid file names a live ``mosquitto``): two would
-        share one persistence file."""
-        with contextlib.suppress(OSError, ValueError):  # none, unreadable, stale
-            pid = int((self.data_dir / "mosquitto.pid").read_text().strip())
-            if program_name(pid) == "mosquitto":
-                msg = (f"another Mosquitto (pid {pid}) already runs on {self.data_dir}: is a local stack already "
-                       "up? Stop it first, or give this one another folder (URBANPULSE_DATA_DIR)")
-                raise ServerError(msg)
+        """Two brokers on one folder would share one persistence file."""
+        _refuse_if_running(self.data_dir / "mosquitto.pid", "mosquitto", "Mosquitto", self.data_dir)
 
     def start(self, timeout: float = 20.0) -> None:
         if self.running:

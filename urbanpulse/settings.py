@@ -242,6 +242,9 @@ class SimSettings(BaseModel):
 
     @model_validator(mode="after")
     def _account_whole(self) -> SimSettings:
+        if self.broker_username == "" or self.broker_password == "":
+            msg = "sim.broker_username and sim.broker_password must not be empty (unset them for no account)"
+            raise ValueError(msg)
         if (self.broker_username is None) != (self.broker_password is None):
             msg = "sim.broker_username and sim.broker_password go together: set both or neither"
             raise ValueError(msg)
