@@ -92,6 +92,25 @@ def test_a_data_folder_that_cannot_be_one_names_its_variable(
         "[Errno 20] Not a directory: '/elsewhere'", 1)
 
 
+@pytest.mark.integration
+def test_sql_errors_of_a_migrated_database_are_bugs(pg_cluster: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing function or table in a migrated database, or a savepoint that does not exist, is a bug: its
+    traceback is kept (they read "not migrated" and "the database refused the connection")."""
+    import psycopg  # noqa: PLC0415
+
+    from urbanpulse.ingest.migrate import migrate  # noqa: PLC0415
+
+    dsn = pg_cluster.create_database(f"migrated{os.getpid()}")
+    migrate(dsn)
+    monkeypatch.setenv("URBANPULSE_DATABASE__DSN", dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in ("SELECT now(1)", "SELECT * FROM no_such_table", "ROLLBACK TO SAVEPOINT nope"):
+            with pytest.raises(psycopg.Error) as failed:
+                with conn.transaction():
+                    conn.execute(statement)  # type: ignore[arg-type]
+            assert explain(failed.value) is None, statement
+
+
 def test_two_consumers_of_one_checkpoint_are_told_apart() -> None:
     from urbanpulse.analytics.store import CheckpointConflictError  # noqa: PLC0415
 

@@ -17,6 +17,7 @@ URBANPULSE_GATEWAY__BATCH_SIZE='abc': Input should be a valid integer, unable to
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pydantic
@@ -28,6 +29,12 @@ from urbanpulse.settings import Settings, env_name
 __all__ = ["explain", "settings_problem"]
 
 # What a server answers when it was reached but the connection settings are wrong (exit 2, not an outage).
+# SQLSTATE classes of an outage (no code: the client could not connect): connection exception, insufficient
+# resources, operator intervention (shutdown, restart), system error. Other "operational" errors (a savepoint
+# that does not exist, say) are bugs and keep their traceback.
+_OUTAGES = frozenset({"08", "53", "57", "58"})
+# What a file or folder under the data folder fails with when the folder setting is wrong (not a full disk).
+_FOLDER_MISTAKES = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS})
 _DSN_MISTAKES = ("does not exist", "password authentication failed", "no password supplied",
                  "no pg_hba.conf entry", "invalid connection option", "invalid dsn", "invalid URI")
 
@@ -60,22 +67,24 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit status for ``exc``, or ``None`` for a bug (keep its traceback)."""
     if isinstance(exc, pydantic.ValidationError) and exc.title == "Settings":
         return f"a setting is not valid:\n{settings_problem(exc)}", 2
-    from urbanpulse.ingest.problems import not_migrated  # noqa: PLC0415 (imports psycopg only)
+    from urbanpulse.ingest.problems import first_line, not_migrated  # noqa: PLC0415 (imports psycopg only)
 
-    if (missing := not_migrated(exc)) is not None:
+    if (missing := not_migrated(exc, Settings().database.dsn)) is not None:
         return str(missing), 1
     if type(exc).__name__ == "CheckpointConflictError":  # analytics.store's, not imported here (numba)
         return (f"{exc}: one `urbanpulse analytics` runs per checkpoint; stop the other one, or give this one"
                 f" another {env_name('analytics', 'checkpoint_name')}"), 1
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError) and (exc.sqlstate or "08")[:2] in _OUTAGES:
         where = f" at {_without_password(Settings().database.dsn)}"
         why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-        if any(mistake in why for mistake in _DSN_MISTAKES):  # the server answered: the setting is wrong
+        connecting = first_line(exc).startswith(("connection failed", "connection to server", "invalid"))
+        if connecting and any(mistake in why for mistake in _DSN_MISTAKES):  # answered: the setting is wrong
             return f"the database refused the connection{where} (URBANPULSE_DATABASE__DSN): {why}", 2
         return f"cannot reach the database{where} (URBANPULSE_DATABASE__DSN): {why}", 1
     if isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and str(exc):
         data_dir = Settings().data_dir.absolute()
-        if isinstance(exc.filename, str) and Path(exc.filename).absolute().is_relative_to(data_dir):
+        if (exc.errno in _FOLDER_MISTAKES and isinstance(exc.filename, str)
+                and Path(exc.filename).absolute().is_relative_to(data_dir)):
             return f"{exc} ({env_name('data_dir')}={data_dir})", 2
         return str(exc), 1  # a port in use, a file or folder that cannot be read or written
     from urbanpulse.localstack import ServerError  # noqa: PLC0415 (its import starts nothing)

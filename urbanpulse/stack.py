@@ -24,6 +24,7 @@ from rich.table import Table
 
 from urbanpulse.ingest.maintain import maintain_every
 from urbanpulse.ingest.migrate import migrate
+from urbanpulse.ingest.problems import first_line
 from urbanpulse.localstack import MosquittoServer, PostgresServer, ServerError, free_port
 from urbanpulse.settings import Settings
 
@@ -106,8 +107,7 @@ class _Counts:
                 self.conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, connect_timeout=3)
             row = await (await self.conn.execute(COUNT_SQL)).fetchone()
         except psycopg.OperationalError as exc:
-            why = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            self.problem = f"database unavailable ({why}): the gateway spools, nothing accepted is lost"
+            self.problem = f"database unavailable ({first_line(exc)}): the gateway spools, nothing accepted is lost"
             await self.close()
             return None
         self.problem = None
