@@ -103,7 +103,7 @@ async def measure(settings: Settings, *, devices_per_kind: int, interval: float,
     async with Gateway(settings) as gateway, Analytics(settings) as analytics:
         running = [asyncio.create_task(gateway.run(stop)), asyncio.create_task(analytics.run(stop))]
         await asyncio.wait_for(gateway.subscribed.wait(), 30)
-        await publish(stream, settings.broker, rate=len(devices) / interval)
+        await publish(stream, settings.simulator_broker(), rate=len(devices) / interval)
         deadline = asyncio.get_running_loop().time() + 30
         while gateway.stats.readings_stored + gateway.stats.duplicates < len(stream):
             if asyncio.get_running_loop().time() > deadline:

@@ -93,7 +93,9 @@ def test_a_data_folder_that_cannot_be_one_names_its_variable(
 
 
 @pytest.mark.integration
-def test_sql_errors_of_a_migrated_database_are_bugs(pg_cluster: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sql_errors_of_a_migrated_database_are_bugs(
+    pg_cluster: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A missing function or table in a migrated database, or a savepoint that does not exist, is a bug: its
     traceback is kept (they read "not migrated" and "the database refused the connection")."""
     import psycopg  # noqa: PLC0415
@@ -105,9 +107,8 @@ def test_sql_errors_of_a_migrated_database_are_bugs(pg_cluster: PostgresServer, 
     monkeypatch.setenv("URBANPULSE_DATABASE__DSN", dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for statement in ("SELECT now(1)", "SELECT * FROM no_such_table", "ROLLBACK TO SAVEPOINT nope"):
-            with pytest.raises(psycopg.Error) as failed:
-                with conn.transaction():
-                    conn.execute(statement)  # type: ignore[arg-type]
+            with pytest.raises(psycopg.Error) as failed, conn.transaction():
+                conn.execute(statement)  # type: ignore[arg-type]
             assert explain(failed.value) is None, statement
 
 

@@ -25,7 +25,7 @@ from rich.table import Table
 from urbanpulse.ingest.maintain import maintain_every
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.ingest.problems import first_line
-from urbanpulse.localstack import MosquittoServer, PostgresServer, ServerError, free_port
+from urbanpulse.localstack import MosquittoServer, PostgresServer, free_port
 from urbanpulse.settings import Settings
 
 COUNT_SQL = """
@@ -132,7 +132,7 @@ async def _revive(servers: tuple[Server, ...], last_start: dict[int, float], con
         last_start[n] = loop.time()
         try:
             await asyncio.to_thread(server.start)
-        except ServerError as exc:
+        except Exception as exc:  # any failure to start is told, and tried again later
             console.print(f"[red]{name} did not start[/]: {exc}", highlight=False, soft_wrap=True)
         else:
             console.print(f"{name} is back (pid {server.pid})", highlight=False)
@@ -162,7 +162,7 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
         tasks = [
             asyncio.create_task(gateway.run(stop)),
             asyncio.create_task(analytics.run(stop)),
-            asyncio.create_task(run_live(settings.broker, settings.sim, stop, stats=sim_stats)),
+            asyncio.create_task(run_live(settings.simulator_broker(), settings.sim, stop, stats=sim_stats)),
             asyncio.create_task(maintain_every(settings.database.dsn, settings.storage, stop)),
         ]
         # a live table on a terminal; into a file or a pipe, a line of counts every LOG_SECONDS
@@ -184,11 +184,11 @@ async def run_stack(settings: Settings, console: Console, duration: float | None
                         stop.set()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 1.0)
-        finally:
+        finally:  # whatever ended the loop, the gateway flushes its last batch before the servers stop
             stop.set()
             await counts.close()
-        console.print("stopping: flushing the gateway's last batch ...")
-        await asyncio.gather(*tasks)
+            console.print("stopping: flushing the gateway's last batch ...")
+            await asyncio.gather(*tasks)
     console.print("[green]stopped cleanly[/]")
 
 
