@@ -10,7 +10,7 @@ unless the ``publish`` setting is off.
 
 Errors: a database error in a step rolls its chunk back and drops the in-memory state, which the
 next step reloads from the checkpoint, so nothing is half-applied. ``run()`` retries a lost
-connection with back-off (doubling from ``poll_seconds`` up to 30 s), forever; any other error --
+connection with back-off (doubling from ``poll_seconds`` up to 10 s), forever; any other error --
 including :class:`~urbanpulse.analytics.store.CheckpointConflictError` -- ends it.
 """
 

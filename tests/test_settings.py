@@ -26,6 +26,8 @@ from urbanpulse.settings import Settings, unknown_variables
     ("URBANPULSE_STORAGE__ISPEED_RETENTION", "-P5D"),
     ("URBANPULSE_STORAGE__AIR_CHUNK_INTERVAL", "0"),
     ("URBANPULSE_STORAGE__PREMAKE", "1 fortnight"),
+    ("URBANPULSE_STORAGE__PREMAKE", "5 ms"),  # not 5 minutes
+    ("URBANPULSE_STORAGE__TRAFFIC_RETENTION", "0.5"),  # stored in whole seconds: it would be 0
 ])
 def test_a_value_out_of_bounds_is_refused_naming_its_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -39,6 +41,7 @@ def test_a_value_out_of_bounds_is_refused_naming_its_variable(
 @pytest.mark.parametrize(("written", "days"), [
     ("12 hours", 0.5), ("1 week", 7), ("1 day 12 hours", 1.5), ("1 day, 12 hours", 1.5), ("2 Days", 2),
     ("90s", 90 / 86400), ("36h", 1.5), ("3600", 1 / 24), ("P30D", 30), ("PT12H", 0.5), ("01:30:00", 1.5 / 24),
+    ("p30d", 30), (".5 days", 0.5), ("+5 days", 5), ("5 mins", 5 / 1440),
 ])
 def test_durations_as_the_docs_write_them(monkeypatch: pytest.MonkeyPatch, written: str, days: float) -> None:
     monkeypatch.setenv("URBANPULSE_STORAGE__REFRESH_LOOKBACK", written)

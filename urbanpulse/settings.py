@@ -43,27 +43,38 @@ class DatabaseSettings(BaseModel):
 
 _UNIT_SECONDS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
                  "day": 86400, "d": 86400, "week": 604800, "w": 604800}
-_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+?)s?(?:\s*,\s*|\s+|$)")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_AMOUNT = re.compile(rf"({_NUMBER})\s*([a-z]+)(?:\s*,\s*|\s+|$)")
+
+
+def _unit_seconds(word: str) -> float | None:
+    """``hours`` / ``hour`` / ``h`` -> 3600; a plural only of a word (``ms`` is not minutes)."""
+    if word in _UNIT_SECONDS:
+        return _UNIT_SECONDS[word]
+    return _UNIT_SECONDS.get(word[:-1]) if word.endswith("s") and len(word) > 2 else None
 
 
 def _words_to_duration(value: object) -> object:
     """``12 hours``, ``1 week``, ``1 day 12 hours``, ``90s`` or ``3600`` (seconds) as a ``timedelta``; ISO 8601
-    (``P30D``) and ``HH:MM:SS`` as they came, for pydantic; anything else refused with the forms it may take."""
+    (``P30D``, any case) and ``HH:MM:SS`` for pydantic; anything else refused with the forms it may take."""
     if not isinstance(value, str):
         return value
     text, seconds, at = value.strip().lower(), 0.0, 0
-    if text.startswith(("p", "-p")) or ":" in text:
+    if text.lstrip("+-").startswith("p"):
+        return text.upper()
+    if ":" in text:
         return value
     sign = -1.0 if text.startswith("-") else 1.0
-    text = text.lstrip("-").strip()
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+    text = text.lstrip("+-").strip()
+    if re.fullmatch(_NUMBER, text):
         return timedelta(seconds=sign * float(text))
     while at < len(text):
         match = _AMOUNT.match(text, at)
-        if match is None or match.group(2) not in _UNIT_SECONDS:
+        size = _unit_seconds(match.group(2)) if match else None
+        if match is None or size is None:
             msg = f"{value!r} is not a duration: write it as '12 hours', '1 day 12 hours', 'P30D' or '01:30:00'"
             raise ValueError(msg)
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        seconds += float(match.group(1)) * size
         at = match.end()
     return timedelta(seconds=sign * seconds) if text else value
 
@@ -71,26 +82,27 @@ def _words_to_duration(value: object) -> object:
 def spoken(duration: timedelta) -> str:
     """A duration in its largest whole unit, as the settings are written: ``8 days``, ``1 hour``, ``90 seconds``.
 
-    >>> spoken(timedelta(days=8)), spoken(timedelta(hours=1)), spoken(timedelta(seconds=90))
-    ('8 days', '1 hour', '90 seconds')
+    >>> spoken(timedelta(days=8)), spoken(timedelta(hours=1)), spoken(timedelta(seconds=1)), spoken(timedelta(0, 1.5))
+    ('8 days', '1 hour', '1 second', '1.5 seconds')
     """
     seconds = duration.total_seconds()
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1)):
         if seconds and seconds % size == 0:
             count = int(seconds // size)
             return f"{count} {unit if count != 1 else unit[:-1]}"
-    return f"{seconds:g} seconds"
+    return f"{seconds} seconds"
 
 
 def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        msg = "must be longer than 0"
+    """At least a second: the database keeps durations in whole seconds (half a second would be 0)."""
+    if value < timedelta(seconds=1):
+        msg = "must be at least 1 second"
         raise ValueError(msg)
     return value
 
 
 Duration = Annotated[timedelta, BeforeValidator(_words_to_duration), AfterValidator(_positive)]
-"""A positive duration: ``12 hours``, ``1 day 12 hours``, ``P30D``, ``01:30:00`` or seconds."""
+"""A duration of a second or more: ``12 hours``, ``1 day 12 hours``, ``P30D``, ``01:30:00`` or seconds."""
 
 
 class StorageSettings(BaseModel):
