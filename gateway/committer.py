@@ -31,6 +31,7 @@ from urbanpulse.gateway.parse import Parsed
 from urbanpulse.gateway.registry import mark_seen, set_online
 from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.ingest.batch import Batch, BatchResult, DeadLetter
+from urbanpulse.ingest.problems import database_problem
 from urbanpulse.ingest.writer import write_batch
 
 log = logging.getLogger("urbanpulse.gateway")
@@ -148,7 +149,7 @@ class Committer:
                 try:
                     await self._write_counted(pending)
                 except psycopg.OperationalError as exc:
-                    self._down(exc)
+                    await self._down(exc)
                     if self._spool(pending):
                         return
                 else:
@@ -165,7 +166,7 @@ class Committer:
             try:
                 await self._write_counted(replay, track_devices=False)
             except psycopg.OperationalError as exc:
-                self._down(exc)
+                await self._down(exc)
                 return False
             self.spool.remove(path)
             self.stats.replayed += len(spooled)
@@ -173,10 +174,12 @@ class Committer:
             log.info("replayed %d spooled messages from %s", len(spooled), path.name)
         return True
 
-    def _down(self, exc: Exception) -> None:
+    async def _down(self, exc: psycopg.Error) -> None:
         self.stats.write_retries += 1
-        if self.database_ok:
-            log.warning("database unavailable (%s): spooling to %s", exc, self.spool.folder)
+        if self.database_ok:  # once an outage: why (the server's answer behind a pool timeout), and where to
+            conninfo = self.pool.conninfo
+            why = await database_problem(exc, conninfo) if isinstance(conninfo, str) else str(exc)
+            log.warning("database unavailable (%s): spooling to %s", why, self.spool.folder)
         self.database_ok = False
 
     def _spool(self, pending: Pending) -> bool:

@@ -257,9 +257,10 @@ class Gateway:
                     break
                 self.stats.reconnects += 1
                 if self.takeover.lost(asyncio.get_running_loop().time()):
-                    log.error("the broker keeps handing this gateway's session (client id %s) to another client:"
-                              " two gateways need their own %s (or run one with --workers N); retrying in %.1f s",
-                              self.client_id, env_name("gateway", "client_id"), delay)
+                    log.error("broker connection lost (%s) again within seconds: the broker keeps handing this"
+                              " gateway's session (client id %s) to another client? Two gateways need their own %s"
+                              " (or run one with --workers N); retrying in %.1f s",
+                              exc, self.client_id, env_name("gateway", "client_id"), delay)
                 else:
                     log.warning("broker connection lost (%s); retrying in %.1f s", exc, delay)
                 with contextlib.suppress(TimeoutError):

@@ -35,17 +35,18 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def write_config(conn: psycopg.Connection[TupleRow], config: StorageSettings) -> list[str]:
+def write_config(conn: psycopg.Connection[TupleRow], config: StorageSettings, *, fixed_too: bool = True) -> list[str]:
     """Create ``storage_config`` if needed; insert every key, update only the runtime ones. Returns (and logs)
-    what changes, and what differs but is fixed: a run from a shell without the production variables would
-    otherwise put the defaults back in force without a word."""
+    what changes, and (``fixed_too``: ``migrate``, not every ``maintain``) what differs but is fixed: a run from
+    a shell without the production variables would otherwise put the defaults back in force without a word."""
     conn.execute("CREATE TABLE IF NOT EXISTS storage_config (key text PRIMARY KEY, value text NOT NULL)")
     before = read_config(conn)
     changes = []
     for name in type(config).model_fields:
         value = _text(getattr(config, name))
         was = before.get(name)
-        if was is not None and was != value and not (name == "backend" and value == "auto"):
+        if was is not None and was != value and not (name == "backend" and value == "auto") and (
+                fixed_too or name not in FIXED_KEYS):
             variable = env_name("storage", name)
             changes.append(f"{name} stays {shown(was)}: fixed when the schema was created ({variable}={shown(value)}"
                            " ignored)" if name in FIXED_KEYS else

@@ -114,7 +114,7 @@ def maintain(
         conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
         try:
             if config is not None:
-                write_config(conn, config)
+                write_config(conn, config, fixed_too=False)  # a fixed key that differs: said by migrate
             backend = backend_in_use(conn)
             if backend is None:
                 raise NotMigratedError

