@@ -34,7 +34,6 @@ Offsets (`start`, `end`, `duration`, `step`) are durations such as ``90s``, ``15
 
 from __future__ import annotations
 
-import re
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,24 +42,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from urbanpulse.contract import UtcTime
-
-_PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
-_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(text: object) -> timedelta:
-    """``"1h30m"`` -> 90 minutes; a number is seconds."""
-    if isinstance(text, timedelta):
-        return text
-    if isinstance(text, int | float):
-        return timedelta(seconds=float(text))
-    value = str(text).strip()
-    parts = _PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        msg = f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 1d, 1h30m)"
-        raise ValueError(msg)
-    return timedelta(seconds=sum(float(n) * _UNIT[u] for n, u in parts))
-
+from urbanpulse.settings import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 

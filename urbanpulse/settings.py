@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, TypeAdapter, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
@@ -44,7 +44,8 @@ class DatabaseSettings(BaseModel):
 _UNIT_SECONDS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
                  "day": 86400, "d": 86400, "week": 604800, "w": 604800}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_AMOUNT = re.compile(rf"({_NUMBER})\s*([a-z]+)(?:\s*,\s*|\s+|$)")
+_AMOUNT = re.compile(rf"({_NUMBER})\s*([a-z]+)(?:\s*,\s*|\s*)")
+_TIMEDELTA: TypeAdapter[timedelta] = TypeAdapter(timedelta)
 
 
 def _unit_seconds(word: str) -> float | None:
@@ -54,16 +55,24 @@ def _unit_seconds(word: str) -> float | None:
     return _UNIT_SECONDS.get(word[:-1]) if word.endswith("s") and len(word) > 2 else None
 
 
-def _words_to_duration(value: object) -> object:
-    """``12 hours``, ``1 week``, ``1 day 12 hours``, ``90s`` or ``3600`` (seconds) as a ``timedelta``; ISO 8601
-    (``P30D``, any case) and ``HH:MM:SS`` for pydantic; anything else refused with the forms it may take."""
-    if not isinstance(value, str):
+def parse_duration(value: object) -> timedelta:
+    """A duration as people write it: ``12 hours``, ``1 week``, ``1 day 12 hours``, ``1h30m``, ``90s``, a number
+    of seconds, ISO 8601 (``P30D``, any case) or ``HH:MM:SS``. The settings and the scenario files read them so.
+
+    >>> parse_duration("1 day, 12 hours"), parse_duration("1h30m"), parse_duration("pt12h")
+    (datetime.timedelta(days=1, seconds=43200), datetime.timedelta(seconds=5400), datetime.timedelta(seconds=43200))
+    """
+    if isinstance(value, timedelta):
         return value
-    text, seconds, at = value.strip().lower(), 0.0, 0
-    if text.lstrip("+-").startswith("p"):
-        return text.upper()
-    if ":" in text:
-        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    text, seconds, at = str(value).strip().lower(), 0.0, 0
+    refused = ValueError(f"{value!r} is not a duration: write it as '12 hours', '1h30m', 'P30D' or '01:30:00'")
+    if text.lstrip("+-").startswith("p") or ":" in text:
+        try:
+            return _TIMEDELTA.validate_python(text.upper() if ":" not in text else text)
+        except ValueError:
+            raise refused from None
     sign = -1.0 if text.startswith("-") else 1.0
     text = text.lstrip("+-").strip()
     if re.fullmatch(_NUMBER, text):
@@ -72,11 +81,12 @@ def _words_to_duration(value: object) -> object:
         match = _AMOUNT.match(text, at)
         size = _unit_seconds(match.group(2)) if match else None
         if match is None or size is None:
-            msg = f"{value!r} is not a duration: write it as '12 hours', '1 day 12 hours', 'P30D' or '01:30:00'"
-            raise ValueError(msg)
+            raise refused
         seconds += float(match.group(1)) * size
         at = match.end()
-    return timedelta(seconds=sign * seconds) if text else value
+    if not text:
+        raise refused
+    return timedelta(seconds=sign * seconds)
 
 
 def spoken(duration: timedelta) -> str:
@@ -101,7 +111,7 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_words_to_duration), AfterValidator(_positive)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 """A duration of a second or more: ``12 hours``, ``1 day 12 hours``, ``P30D``, ``01:30:00`` or seconds."""
 
 
