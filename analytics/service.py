@@ -218,7 +218,7 @@ class Analytics:
         publishing = (asyncio.create_task(self.publisher.run(stop))
                       if self.settings.analytics.publish else None)
         log.info("analytics consuming committed batches (checkpoint %r)", self.settings.analytics.checkpoint_name)
-        progress = _Progress(asyncio.get_running_loop().time(), self.stats)
+        progress = _Progress(asyncio.get_running_loop().time(), dataclasses.replace(self.stats))  # a copy
         try:
             while not stop.is_set():
                 progress.log_every(PROGRESS_SECONDS, asyncio.get_running_loop().time(), self.stats)

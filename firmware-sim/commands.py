@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from urbanpulse.settings import Settings
+from urbanpulse.settings import Settings, env_name
 from urbanpulse.sim.city import Device
 from urbanpulse.sim.scenario import Scenario
 
@@ -57,7 +57,7 @@ def sim(
         if late > settings.gateway.max_late_seconds:
             console.print(f"[red]the scenario starts {late / 86400:.1f} days ago: the gateway refuses readings older "
                           f"than {settings.gateway.max_late_seconds / 86400:.1f} days[/red] "
-                          "(URBANPULSE_GATEWAY__MAX_LATE_SECONDS); leave out --start to play it ending now")
+                          f"({env_name('gateway', 'max_late_seconds')}); leave out --start to play it ending now")
             raise typer.Exit(2)
         played = play(plan)
         if register:
@@ -94,7 +94,8 @@ def sim(
         console.print(f"published {stats.published}, acknowledged {stats.acked}, malformed {stats.malformed}")
         if not stats.acked:
             console.print("[red]the broker acknowledged nothing[/red]: is it reachable, and does it let the simulator "
-                          "in (URBANPULSE_BROKER__HOST, __PORT, __USERNAME, __PASSWORD)?")
+                          f"in ({env_name('broker', 'host')}, __PORT; {env_name('sim', 'broker_username')}, "
+                          "__BROKER_PASSWORD)?")
             raise typer.Exit(1)
 
     asyncio.run(main())

@@ -42,7 +42,7 @@ from urbanpulse.gateway.registry import (
     set_enabled,
     spec,
 )
-from urbanpulse.settings import Settings
+from urbanpulse.settings import Settings, env_name
 from urbanpulse.tables import show
 
 devices_app = typer.Typer(
@@ -82,19 +82,19 @@ def _services(broker_dir: Path | None, reload: str | None) -> list[ServiceAccoun
             msg = "--reload needs --broker-dir (the files to reload)"
             raise RegistryError(msg)
         return []
-    broker = Settings().broker
+    settings = Settings()
+    broker, sim = settings.broker, settings.sim
     if not broker.username or not broker.password:
         msg = (
-            "set URBANPULSE_BROKER__USERNAME and URBANPULSE_BROKER__PASSWORD (the gateway's broker account) "
-            "before writing broker files, or the gateway would be locked out"
+            f"set {env_name('broker', 'username')} and {env_name('broker', 'password')} (the gateway's broker "
+            "account) before writing broker files, or the gateway would be locked out"
         )
         raise RegistryError(msg)
     services = [service_account("gateway", broker.username, broker.password)]
-    sim = Settings().sim
     if sim.broker_username is not None and sim.broker_password is not None:
         if sim.broker_username == broker.username:
-            msg = ("URBANPULSE_SIM__BROKER_USERNAME must differ from URBANPULSE_BROKER__USERNAME (the gateway's "
-                   "account reads, the simulator's writes)")
+            msg = (f"{env_name('sim', 'broker_username')} must differ from {env_name('broker', 'username')} (the "
+                   "gateway's account reads, the simulator's writes)")
             raise RegistryError(msg)
         services.append(service_account("simulator", sim.broker_username, sim.broker_password))
     try:

@@ -287,9 +287,10 @@ class DeviceDirectory:
 
     def check(self, device_id: str, kind: Kind) -> str | None:
         """``None`` if ``device_id`` may send readings of ``kind``, else the reason it may not."""
-        if (refused := self.registered(device_id)) is not None:
-            return refused
-        registered, enabled = self.devices[device_id]
+        entry = self.devices.get(device_id)  # once: every reading message is checked
+        if entry is None:
+            return f"unknown device {device_id!r}"
+        registered, enabled = entry
         if not enabled:
             return f"device {device_id!r} is disabled"
         if registered != kind:

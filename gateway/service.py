@@ -134,8 +134,8 @@ class Gateway:
                 self._http = await http_metrics.serve(self.metrics, self.health, g.metrics_host, port)
             except OSError as exc:
                 msg = (f"cannot serve metrics on {g.metrics_host}:{port}: {exc.strerror or exc} (another gateway "
-                       "running? A second one needs its own URBANPULSE_GATEWAY__METRICS_PORT (0 picks a free one)"
-                       " and URBANPULSE_GATEWAY__CLIENT_ID; or run one with --workers N)")
+                       f"running? A second one needs its own {env_name('gateway', 'metrics_port')} (0 picks a free"
+                       f" one) and {env_name('gateway', 'client_id')}; or run one with --workers N)")
                 raise OSError(exc.errno, msg) from exc
             self.metrics_port = self._http.sockets[0].getsockname()[1]
         self._pool = AsyncConnectionPool(

@@ -359,3 +359,22 @@ def test_progress_is_logged_once_a_minute_when_there_was_any(caplog: pytest.LogC
         "scored 120 readings in 61 s (4 batches); events 1 opened, 0 resolved; 0 incidents opened",
         "scored 30 readings in 65 s (0 batches); events 0 opened, 0 resolved; 0 incidents opened",
     ]
+
+
+def test_run_logs_its_first_minutes_work(
+    database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("urbanpulse.analytics.service.PROGRESS_SECONDS", 0.3)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        async with Analytics(settings_for(database, poll_seconds=0.1)) as analytics:
+            await write(database, BATCHES[:3])
+            task = asyncio.create_task(analytics.run(stop))
+            await asyncio.sleep(1.5)
+            stop.set()
+            await asyncio.wait_for(task, 5.0)
+
+    with caplog.at_level("INFO", logger="urbanpulse.analytics"):
+        asyncio.run(scenario())
+    assert f"scored {3 * PER_BATCH} readings" in caplog.text

@@ -69,20 +69,22 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         return f"a setting is not valid:\n{settings_problem(exc)}", 2
     from urbanpulse.ingest.problems import first_line, not_migrated  # noqa: PLC0415 (imports psycopg only)
 
-    if (missing := not_migrated(exc, Settings().database.dsn)) is not None:
+    settings = Settings()
+    dsn_variable = env_name("database", "dsn")
+    if (missing := not_migrated(exc, settings.database.dsn)) is not None:
         return str(missing), 1
     if type(exc).__name__ == "CheckpointConflictError":  # analytics.store's, not imported here (numba)
         return (f"{exc}: one `urbanpulse analytics` runs per checkpoint; stop the other one, or give this one"
                 f" another {env_name('analytics', 'checkpoint_name')}"), 1
     if isinstance(exc, OperationalError) and (exc.sqlstate or "08")[:2] in _OUTAGES:
-        where = f" at {_without_password(Settings().database.dsn)}"
+        where = f" at {_without_password(settings.database.dsn)}"
         why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
         connecting = first_line(exc).startswith(("connection failed", "connection to server", "invalid"))
         if connecting and any(mistake in why for mistake in _DSN_MISTAKES):  # answered: the setting is wrong
-            return f"the database refused the connection{where} (URBANPULSE_DATABASE__DSN): {why}", 2
-        return f"cannot reach the database{where} (URBANPULSE_DATABASE__DSN): {why}", 1
+            return f"the database refused the connection{where} ({dsn_variable}): {why}", 2
+        return f"cannot reach the database{where} ({dsn_variable}): {why}", 1
     if isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and str(exc):
-        data_dir = Settings().data_dir.absolute()
+        data_dir = settings.data_dir.absolute()
         if (exc.errno in _FOLDER_MISTAKES and isinstance(exc.filename, str)
                 and Path(exc.filename).absolute().is_relative_to(data_dir)):
             return f"{exc} ({env_name('data_dir')}={data_dir})", 2

@@ -58,20 +58,21 @@ def postgres_bindir() -> Path:
     raise ServerError(msg)
 
 
-def _command_line(pid: int) -> list[str]:
-    """Process ``pid``'s arguments, program first; empty when ``/proc`` does not say (no such process)."""
+def _command_line(pid: int) -> list[str] | None:
+    """Process ``pid``'s arguments, program first (none while it is between fork and exec); ``None`` when
+    ``/proc`` does not say (no such process, or no ``/proc``)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return []
+        return None
     return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
 
 
 def program_name(pid: int) -> str | None:
-    """The file name of process ``pid``'s program (``postgres``, ``mosquitto``), or ``None`` when
-    ``/proc`` does not say (no such process, or no ``/proc``)."""
+    """The file name of process ``pid``'s program (``postgres``, ``mosquitto``; ``""`` while it has none),
+    or ``None`` when ``/proc`` does not say (no such process, or no ``/proc``)."""
     argv = _command_line(pid)
-    return Path(argv[0]).name if argv else None
+    return None if argv is None else Path(argv[0]).name if argv else ""
 
 
 def _refuse_if_running(pid_file: Path, program: str, label: str, folder: Path) -> None:
