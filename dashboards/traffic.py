@@ -115,9 +115,14 @@ OCCUPANCY = _district("Occupancy per district", "sum(b.occupancy_pct * b.reading
                       "occupancy_x_readings, readings", "sum(o) / sum(n) AS occupancy_pct",
                       "percent", Grid(0, 8, 12, 8), "Mean share of time a detector's loop is occupied.")
 # What an operator of a new installation needs to know: no typical speed, no congestion index.
-NEEDS_HISTORY = (" Blank for an hour of the week not seen in the last weeks"
-                 f" ({env_name('storage', 'typical_weeks')}, default {StorageSettings().typical_weeks}):"
-                 " a new installation shows it after a week of readings.")
+def needs_history(subject: str = "Blank") -> str:
+    """The sentence that says when the typical speeds are missing, opening with ``subject``."""
+    return (f" {subject} for an hour of the week not seen in the last weeks"
+            f" ({env_name('storage', 'typical_weeks')}, default {StorageSettings().typical_weeks}):"
+            " a new installation shows it after a week of readings.")
+
+
+NEEDS_HISTORY = needs_history()
 CONGESTION = _district(
     "Congestion index per district",
     f"sum({INDEX} * b.vehicles) AS cv, sum(b.vehicles) FILTER (WHERE t.speed_kmh > 0) AS v",
@@ -213,7 +218,7 @@ HOT_SPOTS = Panel(
     f"FROM (\n{HOT_SPOT_ROWS}) AS s\nJOIN grafana_devices AS d USING (device_id)\n"
     "GROUP BY s.device_id, d.province, d.district\nORDER BY congestion_index DESC NULLS LAST, s.device_id\nLIMIT 20",
     "none", Grid(0, 24, 24, 8), "The most congested segments of the range; click one for its device page."
-    " Congestion index and typical speed:" + NEEDS_HISTORY.replace(" Blank", " blank"),
+    " Congestion index and typical speed:" + needs_history("blank"),
     columns=("device_id", "province", "district", "congestion_index", "speed_kmh", "typical_speed_kmh", "vehicles"),
     steps=CONGESTION_STEPS, colour_by="congestion_index", links=(TO_DEVICE,),
 )

@@ -131,6 +131,7 @@ class Committer:
         self.metrics = metrics
         self.retry_seconds = retry_seconds
         self.database_ok = True
+        self._telling: set[asyncio.Task[None]] = set()
         self.track_devices = True  # keep devices.last_seen / online current
         self._sync_spool_stats()
 
@@ -149,7 +150,7 @@ class Committer:
                 try:
                     await self._write_counted(pending)
                 except psycopg.OperationalError as exc:
-                    await self._down(exc)
+                    self._down(exc)
                     if self._spool(pending):
                         return
                 else:
@@ -166,7 +167,7 @@ class Committer:
             try:
                 await self._write_counted(replay, track_devices=False)
             except psycopg.OperationalError as exc:
-                await self._down(exc)
+                self._down(exc)
                 return False
             self.spool.remove(path)
             self.stats.replayed += len(spooled)
@@ -174,13 +175,19 @@ class Committer:
             log.info("replayed %d spooled messages from %s", len(spooled), path.name)
         return True
 
-    async def _down(self, exc: psycopg.Error) -> None:
+    def _down(self, exc: psycopg.Error) -> None:
         self.stats.write_retries += 1
-        if self.database_ok:  # once an outage: why (the server's answer behind a pool timeout), and where to
-            conninfo = self.pool.conninfo
-            why = await database_problem(exc, conninfo) if isinstance(conninfo, str) else str(exc)
-            log.warning("database unavailable (%s): spooling to %s", why, self.spool.folder)
+        if self.database_ok:  # once an outage, told beside the write path (finding out why may take seconds)
+            told = asyncio.create_task(self._tell_down(exc))
+            self._telling.add(told)
+            told.add_done_callback(self._telling.discard)
         self.database_ok = False
+
+    async def _tell_down(self, exc: psycopg.Error) -> None:
+        """Why (the server's answer behind a pool timeout) and where the batches go meanwhile."""
+        conninfo = self.pool.conninfo
+        why = await database_problem(exc, conninfo) if isinstance(conninfo, str) else str(exc)
+        log.warning("database unavailable (%s): spooling to %s", why, self.spool.folder)
 
     def _spool(self, pending: Pending) -> bool:
         items = [SpooledMessage(m.topic, m.payload, m.parsed.received_at) for m in pending.messages]

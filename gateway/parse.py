@@ -180,9 +180,15 @@ def parse_status(
         reason, field_name = f"status of {refused}", "device_id"
     else:
         return state == b"online", out
-    out.rejected.append(DeadLetter(topic=_clean(topic), payload=payload, reason=reason, received_at=received_at,
-                                   field=field_name, device_id=_clean(device_id), kind=STATUS_KIND))
+    out.rejected.append(_dead_letter(topic, payload, reason, received_at, field_name, _clean(device_id), STATUS_KIND))
     return None, out
+
+
+def _dead_letter(topic: str, payload: bytes, reason: str, received_at: datetime, field_name: str | None,
+                 device_id: str | None, kind: str | None) -> DeadLetter:
+    """A refusal as stored: topic, reason and field as text PostgreSQL can hold."""
+    return DeadLetter(topic=_clean(topic), payload=payload, reason=_clean(reason), received_at=received_at,
+                      field=None if field_name is None else _clean(field_name), device_id=device_id, kind=kind)
 
 
 def parse_message(
@@ -203,17 +209,7 @@ def parse_message(
     out = Parsed(received_at=received_at)
 
     def reject(reason: str, field_name: str | None, device_id: str | None = None, kind: str | None = None) -> None:
-        out.rejected.append(
-            DeadLetter(
-                topic=_clean(topic),
-                payload=payload,
-                reason=_clean(reason),
-                received_at=received_at,
-                field=None if field_name is None else _clean(field_name),
-                device_id=device_id,
-                kind=kind,
-            )
-        )
+        out.rejected.append(_dead_letter(topic, payload, reason, received_at, field_name, device_id, kind))
 
     parts = parse_topic(topic)
     if parts is None:

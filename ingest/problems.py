@@ -52,7 +52,8 @@ def first_line(exc: BaseException) -> str:
 
 async def database_problem(exc: psycopg.Error, dsn: str) -> str:
     """One line on what is wrong, for a log: the migration to run, or the server's answer behind a pool's timeout."""
-    if (missing := await asyncio.to_thread(not_migrated, exc, dsn)) is not None:
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction) and (
+            missing := await asyncio.to_thread(not_migrated, exc, dsn)) is not None:
         return str(missing)
     if isinstance(exc, PoolTimeout):
         try:

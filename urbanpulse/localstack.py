@@ -153,6 +153,12 @@ class PostgresServer:
         self._process = ChildProcess()
         self._run_as = "postgres" if os.geteuid() == 0 else None
 
+    label = "PostgreSQL"
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "postgres.log"
+
     @property
     def dsn(self) -> str:
         return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{self.database}"
@@ -187,7 +193,7 @@ class PostgresServer:
         )
 
     def _refuse_if_in_use(self) -> None:
-        _refuse_if_running(self.data_dir / "pgdata" / "postmaster.pid", "postgres", "PostgreSQL", self.data_dir)
+        _refuse_if_running(self.data_dir / "pgdata" / "postmaster.pid", "postgres", self.label, self.data_dir)
 
     def start(self, timeout: float = 60.0) -> None:
         """Initialise the cluster if needed, start the server and wait until it takes connections."""
@@ -207,7 +213,7 @@ class PostgresServer:
         argv = [str(postgres_bindir() / "postgres"), "-D", str(self.data_dir / "pgdata")]
         for name, value in conf.items():
             argv += ["-c", f"{name}={value}"]
-        log = self.data_dir / "postgres.log"
+        log = self.log
         log.touch()
         self._own(log)
         self._process.spawn(argv, log, self._run_as)
@@ -218,7 +224,7 @@ class PostgresServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                tail = (self.data_dir / "postgres.log").read_text(errors="replace")[-2000:]
+                tail = self.log.read_text(errors="replace")[-2000:]
                 msg = f"postgres exited during start-up:\n{tail}"
                 raise ServerError(msg)
             try:
@@ -294,6 +300,12 @@ class MosquittoServer:
         self.config = config
         self._process = ChildProcess()
 
+    label = "Mosquitto"
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "mosquitto.log"
+
     @property
     def running(self) -> bool:
         return self._process.running
@@ -326,7 +338,7 @@ class MosquittoServer:
 
     def _refuse_if_in_use(self) -> None:
         """Two brokers on one folder would share one persistence file."""
-        _refuse_if_running(self.data_dir / "mosquitto.pid", "mosquitto", "Mosquitto", self.data_dir)
+        _refuse_if_running(self.data_dir / "mosquitto.pid", "mosquitto", self.label, self.data_dir)
 
     def start(self, timeout: float = 20.0) -> None:
         if self.running:
@@ -335,11 +347,11 @@ class MosquittoServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(self.config_text())
-        self._process.spawn([str(mosquitto_binary()), "-c", str(conf)], self.data_dir / "mosquitto.log", None)
+        self._process.spawn([str(mosquitto_binary()), "-c", str(conf)], self.log, None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                tail = (self.data_dir / "mosquitto.log").read_text(errors="replace")[-2000:]
+                tail = self.log.read_text(errors="replace")[-2000:]
                 msg = f"mosquitto exited during start-up:\n{tail}"
                 raise ServerError(msg)
             if _port_open(self.port):

@@ -54,10 +54,11 @@ def local_servers(settings: Settings, console: Console) -> Iterator[tuple[Settin
     mq_port = mq_port if _port_free(mq_port) else free_port()
     postgres = PostgresServer(Path(data_dir) / "postgres", port=pg_port)
     mosquitto = MosquittoServer(Path(data_dir) / "mosquitto", port=mq_port)
-    console.print(f"[bold]starting PostgreSQL[/] in {postgres.data_dir} on 127.0.0.1:{pg_port}", soft_wrap=True)
+    console.print(f"[bold]starting {postgres.label}[/] in {postgres.data_dir} on 127.0.0.1:{pg_port}", soft_wrap=True)
     postgres.start()
     try:
-        console.print(f"[bold]starting Mosquitto[/] in {mosquitto.data_dir} on 127.0.0.1:{mq_port}", soft_wrap=True)
+        console.print(f"[bold]starting {mosquitto.label}[/] in {mosquitto.data_dir} on 127.0.0.1:{mq_port}",
+                      soft_wrap=True)
         mosquitto.start()
         try:
             yield settings.model_copy(update={
@@ -126,9 +127,9 @@ async def _revive(servers: tuple[Server, ...], last_start: dict[int, float], con
     for n, server in enumerate(servers):
         if server.running or loop.time() - last_start.get(n, -math.inf) < RESTART_SECONDS:
             continue
-        name = "PostgreSQL" if isinstance(server, PostgresServer) else "Mosquitto"
-        log = server.data_dir / ("postgres.log" if isinstance(server, PostgresServer) else "mosquitto.log")
-        console.print(f"[red]{name} exited[/] (its log: {log}): starting it again", highlight=False, soft_wrap=True)
+        name = server.label
+        console.print(f"[red]{name} exited[/] (its log: {server.log}): starting it again", highlight=False,
+                      soft_wrap=True)
         last_start[n] = loop.time()
         try:
             await asyncio.to_thread(server.start)
