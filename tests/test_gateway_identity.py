@@ -118,3 +118,22 @@ def test_a_status_that_is_not_presence_is_dead_lettered_once_saying_why(
             reasons.append(sorted(r[0] for r in conn.execute("SELECT reason FROM dead_letters").fetchall()))
     assert reasons[0] == ["a status payload must be 'online' or 'offline'", "status of unknown device 'air-00009'"]
     assert reasons[1] == reasons[0]
+
+
+def test_a_spooled_status_or_platform_message_replays_as_it_was_taken() -> None:
+    """Replayed from the spool, a status message is a presence (nothing to store) or its own dead letter, and
+    analytics' events on the same root are nothing: all three used to replay as "unknown kind" dead letters."""
+    from urbanpulse.contract import Kind  # noqa: PLC0415
+    from urbanpulse.gateway.registry import DeviceDirectory  # noqa: PLC0415
+    from urbanpulse.gateway.service import Gateway  # noqa: PLC0415
+    from urbanpulse.gateway.spool import SpooledMessage  # noqa: PLC0415
+    from urbanpulse.settings import Settings  # noqa: PLC0415
+
+    gateway = Gateway(Settings())
+    gateway.directory = DeviceDirectory({"air-00000": (Kind.AIR, True)})
+    now = datetime.now(UTC)
+    replayed = {topic: gateway._reparse(SpooledMessage(topic, payload, now)) for topic, payload in [
+        (status_topic("air-00000"), b"offline"), (status_topic("air-00009"), b"online"),
+        ("urbanpulse/v1/events/air-00000", b'{"id": 1}')]}
+    assert [(len(p.readings), [d.reason for d in p.rejected]) for p in replayed.values()] == [
+        (0, []), (0, ["status of unknown device 'air-00009'"]), (0, [])]

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -144,3 +151,20 @@ def test_registering_a_fleet_moves_simulated_devices_to_its_places(database: str
     moved, kept = live[0], other
     assert rows[moved.device_id] == (live[-1].province.name, live[-1].district.name, 1.0, 2.0)
     assert rows[kept.device_id] == (kept.province.name, kept.district.name, round(kept.lat, 6), round(kept.lon, 6))
+
+
+def test_a_simulator_stopped_by_sigterm_says_what_it_published(broker: MosquittoServer, tmp_path: Path) -> None:
+    """Run as a service and stopped (no --duration), it still prints its counts and exits 0."""
+    env = {**os.environ, "URBANPULSE_BROKER__PORT": str(broker.port)}
+    log = tmp_path / "sim.log"
+    with log.open("w") as out:
+        sim = subprocess.Popen([sys.executable, "-c", "from urbanpulse.cli import main; main()", "sim", "--no-register",
+                                "--devices", "1", "--interval", "0.2"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(4.0)  # the import, a connection and a few rounds
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        code = sim.wait(30)
+    text = " ".join(log.read_text().split())
+    assert code == 0, text
+    assert re.search(r"published [1-9]\d*, acknowledged [1-9]\d*, malformed 0", text), text

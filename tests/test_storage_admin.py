@@ -150,3 +150,26 @@ def test_a_changed_storage_setting_is_said(store: str) -> None:
             " (URBANPULSE_STORAGE__AIR_CHUNK_INTERVAL=6 hours ignored)"]
         assert write_config(conn, StorageSettings(air_chunk_interval=timedelta(hours=6)), fixed_too=False) == [
             "air_retention: 3650 days -> 365 days (URBANPULSE_STORAGE__AIR_RETENTION, or its default)"]
+
+
+def test_the_storage_job_logs_each_run(store: str, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from urbanpulse.ingest.maintain import maintain_every  # noqa: PLC0415
+    from urbanpulse.settings import StorageSettings  # noqa: PLC0415
+
+    async def one_run() -> None:
+        stop = asyncio.Event()
+        job = asyncio.create_task(maintain_every(store, StorageSettings(), stop))
+        for _ in range(600):
+            if "storage maintenance done in" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(job, 30)
+
+    with caplog.at_level("INFO", logger="urbanpulse.ingest"):
+        asyncio.run(one_run())
+    line = next(r.getMessage() for r in caplog.records if "storage maintenance done in" in r.getMessage())
+    assert "backend: " in line
+    assert "traffic typical speed: " in line
