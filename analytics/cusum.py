@@ -24,11 +24,10 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import Field, jit, jit_inline, prefetch, row, row_ahead, unit_score
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
+from urbanpulse.analytics.ewma import sigma_of
 
 __all__ = ["Cusum", "cusum_fields", "cusum_step"]
 
-MAD_TO_SIGMA = math.sqrt(math.pi / 2)
-_REL_FLOOR = 1e-9
 
 
 def cusum_fields(prefix: str = "") -> tuple[Field, ...]:
@@ -41,12 +40,6 @@ def cusum_fields(prefix: str = "") -> tuple[Field, ...]:
 
 
 LEVEL, SPREAD, COUNT, UP, DOWN, RUN_UP, RUN_DOWN, SIGMA = range(8)
-
-
-@jit_inline
-def sigma_of(level: float, spread: float, min_sigma: float) -> float:
-    """The sigma of a baseline: the spread's, floored at ``min_sigma`` and a relative 1e-9 of the level."""
-    return max(spread * MAD_TO_SIGMA, min_sigma, _REL_FLOOR * (1.0 + abs(level)))
 
 
 @jit_inline

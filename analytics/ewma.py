@@ -27,6 +27,7 @@ __all__ = [
     "ewma_fields",
     "ewma_step",
     "score_learn",
+    "sigma_of",
 ]
 
 # E|X - mu| = sigma * sqrt(2 / pi) for a normal X: the mean absolute deviation times this is sigma.
@@ -46,8 +47,10 @@ def ewma_fields(prefix: str = "") -> tuple[Field, Field, Field]:
 
 
 @jit_inline
-def _sigma(mean: float, spread: float, floor: float) -> float:
-    return max(spread * MAD_TO_SIGMA, floor, _REL_FLOOR * (1.0 + abs(mean)))
+def sigma_of(level: float, spread: float, floor: float) -> float:
+    """The sigma of a baseline (level, mean absolute deviation): the spread's, floored at ``floor`` and at a
+    relative 1e-9 of the level. The EWMA, seasonal and CUSUM detectors standardise by it."""
+    return max(spread * MAD_TO_SIGMA, floor, _REL_FLOOR * (1.0 + abs(level)))
 
 
 @jit_inline
@@ -66,7 +69,7 @@ def ewma_step(
     d = x - mean
     score = 0.0
     if n >= warmup and n > 0:  # the common case first
-        sigma = _sigma(mean, spread, floor)
+        sigma = sigma_of(mean, spread, floor)
         score = unit_score(d, scale * sigma)  # z² / (z² + scale²) with z = d / sigma, in one division
         limit = clip * sigma
         d = min(max(d, -limit), limit)

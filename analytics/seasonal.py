@@ -18,13 +18,12 @@ from numpy.typing import NDArray
 
 from urbanpulse.analytics.arrays import Field, by_series, jit, jit_inline, ungroup, unit_score, unsigned
 from urbanpulse.analytics.base import LEARN, SCORE, Detector
+from urbanpulse.analytics.ewma import sigma_of
 
 __all__ = ["SLOTS", "SeasonalProfile", "seasonal_fields", "seasonal_step", "slots_of"]
 
 WEEK, DAY = 168, 24
 SLOTS = WEEK + DAY  # week slots 0..167 (Monday 00:00 is 0), then day slots 168..191
-MAD_TO_SIGMA = math.sqrt(math.pi / 2)
-_REL_FLOOR = 1e-9
 
 
 def seasonal_fields(prefix: str = "") -> tuple[Field, ...]:
@@ -39,11 +38,6 @@ def slots_of(t: float) -> tuple[int, int]:
     hour = int(hours % 24)
     weekday = int((math.floor(hours / 24.0) + 3) % 7)  # 1970-01-01 was a Thursday
     return weekday * 24 + hour, WEEK + hour
-
-
-@jit_inline
-def _sigma(level: float, spread: float, floor: float) -> float:
-    return max(spread * MAD_TO_SIGMA, floor, _REL_FLOOR * (1.0 + abs(level)))
 
 
 @jit_inline
@@ -73,8 +67,8 @@ def seasonal_step(
     """
     if not math.isfinite(x):
         return 0.0, week_level, week_spread, week_n, day_level, day_spread, day_n
-    week_sigma = _sigma(week_level, week_spread, min_sigma)  # each slot's, once for scoring and learning
-    day_sigma = _sigma(day_level, day_spread, min_sigma)
+    week_sigma = sigma_of(week_level, week_spread, min_sigma)  # each slot's, once for scoring and learning
+    day_sigma = sigma_of(day_level, day_spread, min_sigma)
     score = 0.0
     if week_n >= min_count:
         score = unit_score(x - week_level, scale * week_sigma)  # (z / scale)² / (1 + (z / scale)²), one division
