@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urbanpulse.dashboards.common import (
     DISTRICT,
+    EVENTS_OF_DEVICES,
     LONG_RANGE,
     PLACE,
     PROVINCE,
@@ -127,5 +128,5 @@ AIR = Dashboard(
     description="VN_AQI (Decision 1459/QĐ-TCMT) hourly and daily, PM trends and what drives the index.",
     variables=(PROVINCE, DISTRICT, device_variable("air")),
     panels=(AQI_STATION, AQI_DISTRICT, PM25, PM10, DRIVER, DAILY, PROVINCES),
-    annotations=(events_annotation("air"),),
+    annotations=(events_annotation("air", chosen=EVENTS_OF_DEVICES),),
 )

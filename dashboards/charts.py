@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import matplotlib as mpl
 
@@ -83,11 +84,21 @@ def draw(briefing: Briefing, out_dir: Path) -> dict[str, str]:
         _empty(ax)
     images["hot_spots"] = _save(fig, out_dir / "hot_spots.png")
 
+    images["timeline"] = _timeline(briefing, out_dir)
+    return images
+
+
+def _timeline(briefing: Briefing, out_dir: Path) -> str:
+    """The events opened per hour of the briefing's local day, stacked by severity."""
     fig, ax = plt.subplots(figsize=(8, 3))
     colours = dict(SEVERITY_COLOURS)
     bottoms: dict[datetime, float] = {}
+    zone = ZoneInfo(briefing.timezone)  # the briefing's day is a local day: its hours are read in its zone
+    midnight = datetime.combine(briefing.day, time(0), zone)
     for severity, colour in colours.items():
         points = [(r[0], float(r[2])) for r in briefing.timeline.rows if r[1] == severity]
+        if not points:  # no bar: no legend entry either (it would take the default colour, not the severity's)
+            continue
         times = [t if isinstance(t, datetime) else datetime.fromtimestamp(float(t), UTC) for t, _ in points]
         stamps = mdates.date2num(times)  # type: ignore[no-untyped-call]
         counts = [n for _, n in points]
@@ -95,12 +106,12 @@ def draw(briefing: Briefing, out_dir: Path) -> dict[str, str]:
                label=severity, align="edge")
         for t, n in zip(times, counts, strict=True):
             bottoms[t] = bottoms.get(t, 0.0) + n
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+    ax.set_xlim(mdates.date2num([midnight, midnight + timedelta(days=1)]))  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))  # type: ignore[no-untyped-call]
     ax.set_ylabel("events opened")
     ax.set_title("Events per hour by severity")
     if briefing.timeline.rows:
         ax.legend(loc="upper left")
     else:
         _empty(ax)
-    images["timeline"] = _save(fig, out_dir / "events_timeline.png")
-    return images
+    return _save(fig, out_dir / "events_timeline.png")

@@ -72,7 +72,8 @@ def report(
 def push(
     url: Annotated[str, typer.Option(help="Grafana's base URL, e.g. http://localhost:3000.")],
     db_host: Annotated[str | None, typer.Option(
-        help="host:port of the database as Grafana sees it; default: from URBANPULSE_DATABASE__DSN.")] = None,
+        help="host:port of the database as Grafana sees it; default: URBANPULSE_GRAFANA__DB_HOST, else the host"
+        " of URBANPULSE_DATABASE__DSN.")] = None,
     timescaledb: Annotated[bool | None, typer.Option(
         help="The data source is TimescaleDB; default: detected from the database.")] = None,
 ) -> None:
@@ -89,6 +90,7 @@ def push(
     from urbanpulse.dashboards.push import push as run_push  # noqa: PLC0415
 
     settings = Settings()
+    db_host = db_host or settings.grafana.db_host
     if db_host is None:
         parts = conninfo_to_dict(settings.database.dsn)
         db_host = f"{parts.get('host') or '127.0.0.1'}:{parts.get('port') or 5432}"

@@ -95,8 +95,18 @@ DEVICE_ONE = Variable(
 )
 
 
-def events_annotation(*kinds: str) -> Annotation:
-    """Events of ``kinds`` (warning and critical) on the time axis, from opening to resolution."""
+# What an events annotation is narrowed to, as the dashboard's variables narrow its panels (a device without a
+# place is 'unknown' to the Province and District variables, grafana_devices' coalesce).
+EVENTS_IN_PROVINCE = "coalesce(province, 'unknown') IN ($province)"
+EVENTS_IN_PLACE = f"{EVENTS_IN_PROVINCE} AND coalesce(district, 'unknown') IN ($district)"
+EVENTS_OF_DEVICES = f"{EVENTS_IN_PLACE} AND device_id IN ($device)"
+EVENTS_OF_DEVICE = "device_id = ${device:sqlstring}"
+
+
+def events_annotation(*kinds: str, chosen: str = "true") -> Annotation:
+    """Events of ``kinds`` (warning and critical) on the time axis, from opening to resolution, of the places
+    or devices ``chosen`` (a condition on grafana_events: ``EVENTS_IN_PLACE`` ...) -- on a dashboard narrowed
+    to one province or device, another's events would read as this one's."""
     listed = ", ".join(f"'{k}'" for k in kinds)
     return Annotation(
         "Events",
@@ -104,7 +114,7 @@ def events_annotation(*kinds: str) -> Annotation:
         "  format('%s %s: %s on %s (%s)', severity, kind, metric, device_id, status) AS text,\n"
         "  concat_ws(',', severity, kind, province, district) AS tags\n"
         "FROM grafana_events\n"
-        f"WHERE kind IN ({listed}) AND severity <> 'info'\n"
+        f"WHERE kind IN ({listed}) AND severity <> 'info' AND {chosen}\n"
         "  AND opened_at <= $__timeTo() AND coalesce(resolved_at, 'infinity') >= $__timeFrom()\n"
         "ORDER BY opened_at\n"
         "LIMIT 500",

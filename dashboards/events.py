@@ -3,7 +3,7 @@ event timeline, acknowledged state, time to acknowledge and to resolve."""
 
 from __future__ import annotations
 
-from urbanpulse.dashboards.common import PROVINCE, TO_DEVICE, events_annotation
+from urbanpulse.dashboards.common import EVENTS_IN_PROVINCE, PROVINCE, TO_DEVICE, events_annotation
 from urbanpulse.dashboards.model import SEVERITY_COLOURS, Dashboard, Grid, Panel
 
 ACTIVE = "opened_at <= $__timeTo() AND coalesce(resolved_at, 'infinity') >= $__timeFrom()"
@@ -68,5 +68,5 @@ EVENTS_BOARD = Dashboard(
     "operators answered.",
     variables=(PROVINCE,),
     panels=(OPEN_INCIDENTS, STATES, RESPONSE, TIMELINE, EVENTS),
-    annotations=(events_annotation("air", "traffic", "ispeed"),),
+    annotations=(events_annotation("air", "traffic", "ispeed", chosen=EVENTS_IN_PROVINCE),),
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from urbanpulse.dashboards.common import (
     DEVICE_ONE,
     DISTRICT,
+    EVENTS_IN_PLACE,
+    EVENTS_OF_DEVICE,
     PLACE,
     PROVINCE,
     TO_AIR,
@@ -21,8 +23,12 @@ from urbanpulse.dashboards.model import (
     Grid,
     Panel,
 )
+from urbanpulse.dashboards.network import UNDER_LINE
 
-RECENT_HOURS = "$__timeTo()::timestamptz - interval '3 hours' < bucket AND bucket <= $__timeTo()"
+# Hours that ended in the last three before the range's end (the hour in progress has no AQI yet; an hour that
+# starts at the range's end is after it).
+RECENT_HOURS = ("$__timeTo()::timestamptz - interval '3 hours' < bucket"
+                " AND bucket + interval '1 hour' <= $__timeTo()")
 STATUS = ("CASE WHEN NOT enabled THEN 0 WHEN online THEN 2 ELSE 1 END AS status_code,\n"
           "  CASE WHEN NOT enabled THEN 'disabled' WHEN online THEN 'online' ELSE 'offline' END AS status")
 
@@ -45,14 +51,19 @@ RATE = Panel(
     f"  UNION ALL SELECT sum(tests) FROM ispeed_1h WHERE {LAST_HOUR} AND province IN ($province)\n"
     ") AS kinds",
     "short", Grid(5, 0, 5, 4),
-    "Readings stored per minute over the last complete hour before the range's end, every kind (hourly rollups).",
+    "Readings stored per minute over the last complete hour before the range's end, every kind (hourly rollups):"
+    " the chosen districts' stations and detectors, and the speed tests of the chosen provinces (phones roam:"
+    " a test has a province, not a district).",
     columns=("readings_per_minute",),
 )
 INCIDENTS = Panel(
     "Open incidents", "stat",
     "SELECT count(*) AS open, count(*) FILTER (WHERE severity = 'critical') AS critical\n"
-    "FROM grafana_incidents WHERE status <> 'resolved' AND opened_at <= $__timeTo() AND province IN ($province)",
-    "none", Grid(10, 0, 4, 4), "Incidents not resolved (open or acknowledged), and how many are critical.",
+    "FROM grafana_incidents WHERE status <> 'resolved' AND opened_at <= $__timeTo() AND province IN ($province)\n"
+    "  AND (coalesce(district, 'unknown') IN ($district) OR scope = 'province')",
+    "none", Grid(10, 0, 4, 4),
+    "Incidents not resolved (open or acknowledged) in the chosen districts or across their province, and how many"
+    " are critical.",
     columns=("open",), steps=((None, "green"), (1, "orange")),
 )
 WORST = Panel(
@@ -67,11 +78,12 @@ SLOW = Panel(
     f"Provinces under {SLOW_MBPS:g} Mbit/s", "stat",
     "SELECT count(*) AS provinces FROM (\n"
     f"  SELECT province FROM ispeed_1h WHERE {overlapping('bucket', '1 hour')} AND province IN ($province)\n"
-    "  GROUP BY province HAVING sum(download_median * tests) / sum(tests) < max(line_mbps)\n"
+    f"  GROUP BY province HAVING {UNDER_LINE}\n"
     ") AS slow",
     "none", Grid(19, 0, 5, 4),
-    "Provinces whose median 4G download over the range (tests-weighted over operators) is under the line"
-    " (the storage setting the rollups were computed with).",
+    "Provinces whose median 4G download over the range is under the line: more than half of their speed tests"
+    " were (exact; the line is the storage setting URBANPULSE_STORAGE__ISPEED_SLOW_MBPS the database was"
+    " created with).",
     columns=("provinces",), steps=((None, "green"), (1, "red")),
 )
 MAP = Panel(
@@ -118,7 +130,7 @@ CITY = Dashboard(
     description="What the operations centre watches first: devices, readings, incidents, air and 4G at a glance.",
     variables=(PROVINCE, DISTRICT),
     panels=(ONLINE, RATE, INCIDENTS, WORST, SLOW, MAP, DEVICES, DISTRICTS),
-    annotations=(events_annotation("air", "traffic", "ispeed"),),
+    annotations=(events_annotation("air", "traffic", "ispeed", chosen=EVENTS_IN_PLACE),),
 )
 
 _ONE = "device_id = ${device:sqlstring} AND $__timeFilter(time)"
@@ -160,5 +172,5 @@ DEVICE = Dashboard(
     description="One device: registry, raw readings and events (linked from the overview's map and tables).",
     variables=(DEVICE_ONE,),
     panels=(DEVICE_INFO, DEVICE_READINGS, DEVICE_EVENTS),
-    annotations=(events_annotation("air", "traffic", "ispeed"),),
+    annotations=(events_annotation("air", "traffic", "ispeed", chosen=EVENTS_OF_DEVICE),),
 )

@@ -21,6 +21,9 @@ _RATE_KINDS = (
     f"  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_district_1h WHERE {_HOURS} GROUP BY 1\n"
     f"  UNION ALL SELECT bucket, 'ispeed', sum(tests) FROM ispeed_1h WHERE {_HOURS} GROUP BY 1\n"
 )
+# Seconds of an hourly bucket gone by now (a minute at least): the hour in progress is counted at its rate so far,
+# not as a whole hour, whose count would read as a drop in ingest at every hour's start.
+_ELAPSED = "greatest(extract(epoch FROM least(now(), bucket + interval '1 hour') - bucket), 60)"
 # Raw readings received in the range (their measurement time may be a little earlier): for the lag panels.
 _RECEIVED = " ".join(
     f"{'UNION ALL ' if i else ''}SELECT '{kind}' AS kind, time, received_at, batch_id FROM {kind}_readings"
@@ -32,9 +35,11 @@ _RECEIVED = " ".join(
 INGEST = Panel(
     "Ingest rate", "timeseries",
     "SELECT $__timeGroupAlias(bucket, $__interval), kind AS metric,\n"
-    "  sum(n) * 60000.0 / $__interval_ms AS readings_per_minute\n"
+    f"  sum(n * 3600.0 / {_ELAPSED}) * 60000.0 / $__interval_ms AS readings_per_minute\n"
     f"FROM (\n{_RATE_KINDS}) AS stored\nGROUP BY 1, 2\nORDER BY 1, 2",
-    "short", Grid(0, 0, 12, 8), "Readings stored per minute of measurement time, per kind (from the rollups).",
+    "short", Grid(0, 0, 12, 8),
+    "Readings stored per minute of measurement time, per kind (from the rollups); the hour in progress at the"
+    " rate of its minutes so far.",
     min_interval="1h",
 )
 ACCEPTED = Panel(

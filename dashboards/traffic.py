@@ -19,6 +19,7 @@ from __future__ import annotations
 from urbanpulse.dashboards import common
 from urbanpulse.dashboards.common import (
     DISTRICT,
+    EVENTS_OF_DEVICES,
     LONG_RANGE,
     PROVINCE,
     THREE_HOURLY,
@@ -229,5 +230,5 @@ TRAFFIC = Dashboard(
     description="Road traffic from the detectors: volume, speed, occupancy, congestion against the typical week.",
     variables=(PROVINCE, DISTRICT, device_variable("traffic")),
     panels=(VOLUME, SPEED_PANEL, OCCUPANCY, CONGESTION, SEGMENT_SPEED, TYPICAL_WEEK, HOT_SPOTS),
-    annotations=(events_annotation("traffic"),),
+    annotations=(events_annotation("traffic", chosen=EVENTS_OF_DEVICES),),
 )

@@ -4,6 +4,8 @@
   database in it (fast).
 - ``pg_server``: a PostgreSQL of the test's own, for fault tests that stop, kill and restart it.
 - ``broker``: a Mosquitto of the test's own (starts in milliseconds).
+- ``filled``: for the dashboards' tests, one database per backend for the session, with 8 days of history
+  (``dashboard_db``; the TimescaleDB case skips unless the servers preload it).
 
 Set ``URBANPULSE_TEST_PG_PRELOAD=timescaledb`` to start the servers with that library preloaded
 (the TimescaleDB path; the extension must be installed for the server's PostgreSQL version).
@@ -14,15 +16,19 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from dashboard_db import Filled
 
+from urbanpulse.dashboards.sample import fill
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.localstack import MosquittoServer, PostgresServer
-from urbanpulse.settings import BrokerSettings, DatabaseSettings, GatewaySettings, Settings
+from urbanpulse.settings import BrokerSettings, DatabaseSettings, GatewaySettings, Settings, StorageSettings
 
 _counter = itertools.count()
+TIMESCALE = "timescaledb" in os.environ.get("URBANPULSE_TEST_PG_PRELOAD", "")
 
 
 def _pg_conf() -> dict[str, str]:
@@ -86,3 +92,14 @@ def make_settings(dsn: str, broker: MosquittoServer, **gateway: object) -> Setti
 @pytest.fixture
 def settings(database: str, broker: MosquittoServer) -> Settings:
     return make_settings(database, broker)
+
+
+@pytest.fixture(scope="session", params=["postgres", "timescaledb"])
+def filled(request: pytest.FixtureRequest, pg_cluster: PostgresServer) -> Filled:
+    """A database with 8 days of the simulator's history, rollups, events and incidents, per backend."""
+    if request.param == "timescaledb" and not TIMESCALE:
+        pytest.skip("TimescaleDB case: run with URBANPULSE_TEST_PG_PRELOAD=timescaledb")
+    dsn = pg_cluster.create_database(f"dash{os.getpid()}_{next(_counter)}")
+    migrate(dsn, StorageSettings(backend=request.param))
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    return Filled(dsn, str(request.param), fill(dsn, end))

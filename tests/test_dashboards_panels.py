@@ -1,78 +1,37 @@
 """Every panel of every dashboard, expanded as Grafana would, runs AS the read-only role on a real database
 and returns rows with the columns and types its visualisation needs.
 
-One database per backend for the whole module (native PostgreSQL always, TimescaleDB when the cluster
-preloads it): 8 days of the simulator's history for a small fleet in two provinces (``dashboards.sample``),
-rollups built by ``maintain()``, events and incidents. For each dashboard, for the last 1 h, 24 h and
-7 d, and for two selections of its template variables -- every value ("All") and one province, one of its
-districts, one device, one operator, each taken from the variable's own query run on the database -- each
-query is expanded with ``$__interval`` as Grafana picks it (~200 points, never under the panel's min
-interval; a panel's relative time override shortens the range) and run after ``SET ROLE urbanpulse_grafana``.
+One database per backend for the session (``filled``, conftest.py: native PostgreSQL always, TimescaleDB
+when the cluster preloads it): 8 days of the simulator's history for a small fleet in two provinces
+(``dashboards.sample``), rollups built by ``maintain()``, events and incidents. For each dashboard, for
+the last 1 h, 24 h and 7 d, and for two selections of its template variables -- every value ("All") and
+one province, one of its districts, one device, one operator, each taken from the variable's own query
+run on the database -- each query is expanded with ``$__interval`` as Grafana picks it (~200 points,
+never under the panel's min interval; a panel's relative time override shortens the range) and run after
+``SET ROLE urbanpulse_grafana``.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from dashboard_db import Columns, Filled, assert_same_rows, every_place_and_device, grafana, rows_of, run
 
 from urbanpulse.dashboards import panels
 from urbanpulse.dashboards.macros import auto_interval, expand, parse_interval
 from urbanpulse.dashboards.model import Dashboard, Panel
 from urbanpulse.dashboards.render import annotation_queries, dashboard_json, panel_queries, variable_queries
-from urbanpulse.dashboards.sample import Sample, fill
-from urbanpulse.ingest.migrate import migrate
-from urbanpulse.localstack import PostgresServer
-from urbanpulse.settings import StorageSettings
 
 pytestmark = pytest.mark.integration
 
-TIMESCALE = "timescaledb" in os.environ.get("URBANPULSE_TEST_PG_PRELOAD", "")
 RANGES = (timedelta(hours=1), timedelta(hours=24), timedelta(days=7))
 TIMES = {"timestamptz", "timestamp"}
 NUMBERS = {"int2", "int4", "int8", "float4", "float8", "numeric"}
 TEXTS = {"text", "varchar", "name"}
-_names = itertools.count()
-
-Columns = list[tuple[str, str]]
-
-
-@dataclass(frozen=True, slots=True)
-class Filled:
-    dsn: str
-    backend: str
-    sample: Sample
-
-
-@pytest.fixture(scope="module", params=["postgres", "timescaledb"])
-def filled(request: pytest.FixtureRequest, pg_cluster: PostgresServer) -> Filled:
-    if request.param == "timescaledb" and not TIMESCALE:
-        pytest.skip("TimescaleDB case: run with URBANPULSE_TEST_PG_PRELOAD=timescaledb")
-    dsn = pg_cluster.create_database(f"dash{os.getpid()}_{next(_names)}")
-    migrate(dsn, StorageSettings(backend=request.param))
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
-    return Filled(dsn, str(request.param), fill(dsn, end))
-
-
-def run(conn: psycopg.Connection[Any], sql: str) -> tuple[Columns, list[tuple[Any, ...]]]:
-    cur = conn.execute(sql.encode())
-    assert cur.description is not None
-    columns = []
-    for column in cur.description:
-        info = psycopg.postgres.types.get(column.type_code)
-        columns.append((column.name, info.name if info else str(column.type_code)))
-    return columns, cur.fetchall()
-
-
-def grafana(dsn: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(dsn, autocommit=True)
-    conn.execute("SET ROLE urbanpulse_grafana")
-    return conn
 
 
 def selections(conn: psycopg.Connection[Any], board: Dashboard, data: Filled) -> list[dict[str, list[str]]]:
@@ -155,16 +114,30 @@ def test_every_panel_returns_rows(filled: Filled, board: Dashboard) -> None:
 
 @pytest.mark.parametrize("board", panels.DASHBOARDS, ids=lambda b: b.uid)
 def test_annotations_show_events(filled: Filled, board: Dashboard) -> None:
+    """Events on every dashboard's time axis; narrowed by its variables, only the chosen places' or devices'."""
     annotations = annotation_queries(dashboard_json(board))
     assert set(annotations) == {"Events"}
     end = filled.sample.end
     with grafana(filled.dsn) as conn:
+        every, narrowed = selections(conn, board, filled)
         for span in RANGES:
-            sql = expand(annotations["Events"], time_from=end - span, time_to=end, interval=auto_interval(span))
-            columns, rows = run(conn, sql)
-            assert [n for n, _ in columns] == ["time", "timeend", "text", "tags"], board.uid
-            assert columns[0][1] == columns[1][1] == "timestamptz"
-            assert rows, (board.uid, span)
+            for chosen in (every, narrowed):
+                sql = expand(annotations["Events"], time_from=end - span, time_to=end, interval=auto_interval(span),
+                             variables=chosen)
+                columns, rows = run(conn, sql)
+                assert [n for n, _ in columns] == ["time", "timeend", "text", "tags"], board.uid
+                assert columns[0][1] == columns[1][1] == "timestamptz"
+                assert rows, (board.uid, span, chosen)
+                for _, _, text, tags in rows:
+                    place = tags.split(",")[2:]
+                    assert "province" not in chosen or place[0] in chosen["province"], (board.uid, tags, chosen)
+                    assert "district" not in chosen or place[1] in chosen["district"], (board.uid, tags, chosen)
+                    assert "device" not in chosen or text.split(" on ")[1].split(" ")[0] in chosen["device"], text
+        if narrowed != every:  # one province, district or device of several: another's events are left out
+            shown = [len(run(conn, expand(annotations["Events"], time_from=end - RANGES[-1], time_to=end,
+                                          interval=auto_interval(RANGES[-1]), variables=chosen))[1])
+                     for chosen in (every, narrowed)]
+            assert shown[1] < shown[0], (board.uid, shown)
 
 
 def test_panels_show_what_they_say(filled: Filled) -> None:
@@ -199,28 +172,6 @@ def test_panels_show_what_they_say(filled: Filled) -> None:
                                 f" AND time < '{hour}'")[1][0][0] for kind in ("air", "traffic", "ispeed"))
     assert counted > 0
     assert float(rows(overview.RATE)[0][0]) == pytest.approx(counted / 60)
-
-
-def every_place_and_device(filled: Filled) -> dict[str, list[str]]:
-    """The variables province, district and device on "All" of the sample."""
-    devices = filled.sample.devices
-    return {"province": sorted({d.province.name for d in devices}),
-            "district": sorted({d.district.name for d in devices}),
-            "device": sorted(d.device_id for d in devices)}
-
-
-def rows_of(filled: Filled, sql: str, span: timedelta, interval: timedelta) -> list[tuple[Any, ...]]:
-    """A panel query over the last ``span`` at Grafana interval ``interval``, everything chosen, as Grafana's role."""
-    end = filled.sample.end
-    with grafana(filled.dsn) as conn:
-        return run(conn, expand(sql, time_from=end - span, time_to=end, interval=interval,
-                                variables=every_place_and_device(filled)))[1]
-
-
-def assert_same_rows(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]], keys: int = 2) -> None:
-    assert len(got) >= 5
-    assert [r[:keys] for r in got] == [r[:keys] for r in expected]
-    assert [r[keys:] for r in got] == [pytest.approx(r[keys:], nan_ok=True) for r in expected]
 
 
 SPANS = (timedelta(days=7), timedelta(days=7, hours=5, minutes=37))  # whole hours and not
@@ -328,17 +279,31 @@ def test_role_reads_no_secrets(filled: Filled) -> None:
 
 
 def test_ingest_rate_counts_every_stored_reading(filled: Filled) -> None:
-    """The platform's ingest rate (from the district and speed-test rollups) against the raw readings per hour."""
+    """The platform's ingest rate (from the district and speed-test rollups) against the raw readings per hour:
+    a whole hour's count over its 60 minutes, the hour in progress over its minutes gone by (``now()``), so the
+    rate does not fall at the start of every hour."""
     from urbanpulse.dashboards import platform  # noqa: PLC0415
 
-    got = rows_of(filled, platform.INGEST.sql, SPANS[0], timedelta(hours=1))
     counted = " UNION ALL ".join(
         f"SELECT floor(extract(epoch from time) / 3600) * 3600 AS t, '{kind}' AS kind FROM {kind}_readings"
         " WHERE time >= date_trunc('hour', $__timeFrom()::timestamptz) AND time < $__timeTo()"
         for kind in ("air", "traffic", "ispeed"))
-    expected = rows_of(filled, f"SELECT t, kind, count(*) FROM ({counted}) AS r GROUP BY 1, 2 ORDER BY 1, 2",
-                       SPANS[0], timedelta(hours=1))
-    assert_same_rows([(float(t), k, float(n) * 60) for t, k, n in got], [(float(t), k, n) for t, k, n in expected])
+    elapsed = "greatest(least(extract(epoch from now()) - t, 3600), 60)"
+    reference = f"SELECT t, kind, count(*) * 60.0 / {elapsed} FROM ({counted}) AS r GROUP BY 1, 2 ORDER BY 1, 2"
+    end = filled.sample.end
+    with psycopg.connect(filled.dsn) as conn:  # one transaction: one now() for both queries
+        conn.execute("SET LOCAL ROLE urbanpulse_grafana")
+        got, expected = (run(conn, expand(sql, time_from=end - SPANS[0], time_to=end, interval=timedelta(hours=1),
+                                          variables=every_place_and_device(filled)))[1]
+                         for sql in (platform.INGEST.sql, reference))
+        now = conn.execute("SELECT extract(epoch from now())").fetchone()
+    assert_same_rows([(float(t), k, float(n)) for t, k, n in got], [(float(t), k, float(n)) for t, k, n in expected])
+    assert now is not None
+    in_progress = [float(n) for t, _, n in got if float(now[0]) - float(t) < 3600]
+    whole = [float(n) for t, _, n in got if float(now[0]) - float(t) >= 3600 and float(t) < end.timestamp() - 3600]
+    # the sample's readings run to its end, a few minutes ago: the hour in progress is not a fraction of the others
+    if in_progress and end.timestamp() % 3600 >= 600:
+        assert min(in_progress) > 0.5 * min(whole), (in_progress, whole)
 
 
 def test_devices_without_a_place_are_in_all(filled: Filled) -> None:

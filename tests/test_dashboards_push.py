@@ -140,3 +140,26 @@ def test_changed_datasource_is_updated_in_place(grafana: FakeGrafana) -> None:
     assert [(a.kind, a.done) for a in actions if a.done != "unchanged"] == [("datasource", "updated")]
     assert ("PUT", "/api/datasources/uid/urbanpulse-pg") in grafana.calls
     assert grafana.datasources["urbanpulse-pg"]["jsonData"]["timescaledb"] is True
+
+
+@pytest.mark.parametrize(("grafana_host", "expected"),
+                         [("grafana-db:6432", "grafana-db:6432"), (None, "elsewhere:5433")])
+def test_push_command_points_the_datasource_at_the_grafana_db_host(
+    grafana: FakeGrafana, monkeypatch: pytest.MonkeyPatch, grafana_host: str | None, expected: str
+) -> None:
+    """``URBANPULSE_GRAFANA__DB_HOST`` (the database as Grafana's network sees it) is push's ``--db-host``;
+    without it, the host of the DSN urbanpulse connects to."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from urbanpulse.cli import app  # noqa: PLC0415
+
+    if grafana_host:
+        monkeypatch.setenv("URBANPULSE_GRAFANA__DB_HOST", grafana_host)
+    else:
+        monkeypatch.delenv("URBANPULSE_GRAFANA__DB_HOST", raising=False)
+    monkeypatch.setenv("URBANPULSE_DATABASE__DSN", "postgresql://urbanpulse@elsewhere:5433/urbanpulse")
+    url = f"http://127.0.0.1:{grafana.server_address[1]}"
+    result = CliRunner().invoke(app, ["dashboards", "push", "--url", url, "--no-timescaledb"])
+    assert result.exit_code == 0, result.output
+    assert "names no setting" not in result.output
+    assert grafana.datasources["urbanpulse-pg"]["url"] == expected

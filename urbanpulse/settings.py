@@ -286,6 +286,10 @@ class GrafanaSettings(BaseModel):
     db_password: SecretStr | None = Field(
         None, description="Password of the read-only role urbanpulse_grafana (`--grant-login`, `push`)."
     )
+    db_host: str | None = Field(
+        None, description="host:port of the database as Grafana's network sees it (the data source; `push`'s "
+        "default for `--db-host`, else the host of `DATABASE__DSN`).",
+    )
 
 
 class Settings(BaseSettings):
