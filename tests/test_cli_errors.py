@@ -42,6 +42,21 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("dsn", ["not-a-dsn", "ops:s3cret@127.0.0.1:5432/city"])
+@pytest.mark.parametrize("command", [("events", "list"), ("db", "status"), ("gateway",), ("analytics",)])
+def test_a_connection_string_libpq_cannot_read_is_a_setting_mistake(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], dsn: str, command: tuple[str, ...]
+) -> None:
+    """Refused when the settings are read, before any command connects (a traceback, or for the gateway a retry
+    for ever, before), and without repeating the string, which may hold a password."""
+    monkeypatch.setenv("URBANPULSE_DATABASE__DSN", dsn)
+    code, err = run(monkeypatch, capsys, *command)
+    assert code == 2
+    assert "URBANPULSE_DATABASE__DSN: not a libpq connection string" in err
+    assert "s3cret" not in err
+    assert "Traceback" not in err
+
+
 def test_a_timestamp_that_does_not_parse_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

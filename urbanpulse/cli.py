@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -71,6 +73,20 @@ def up(
     run_up(settings, console, external=external, duration=duration)
 
 
+def _until_stopped(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``serve(stop)`` until SIGINT or SIGTERM sets ``stop``: a service stopped by its supervisor (docker
+    stops with SIGTERM) or by Ctrl-C finishes what it holds and exits 0, as it does in ``up``."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(stop)
+
+    asyncio.run(main())
+
+
 def _gateway_process(worker: int | None, share_group: str | None, verbose: bool) -> None:
     from urbanpulse.gateway.service import Gateway, tune_gc  # noqa: PLC0415
 
@@ -82,18 +98,55 @@ def _gateway_process(worker: int | None, share_group: str | None, verbose: bool)
             update={"gateway": settings.gateway.model_copy(update={"share_group": share_group})}
         )
 
-    async def main() -> None:
+    async def serve(stop: asyncio.Event) -> None:
         async with Gateway(settings, worker=worker) as gateway:
-            await gateway.run()
+            await gateway.run(stop)
 
-    asyncio.run(main())
+    try:
+        _until_stopped(serve)
+    except Exception as exc:
+        told = explain(exc) if worker is not None else None  # one gateway: the command tells it (main)
+        if told is None:
+            raise
+        fail(f"gateway worker {worker}: {told[0]}", told[1])
 
 
 def _retire_process(client_id: str, verbose: bool) -> None:
     from urbanpulse.gateway.sessions import retire  # noqa: PLC0415
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the gateway ends this one
     _logging(verbose)
     asyncio.run(retire(Settings(), client_id))
+
+
+def _supervise(workers: list[multiprocessing.Process]) -> int:
+    """Wait for the gateway's workers; SIGTERM or SIGINT is passed on to each (it stops as one gateway does). A
+    worker that ends by itself (a port in use, a bug) stops the others: a gateway is whole or not running.
+    Returns the exit status: the first failed worker's, else 0."""
+    log = logging.getLogger("urbanpulse.gateway")
+    stopping = False
+
+    def stop_all(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in workers:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: the worker stops as a single gateway does
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_all)
+    status = 0
+    running = {proc.sentinel: proc for proc in workers}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            proc = running.pop(sentinel)  # type: ignore[arg-type]  # a sentinel is an int
+            proc.join()
+            if not stopping:
+                log.error("gateway worker %s exited (status %s): stopping the others", workers.index(proc),
+                          proc.exitcode)
+                status = proc.exitcode or 1
+                stop_all()
+    return status
 
 
 @app.command()
@@ -101,7 +154,8 @@ def gateway(
     workers: Annotated[int, typer.Option(help="Gateway processes sharing one $share subscription.")] = 1,
     verbose: Verbose = False,
 ) -> None:
-    """Run the MQTT gateway: validate, batch and store readings; dead-letter the rest.
+    """Run the MQTT gateway: validate, batch and store readings; dead-letter the rest. SIGTERM or Ctrl-C stops it
+    cleanly: the batch in hand is committed and acknowledged first.
 
     Sessions an earlier run left behind under the gateway's other client ids (more workers, or one gateway
     before several) are drained into the database and ended, each by a process of its own (gateway/README.md).
@@ -117,19 +171,20 @@ def gateway(
         logging.getLogger("urbanpulse.gateway").warning("could not look for sessions left behind (%s)", exc)
         behind = []
     # daemonic: they end with the gateway (what they have not stored stays in their session for the next start)
-    procs = [multiprocessing.Process(target=_retire_process, args=(client_id, verbose), daemon=True)
-             for client_id in behind]
+    retiring = [multiprocessing.Process(target=_retire_process, args=(client_id, verbose), daemon=True)
+                for client_id in behind]
+    for proc in retiring:
+        proc.start()
     if workers <= 1:
-        for proc in procs:
-            proc.start()
         _gateway_process(None, None, verbose)
         return
     group = settings.gateway.share_group or DEFAULT_SHARE_GROUP
-    procs += [multiprocessing.Process(target=_gateway_process, args=(i, group, verbose)) for i in range(workers)]
+    procs = [multiprocessing.Process(target=_gateway_process, args=(i, group, verbose)) for i in range(workers)]
     for proc in procs:
         proc.start()
-    for proc in procs:
-        proc.join()
+    status = _supervise(procs)
+    if status:
+        raise SystemExit(status)
 
 
 @app.command()
@@ -139,11 +194,11 @@ def analytics(verbose: Verbose = False) -> None:
 
     _logging(verbose)
 
-    async def main() -> None:
+    async def serve(stop: asyncio.Event) -> None:
         async with Analytics(Settings()) as service:
-            await service.run()
+            await service.run(stop)
 
-    asyncio.run(main())
+    _until_stopped(serve)
 
 
 @app.command()
@@ -193,15 +248,7 @@ def db_maintain(
             console.print(line)
         return
     _logging(verbose)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await maintain_every(settings.database.dsn, settings.storage, stop)
-
-    asyncio.run(main())
+    _until_stopped(lambda stop: maintain_every(settings.database.dsn, settings.storage, stop))
 
 
 @db_app.command("status")

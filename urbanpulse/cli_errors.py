@@ -49,7 +49,8 @@ def settings_problem(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()
             continue
         name = env_name(*path)
         value = error.get("input")
-        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        secret = path[-1] in {"dsn", "password", "token", "db_password", "broker_password"}  # may hold a password
+        shown = f"={value!r}" if isinstance(value, str | int | float) and not secret else ""
         lines.append(f"{name}{shown}: {error['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 

@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, TypeAdapter, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,10 +32,22 @@ class BrokerSettings(BaseModel):
     keepalive: int = Field(30, ge=0, le=65535, description="MQTT keepalive in seconds (0: off).")
 
 
+def _connection_string(value: str) -> str:
+    """``value`` if libpq can read it as a connection string (a URI or ``key=value`` pairs), read without
+    connecting; else a ValueError that does not repeat it (it may hold a password)."""
+    try:
+        conninfo_to_dict(value)
+    except psycopg.ProgrammingError:
+        msg = ("not a libpq connection string: expected postgresql://USER@HOST:PORT/DATABASE or key=value pairs"
+               " such as 'host=HOST port=PORT dbname=DATABASE user=USER'")
+        raise ValueError(msg) from None
+    return value
+
+
 class DatabaseSettings(BaseModel):
     """PostgreSQL / TimescaleDB. Env: ``URBANPULSE_DATABASE__<NAME>``."""
 
-    dsn: str = Field(
+    dsn: Annotated[str, AfterValidator(_connection_string)] = Field(
         "postgresql://urbanpulse@127.0.0.1:5432/urbanpulse",
         description="libpq connection string of the database urbanpulse writes to.",
     )
