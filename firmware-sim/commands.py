@@ -15,7 +15,9 @@ import psycopg
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
+from urbanpulse.ingest.problems import first_line
 from urbanpulse.settings import Settings, env_name
 from urbanpulse.sim.city import Device
 from urbanpulse.sim.scenario import Scenario
@@ -121,9 +123,14 @@ def _register(settings: Settings, devices: list[Device]) -> None:
     try:
         registered = register_fleet(settings.database.dsn, devices)
     except psycopg.OperationalError as exc:
-        console.print(f"[red]cannot register the simulated devices: {exc}[/red]\n"
-                      "give the database (URBANPULSE_DATABASE__DSN) or run with --no-register")
-        raise typer.Exit(2) from exc
+        from urbanpulse.cli_errors import explain  # noqa: PLC0415
+
+        told = explain(exc)  # an outage (1), or a database that refused the setting (2)
+        why, status = told if told is not None else (first_line(exc), 1)
+        console.print(f"[red]cannot register the simulated devices:[/red] {escape(why)}; run with --no-register to"
+                      " play devices the gateway may not know (URBANPULSE_GATEWAY__REQUIRE_REGISTRATION)",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(status) from exc
     console.print(f"{len(registered)} simulated devices registered, {len(devices) - len(registered)} already known")
 
 

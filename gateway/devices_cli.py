@@ -66,13 +66,15 @@ Reload = Annotated[
 
 @contextmanager
 def _registry() -> Iterator[psycopg.Connection[TupleRow]]:
-    """A connection to the configured database; a ``RegistryError`` ends the command with its message."""
+    """A connection to the configured database; a ``RegistryError`` (bad input: an id, a coordinate, a CSV line, a
+    device that is not there, broker settings that would lock the gateway out) ends the command with its message
+    and exit status 2, as every command's bad input does (README "The CLI")."""
     try:
         with psycopg.connect(Settings().database.dsn) as conn:
             yield conn
     except RegistryError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
 
 
 def _services(broker_dir: Path | None, reload: str | None) -> list[ServiceAccount]:
@@ -306,7 +308,7 @@ def config(
     tls_given = [tls_cert, tls_key, tls_ca]
     if any(tls_given) and not all(tls_given):
         err.print("[red]error:[/red] --tls-cert, --tls-key and --tls-ca go together")
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     folder = out.absolute().parent
     text = broker_config(
         password_file=(password_file or folder / "passwd").absolute(),

@@ -281,7 +281,7 @@ def test_a_simulator_account_that_cannot_be_is_refused_before_anything_changes(
                         "SIM__BROKER_USERNAME": username, "SIM__BROKER_PASSWORD": "x"}.items():
         monkeypatch.setenv(f"URBANPULSE_{name}", value)
     done = CliRunner().invoke(app, ["broker", "files", "--broker-dir", str(secured.broker_dir)])
-    assert done.exit_code == 1
+    assert done.exit_code == 2
     assert refusal in " ".join(done.output.split())
     assert "Traceback" not in done.output
     assert (secured.broker_dir / "passwd").read_text() == before

@@ -75,3 +75,30 @@ def test_up_starts_its_killed_database_and_broker_again(tmp_path: Path) -> None:
     assert "Mosquitto is back" in text
     assert "stopped cleanly" in text
     assert "Traceback" not in text
+
+
+def test_a_second_stack_takes_free_ports(tmp_path: Path) -> None:
+    """With the database's, the broker's and the gateway's metrics port taken (another `up` in another folder),
+    the local servers and the gateway get free ones, and say which (the metrics port was not: `up` failed)."""
+    import io  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from urbanpulse.settings import Settings  # noqa: PLC0415
+    from urbanpulse.stack import local_servers  # noqa: PLC0415
+
+    taken = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
+    pg, mq, metrics = (s.getsockname()[1] for s in taken)
+    settings = Settings(data_dir=tmp_path / "data", database={"dsn": f"postgresql://urbanpulse@127.0.0.1:{pg}/up"},
+                        broker={"port": mq}, gateway={"metrics_port": metrics})  # type: ignore[arg-type]
+    said = io.StringIO()
+    try:
+        with local_servers(settings, Console(file=said, width=200)) as (running, _):
+            assert running.gateway.metrics_port not in (None, metrics)
+            assert running.broker.port != mq
+            assert f"({metrics} is taken)" in said.getvalue()
+            assert f"gateway metrics on 127.0.0.1:{running.gateway.metrics_port}" in said.getvalue()
+    finally:
+        for s in taken:
+            s.close()

@@ -187,7 +187,7 @@ def _cli(database: str, *args: str) -> tuple[int, str, str]:
 @pytest.mark.integration
 def test_cli(database: str, tmp_path: Path) -> None:
     code, _, err = _cli(database, "devices", "add", "air-9", "--kind", "air", "--province", "Hue", "--lat", "16.4")
-    assert code == 1
+    assert code == 2
     assert "lat and lon go together" in err
     code, out, _ = _cli(database, "devices", "add", "air-9", "--kind", "air", "--province", "Hue", "--lat", "16.4",
                         "--lon", "107.6")
@@ -196,7 +196,7 @@ def test_cli(database: str, tmp_path: Path) -> None:
     csv_file, secrets_file, broker_dir = tmp_path / "d.csv", tmp_path / "secrets.csv", tmp_path / "broker"
     csv_file.write_text(HEADER + "air-9,air,,,,,\n")
     code, _, err = _cli(database, "devices", "import", str(csv_file), "--secrets-out", str(secrets_file))
-    assert code == 1
+    assert code == 2
     assert "line 2: device 'air-9' is already registered" in err
     assert not secrets_file.exists()
     csv_file.write_text(CSV)
@@ -221,7 +221,7 @@ def test_cli(database: str, tmp_path: Path) -> None:
     assert verify_secret(out.strip(), dict(line.split(":", 1) for line in
                                             (broker_dir / "passwd").read_text().splitlines()[1:])["air-9"])
     code, _, err = _cli(database, "devices", "enable", "nope")
-    assert code == 1
+    assert code == 2
     assert "unknown device 'nope'" in err
 
     (broker_dir / "passwd").unlink()
@@ -231,7 +231,7 @@ def test_cli(database: str, tmp_path: Path) -> None:
 
     conf = tmp_path / "etc" / "mosquitto.conf"
     code, _, err = _cli(database, "broker", "config", "--out", str(conf), "--tls-cert", "c.pem")
-    assert code == 1
+    assert code == 2
     assert "go together" in err
     assert _cli(database, "broker", "config", "--out", str(conf), "--data-dir", str(tmp_path))[0] == 0
     assert f"password_file {tmp_path}/etc/passwd" in conf.read_text()

@@ -60,10 +60,16 @@ def local_servers(settings: Settings, console: Console) -> Iterator[tuple[Settin
         console.print(f"[bold]starting {mosquitto.label}[/] in {mosquitto.data_dir} on 127.0.0.1:{mq_port}",
                       soft_wrap=True)
         mosquitto.start()
+        metrics_port = settings.gateway.metrics_port
+        if metrics_port and not _port_free(metrics_port):  # another `up`'s gateway, say: as for the servers' ports
+            metrics_port = free_port()
+            console.print(f"gateway metrics on 127.0.0.1:{metrics_port} ({settings.gateway.metrics_port} is taken)",
+                          soft_wrap=True)
         try:
             yield settings.model_copy(update={
                 "database": settings.database.model_copy(update={"dsn": postgres.dsn}),
                 "broker": settings.broker.model_copy(update={"host": "127.0.0.1", "port": mq_port}),
+                "gateway": settings.gateway.model_copy(update={"metrics_port": metrics_port}),
             }), (postgres, mosquitto)
         finally:
             mosquitto.stop()
