@@ -1,13 +1,10 @@
 """Mobile network (uid ``urbanpulse-network``): crowd-sourced 4G speed tests (iSpeed) against the
 40 Mbit/s line -- medians per province and operator, share of slow tests, ranking, map, trends.
 
-A median per province over several operators or hours is the tests-weighted mean of the hourly
-rollup's medians (medians do not add up): exact for one operator and hour, an estimate otherwise, which
-with a few tests an hour is nearer the tests' mean (for right-skewed speeds, above their median). Whether a
-province is under the line is exact: its median is under the line when more than half of its tests are
-(``tests_below_line``), which the "Provinces under" tile of the city overview counts. Exact medians from
-the tests themselves were tried (``percentile_cont`` over ``ispeed_readings``) and are too slow for the
-250 ms a panel may take: 1.4 s for 30 days of 144,000 tests (``bench/dashboards.py``), 14 s for 1.5 million.
+A median over several operators, hours or days is read off the rollups' counts of tests under fixed speeds
+(:mod:`.speeds`, ingest migration 022): counts add up, medians do not (the tests-weighted mean of the hourly
+medians, a few tests each, read near the tests' mean, and for right-skewed speeds showed a province whose
+tests' median was 39.9 Mbit/s at 41.2, green). Under the line exactly when more than half of the tests were.
 Days are the local days of the daily rollup (``URBANPULSE_STORAGE__DAY_TIMEZONE``).
 """
 
@@ -15,12 +12,13 @@ from __future__ import annotations
 
 from urbanpulse.dashboards.common import EVENTS_IN_PROVINCE, OPERATOR, PROVINCE, events_annotation, overlapping
 from urbanpulse.dashboards.model import SHARE_STEPS, SLOW_MBPS, SPEED_STEPS, Dashboard, Grid, Panel
+from urbanpulse.dashboards.speeds import median_sql
 
 CHOSEN = "province IN ($province) AND operator IN ($operator)"
 HOURS = f"{overlapping('bucket', '1 hour')} AND {CHOSEN}"
 DAYS = f"{overlapping('bucket', '1 day')} AND {CHOSEN}"
-MEDIAN = "sum(download_median * tests) / sum(tests)"
-# A province is under the line when more than half of its tests are: exact from the rollups, what MEDIAN is not.
+MEDIAN = median_sql()
+# A province is under the line when more than half of its tests are: the configured line (MEDIAN's steps hold 40).
 UNDER_LINE = "sum(tests_below_line) * 2 > sum(tests)"
 
 
@@ -29,8 +27,7 @@ def _median(by: str, grid: Grid) -> Panel:
         f"Median download per {by}", "timeseries",
         f"SELECT $__timeGroupAlias(bucket, $__interval), {by} AS metric, {MEDIAN} AS download_mbps\n"
         f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
-        "Mbits", grid, f"Median 4G download of speed tests per {by}; the dashed line is {SLOW_MBPS:g} Mbit/s. Over"
-        " several hours or operators, the tests-weighted mean of the hourly medians (an estimate).",
+        "Mbits", grid, f"Median 4G download of speed tests per {by}; the dashed line is {SLOW_MBPS:g} Mbit/s.",
         min_interval="1h", steps=SPEED_STEPS, threshold_style="dashed",
     )
 
@@ -50,8 +47,8 @@ RANKING = Panel(
     f"SELECT province, {MEDIAN} AS download_mbps\nFROM ispeed_1h WHERE {HOURS}\n"
     "GROUP BY province\nORDER BY 2 DESC",
     "Mbits", Grid(12, 8, 12, 8),
-    f"Median download over the range, fastest first; red under {SLOW_MBPS:g} Mbit/s. Over several hours or"
-    " operators an estimate (the city overview's count of provinces under the line is exact).",
+    f"Median download over the range, fastest first; red under {SLOW_MBPS:g} Mbit/s (from the rollups' counts"
+    " of tests under fixed speeds: within 5 Mbit/s, on the right side of the line).",
     columns=("province", "download_mbps"), steps=SPEED_STEPS,
 )
 MAP = Panel(
@@ -67,7 +64,7 @@ TREND = Panel(
     f"SELECT bucket AS time, province AS metric, {MEDIAN} AS download_mbps\n"
     f"FROM ispeed_1d WHERE {DAYS}\nGROUP BY 1, 2\nORDER BY 1, 2",
     "Mbits", Grid(12, 16, 12, 6),
-    "Each province's median download per local day (over several operators, their tests-weighted mean).",
+    "Each province's median download per local day.",
     min_interval="1d", steps=SPEED_STEPS, threshold_style="dashed",
 )
 TESTS = Panel(

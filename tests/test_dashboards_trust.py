@@ -23,9 +23,10 @@ pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # StorageSettings.day_timezone's default, the sample's
 
 
-def test_a_province_under_the_line_is_counted(filled: Filled) -> None:
+def test_a_province_under_the_line_shows_under_it(filled: Filled) -> None:
     """A province whose tests are mostly just under the line, with a few fast ones in alternate hours: its hourly
-    medians (one or two tests an hour) average 92.7 Mbit/s, the median of its tests is 39. The tile counts it."""
+    medians (one or two tests an hour) average 92.7 Mbit/s, the median of its tests is 39. The ranking shows it
+    under the line (from the rollups' counts) and the tile counts it."""
     end = filled.sample.end
     hours = [end + timedelta(hours=h, minutes=30) for h in range(6)]  # after the rollups' watermark: real-time part
     tests = [(t, 39.0) for t in hours] + [(t + timedelta(minutes=1), 200.0) for t in hours[::2]]
@@ -38,16 +39,45 @@ def test_a_province_under_the_line_is_counted(filled: Filled) -> None:
                 " VALUES ('phone-skewed', %s, %s, %s, 10, 30, 2, 0, 'Viettel', '4G', -90, 16.0, 108.2, 'Skewed',"
                 " %s, 1)", [t, k, mbps, t])
         conn.execute("SET LOCAL ROLE urbanpulse_grafana")
-        def rows(sql: str) -> list[tuple[Any, ...]]:
-            expanded = expand(sql, time_from=end, time_to=end + timedelta(hours=7), interval=timedelta(hours=1),
+
+        def rows(sql: str, interval: timedelta) -> list[tuple[Any, ...]]:
+            expanded = expand(sql, time_from=end, time_to=end + timedelta(hours=7), interval=interval,
                               variables=chosen)
             return run(conn, expanded)[1]
 
-        assert statistics.median(m for _, m in tests) < network.SLOW_MBPS
-        assert rows(overview.SLOW.sql) == [(1,)]
-        [(province, estimate)] = rows(network.RANKING.sql)  # the estimate is above the line: the known limit
-        assert (province, round(float(estimate), 1)) == ("Skewed", 92.7)
+        median = statistics.median(m for _, m in tests)
+        assert median == 39.0
+        [(province, shown)] = rows(network.RANKING.sql, timedelta(hours=1))
+        assert province == "Skewed"
+        assert 35 <= shown < network.SLOW_MBPS  # its 5 Mbit/s step, under the line
+        assert rows(overview.SLOW.sql, timedelta(hours=1)) == [(1,)]
+        for time, metric, value in rows(network.BY_PROVINCE.sql, timedelta(hours=2)):
+            start = datetime.fromtimestamp(float(time), UTC)
+            mine = sorted(m for t, m in tests if start <= t < start + timedelta(hours=2))
+            lower, upper = mine[(len(mine) - 1) // 2], mine[len(mine) // 2]  # the median's bounds (an even count)
+            assert metric == "Skewed"
+            assert lower - 5 <= value <= upper + 5, (value, mine)
+            assert (value < network.SLOW_MBPS) == (2 * sum(m < network.SLOW_MBPS for m in mine) > len(mine))
         conn.rollback()
+
+
+def test_medians_from_the_counts_are_the_tests_own(filled: Filled) -> None:
+    """Over the simulator's week of speed tests, the ranking's and the series' medians against the tests' own
+    (``percentile_cont`` over the readings): within a megabit."""
+    end = filled.sample.end
+    variables = {**every_place_and_device(filled), "operator": ["Viettel", "VNPT", "MobiFone", "Vinaphone",
+                                                                 "Vietnamobile"]}
+    span = timedelta(days=7)
+    with grafana(filled.dsn) as conn:
+        ranking = run(conn, expand(network.RANKING.sql, time_from=end - span, time_to=end,
+                                   interval=timedelta(hours=1), variables=variables))[1]
+        first_hour = (end - span).replace(minute=0, second=0, microsecond=0)
+        exact = dict(run(conn, "SELECT province, percentile_cont(0.5) WITHIN GROUP (ORDER BY download_mbps)"
+                               f" FROM ispeed_readings WHERE time >= '{first_hour}' AND time < '{end}'"
+                               " GROUP BY 1")[1])
+    assert len(ranking) == len(exact) >= 2
+    for province, shown in ranking:
+        assert shown == pytest.approx(exact[province], abs=1.0), (province, shown, exact[province])
 
 
 def test_daily_trend_is_per_local_day(filled: Filled) -> None:
