@@ -190,7 +190,7 @@ def test_a_stale_pid_file_naming_another_program_is_left_to_postgres(tmp_path: P
     """After a crash the pid in ``postmaster.pid`` may belong to another program by now: not refused."""
     (tmp_path / "pgdata").mkdir()
     (tmp_path / "pgdata" / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n")  # this Python
-    PostgresServer(tmp_path)._refuse_if_in_use()
+    PostgresServer(tmp_path).refuse_if_in_use()
 
 
 def test_a_timeout_keeps_its_traceback() -> None:

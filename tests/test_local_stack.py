@@ -102,3 +102,21 @@ def test_a_second_stack_takes_free_ports(tmp_path: Path) -> None:
     finally:
         for s in taken:
             s.close()
+
+
+def test_a_second_stack_on_one_folder_is_refused_before_it_says_it_starts(tmp_path: Path) -> None:
+    """The refusal comes first: not "starting PostgreSQL ..." and then that another one runs there."""
+    import io  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from urbanpulse.localstack import MosquittoServer, ServerError  # noqa: PLC0415
+    from urbanpulse.settings import Settings  # noqa: PLC0415
+    from urbanpulse.stack import local_servers  # noqa: PLC0415
+
+    said = io.StringIO()
+    with MosquittoServer(tmp_path / "data" / "mosquitto"), pytest.raises(ServerError, match="already runs on"), \
+            local_servers(Settings(data_dir=tmp_path / "data"), Console(file=said, width=200)):  # the first's broker
+        pass
+    assert said.getvalue() == ""
+    assert not (tmp_path / "data" / "postgres").exists()

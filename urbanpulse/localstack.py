@@ -192,7 +192,8 @@ class PostgresServer:
             check=True, capture_output=True, **_as_user(self._run_as),
         )
 
-    def _refuse_if_in_use(self) -> None:
+    def refuse_if_in_use(self) -> None:
+        """A clear ServerError when another server already runs on this folder (``start`` checks it too)."""
         _refuse_if_running(self.data_dir / "pgdata" / "postmaster.pid", "postgres", self.label, self.data_dir)
 
     def start(self, timeout: float = 60.0) -> None:
@@ -201,7 +202,7 @@ class PostgresServer:
             return
         if not (self.data_dir / "pgdata" / "PG_VERSION").exists():
             self._initdb()
-        self._refuse_if_in_use()
+        self.refuse_if_in_use()
         conf = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
@@ -336,14 +337,15 @@ class MosquittoServer:
         ]
         return "\n".join(lines) + "\n"
 
-    def _refuse_if_in_use(self) -> None:
-        """Two brokers on one folder would share one persistence file."""
+    def refuse_if_in_use(self) -> None:
+        """A clear ServerError when another broker already runs on this folder (they would share one
+        persistence file); ``start`` checks it too."""
         _refuse_if_running(self.data_dir / "mosquitto.pid", "mosquitto", self.label, self.data_dir)
 
     def start(self, timeout: float = 20.0) -> None:
         if self.running:
             return
-        self._refuse_if_in_use()
+        self.refuse_if_in_use()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(self.config_text())

@@ -54,6 +54,8 @@ def local_servers(settings: Settings, console: Console) -> Iterator[tuple[Settin
     mq_port = mq_port if _port_free(mq_port) else free_port()
     postgres = PostgresServer(Path(data_dir) / "postgres", port=pg_port)
     mosquitto = MosquittoServer(Path(data_dir) / "mosquitto", port=mq_port)
+    for server in (postgres, mosquitto):  # refused before anything is said to start
+        server.refuse_if_in_use()
     console.print(f"[bold]starting {postgres.label}[/] in {postgres.data_dir} on 127.0.0.1:{pg_port}", soft_wrap=True)
     postgres.start()
     try:
