@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from urbanpulse.contract import READING_MODELS, STATUS_KIND, Kind, Reading, parse_topic, utc_now
 from urbanpulse.gateway import fastpath, senml
 from urbanpulse.ingest.batch import DeadLetter
+from urbanpulse.ingest.problems import first_line
 
 Identity = Callable[[str, Kind], str | None]
 """(topic device_id, kind) -> None when the device may publish that kind, else the reason it may not."""
@@ -189,6 +190,17 @@ def _dead_letter(topic: str, payload: bytes, reason: str, received_at: datetime,
     """A refusal as stored: topic, reason and field as text PostgreSQL can hold."""
     return DeadLetter(topic=_clean(topic), payload=payload, reason=_clean(reason), received_at=received_at,
                       field=None if field_name is None else _clean(field_name), device_id=device_id, kind=kind)
+
+
+def failed(topic: str, payload: bytes, received_at: datetime, exc: Exception) -> Parsed:
+    """A message the gateway failed on (a bug: every refusal has its reason), as one dead letter saying so: kept
+    and acknowledged, not redelivered to fail again at every start."""
+    parts = parse_topic(topic)
+    reason = f"the gateway failed on this message ({type(exc).__name__}: {first_line(exc)[:200]}): please report it"
+    out = Parsed(received_at=received_at)
+    out.rejected.append(_dead_letter(topic, payload, reason, received_at, None,
+                                     _clean(parts.device_id) if parts else None, _clean(parts.kind) if parts else None))
+    return out
 
 
 def parse_message(

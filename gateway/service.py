@@ -40,7 +40,7 @@ from urbanpulse.gateway.committer import Committer, GatewayStats, Message, Pendi
 from urbanpulse.gateway.handover import cancel_writer, first_of, hand_over, next_batch, settle
 from urbanpulse.gateway.metrics import GatewayMetrics
 from urbanpulse.gateway.paho_speedups import quick_publish_decoding, read_many, share_publish_tables
-from urbanpulse.gateway.parse import Limits, Parsed, parse_message, parse_status
+from urbanpulse.gateway.parse import Limits, Parsed, failed, parse_message, parse_status
 from urbanpulse.gateway.registry import DeviceDirectory, load_directory
 from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.gateway.takeover import TakeoverWatch
@@ -336,13 +336,19 @@ class Gateway:
         return Message(topic, payload, 0, 0, parsed, online)
 
     def _message(self, topic: str, payload: bytes, received_at: datetime) -> Message:
-        """The platform's own publication (nothing to store), a device's presence, or readings and dead letters."""
+        """The platform's own publication (nothing to store), a device's presence, or readings and dead letters.
+        A message the gateway fails on (a bug) is a dead letter saying so, logged with its traceback: raised, it
+        would end the gateway, and the broker would hand it back at every start (one message stopping all)."""
         parts = parse_topic(topic)
-        if parts is not None and parts.kind in IGNORED_KINDS:
-            return Message(topic, payload, 0, 0, Parsed(received_at=received_at))
-        if parts is not None and parts.kind == STATUS_KIND:
-            return self._presence(topic, parts.device_id, payload, received_at)
-        return Message(topic, payload, 0, 0, self._parse(topic, payload, received_at))
+        try:
+            if parts is not None and parts.kind in IGNORED_KINDS:
+                return Message(topic, payload, 0, 0, Parsed(received_at=received_at))
+            if parts is not None and parts.kind == STATUS_KIND:
+                return self._presence(topic, parts.device_id, payload, received_at)
+            return Message(topic, payload, 0, 0, self._parse(topic, payload, received_at))
+        except Exception as exc:
+            log.exception("the gateway failed on a message on %r: kept as a dead letter", topic[:200])
+            return Message(topic, payload, 0, 0, failed(topic, payload, received_at, exc))
 
     def _reparse(self, item: SpooledMessage) -> Parsed:
         """A spooled message, read again on replay (a presence by then is stale: only its dead letter, if any)."""

@@ -256,3 +256,43 @@ def test_time_policy(time: str | int, limits: Limits | None, reason: str | None)
 def test_positional_call_stays_compatible() -> None:
     parsed = parse_message(reading_topic("air", "air-1"), body(AIR), NOW, Limits())
     assert len(parsed.readings) == 1
+
+
+@pytest.mark.parametrize("time", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_time_outside_the_datetimes_once_in_utc_is_refused(time: str) -> None:
+    """Found by the security review: it raised OverflowError, which ended the gateway, and the broker handed the
+    message back at every start -- one reading stopping all."""
+    parsed = parse("air", "air-1", body(AIR, time=time))
+    assert parsed.readings == []
+    [letter] = parsed.rejected
+    assert letter.field == "time"
+    assert "out of range once in UTC" in letter.reason
+
+
+@pytest.mark.parametrize("field", ["province", "operator"])
+def test_a_label_with_a_dollar_is_refused(field: str) -> None:
+    """A province such as ``$__timeFilter(`` would take apart the dashboards' queries, which Grafana reads for
+    variables and macros after putting the label in; other SQL-looking text is stored as it is."""
+    refused = parse("ispeed", "sp-1", body(ISPEED, **{field: "$__timeFilter(x)"}))
+    assert refused.readings == []
+    assert refused.rejected[0].field == field
+    assert "'$'" in refused.rejected[0].reason
+    kept = parse("ispeed", "sp-1", body(ISPEED, **{field: "Ha Noi'); DROP TABLE x; --"}))
+    assert kept.rejected == []
+
+
+def test_a_message_the_gateway_fails_on_is_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in parsing one message keeps that message as a dead letter saying so, instead of ending the gateway
+    (the broker would hand the message back at every start)."""
+    from urbanpulse.gateway import service  # noqa: PLC0415
+    from urbanpulse.settings import Settings  # noqa: PLC0415
+
+    def broken(*_: object, **__: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(service, "parse_message", broken)
+    message = service.Gateway(Settings())._message(reading_topic("air", "air-1"), body(AIR), NOW)
+    assert message.parsed.readings == []
+    [letter] = message.parsed.rejected
+    assert letter.reason.startswith("the gateway failed on this message (ZeroDivisionError: a bug)")
+    assert (letter.device_id, letter.kind, letter.payload) == ("air-1", "air", body(AIR))

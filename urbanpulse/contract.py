@@ -47,7 +47,11 @@ def aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         msg = "time must carry a UTC offset (e.g. 2026-01-01T00:00:00Z)"
         raise ValueError(msg)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is past the last datetime once in UTC
+        msg = "time is out of range once in UTC (years 1 to 9999)"
+        raise ValueError(msg) from None
 
 
 def _storable_text(value: str) -> str:
@@ -62,9 +66,20 @@ def _storable_text(value: str) -> str:
     return value
 
 
+def _no_dollar(value: str) -> str:
+    """A device's label is shown by the dashboards, whose SQL Grafana reads for ``$`` variables and
+    ``$__`` macros after putting the label in: a province named ``$__timeFilter(`` would take a panel's
+    query apart (the security review of 2026-12-01). Stored as it is otherwise: SQL-looking text is only text."""
+    if "$" in value:
+        msg = "must not contain '$' (the dashboards' queries would read it as a Grafana variable or macro)"
+        raise ValueError(msg)
+    return value
+
+
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
 UtcTime = Annotated[datetime, Field(strict=False), AfterValidator(aware_utc)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_storable_text)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_storable_text),
+                  AfterValidator(_no_dollar)]
 
 
 def measure(unit: str, ge: float, le: float, description: str) -> Any:
