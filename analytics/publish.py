@@ -36,14 +36,14 @@ import aiomqtt
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from urbanpulse.contract import TOPIC_ROOT, TOPIC_VERSION
-from urbanpulse.settings import Settings
+from urbanpulse.contract import OPS_TOPIC
+from urbanpulse.settings import Settings, env_name
 
-__all__ = ["EVENTS_FILTER", "TOPIC_PREFIX", "Publisher", "PublisherStats", "drain", "outbox_rows", "topic"]
+__all__ = ["EVENTS_FILTER", "TOPIC_PREFIX", "Publisher", "PublisherStats", "Refusals", "drain", "outbox_rows", "topic"]
 
 log = logging.getLogger("urbanpulse.analytics.publish")
 
-TOPIC_PREFIX = f"{TOPIC_ROOT}/{TOPIC_VERSION}/ops"
+TOPIC_PREFIX = OPS_TOPIC
 EVENTS_FILTER = f"{TOPIC_PREFIX}/#"
 BATCH = 500  # rows per drain transaction
 MAX_RETRY_SECONDS = 30.0
@@ -98,12 +98,30 @@ class PublisherStats:
 _TAKE = "SELECT id, topic, retain, payload FROM event_outbox ORDER BY id LIMIT %s"
 
 
+class Refusals:
+    """The publications a broker refused (MQTT 5 PUBACK reason codes from 128 on, 135 "not authorized"): aiomqtt
+    resolves a publish on any PUBACK, so without this a refused event counted as sent and left the outbox."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.codes: list[int] = []
+        paho = client._client
+        chained: Any = paho.on_publish  # aiomqtt's, which resolves the publish (paho types it loosely)
+
+        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+            if getattr(reason, "is_failure", False):
+                self.codes.append(int(reason.value))
+            chained(c, userdata, mid, reason, properties)
+
+        paho.on_publish = on_publish
+
+
 async def drain(conn: AsyncConnection[Any], client: aiomqtt.Client, limit: int = BATCH,
-                ack_seconds: float = 10.0) -> int:
+                ack_seconds: float = 10.0, refusals: Refusals | None = None) -> int:
     """Publish up to ``limit`` outbox rows in order, delete them once acknowledged; the rows sent.
 
     0 when another drainer holds the outbox. The transaction takes no transaction id before its
-    final delete, so it never holds back the analytics horizon while it waits for the broker.
+    final delete, so it never holds back the analytics horizon while it waits for the broker. A
+    publication ``refusals`` saw refused raises ``MqttCodeError`` before the delete: the rows stay.
     """
     async with conn.transaction():
         cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", _DRAIN_LOCK)
@@ -118,8 +136,24 @@ async def drain(conn: AsyncConnection[Any], client: aiomqtt.Client, limit: int =
             body = b"" if payload is None else json.dumps({**payload, "change_id": row_id}).encode()
             sends.append(client.publish(row_topic, body, qos=1, retain=retain, timeout=ack_seconds))
         await asyncio.gather(*sends)  # paho sends them in call order; every PUBACK is awaited
+        if refusals is not None and refusals.codes:
+            code = refusals.codes[0]
+            refusals.codes.clear()
+            raise aiomqtt.MqttCodeError(code, f"the broker refused a publication: {_REASONS.get(code, code)}")
         await conn.execute("DELETE FROM event_outbox WHERE id = ANY(%s)", [[r[0] for r in rows]])
     return len(rows)
+
+
+_REASONS = {135: "not authorized (135)", 151: "quota exceeded (151)", 153: "payload format invalid (153)"}
+
+
+def _refusal_hint(exc: Exception, settings: Settings) -> str:
+    """What to do when the broker refuses the publisher's account (a secured broker lets the gateway's only read)."""
+    if "not authori" not in str(exc).lower() and "135" not in str(exc):
+        return ""
+    return (f": the broker does not let {settings.analytics_broker().username!r} publish to {EVENTS_FILTER}; give"
+            f" analytics its own account ({env_name('analytics', 'broker_username')} and __BROKER_PASSWORD, then"
+            " `urbanpulse broker files`)")
 
 
 class Publisher:
@@ -133,9 +167,10 @@ class Publisher:
         self.wake = asyncio.Event()
 
     def _client(self) -> aiomqtt.Client:
-        b = self.settings.broker
+        b = self.settings.analytics_broker()
         client = aiomqtt.Client(b.host, b.port, username=b.username, password=b.password,
-                                identifier=self.client_id, keepalive=b.keepalive, timeout=10.0)
+                                identifier=self.client_id, keepalive=b.keepalive, timeout=10.0,
+                                protocol=aiomqtt.ProtocolVersion.V5)  # 3.1.1 acknowledges a refused publish
         client.pending_calls_threshold = BATCH  # a drain has up to BATCH publishes in flight, on purpose
         return client
 
@@ -153,15 +188,17 @@ class Publisher:
                     await self._loop(conn, client, stop)
             except (aiomqtt.MqttError, psycopg.OperationalError, TimeoutError) as exc:
                 self.stats.failures += 1
-                log.warning("cannot publish events (%s); retrying in %.1f s", exc, delay)
+                log.warning("cannot publish events (%s)%s; retrying in %.1f s", exc, _refusal_hint(exc, self.settings),
+                            delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     async def _loop(self, conn: AsyncConnection[Any], client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        refusals = Refusals(client)
         while True:
             self.wake.clear()
-            sent = await drain(conn, client)
+            sent = await drain(conn, client, refusals=refusals)
             self.stats.drains += 1
             self.stats.published += sent
             if stop.is_set():

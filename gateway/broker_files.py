@@ -33,7 +33,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import TupleRow
 
-from urbanpulse.contract import STATUS_KIND, TOPIC_ROOT, TOPIC_VERSION
+from urbanpulse.contract import OPS_TOPIC, STATUS_KIND, TOPIC_ROOT, TOPIC_VERSION
 from urbanpulse.gateway.registry import broker_entries, hash_secret
 from urbanpulse.localstack import program_name
 
@@ -64,9 +64,14 @@ def simulator_account(username: str, secret_hash: str) -> ServiceAccount:
     return ServiceAccount(username, secret_hash, write=(f"{_ROOT}/#",))
 
 
+def analytics_account(username: str, secret_hash: str) -> ServiceAccount:
+    """Analytics: publishes event and incident changes under ``urbanpulse/v1/ops/``, and reads nothing."""
+    return ServiceAccount(username, secret_hash, write=(f"{OPS_TOPIC}/#",))
+
+
 def service_account(kind: str, username: str, secret: str) -> ServiceAccount:
-    """``gateway_account`` or ``simulator_account`` for a plain secret (hashed here)."""
-    make = {"gateway": gateway_account, "simulator": simulator_account}[kind]
+    """``gateway_account``, ``simulator_account`` or ``analytics_account`` for a plain secret (hashed here)."""
+    make = {"gateway": gateway_account, "simulator": simulator_account, "analytics": analytics_account}[kind]
     return make(username, hash_secret(secret))
 
 

@@ -93,12 +93,20 @@ def _services(broker_dir: Path | None, reload: str | None) -> list[ServiceAccoun
         )
         raise RegistryError(msg)
     services = [service_account("gateway", broker.username, broker.password)]
-    if sim.broker_username is not None and sim.broker_password is not None:
-        if sim.broker_username == broker.username:
-            msg = (f"{env_name('sim', 'broker_username')} must differ from {env_name('broker', 'username')} (the "
-                   "gateway's account reads, the simulator's writes)")
+    taken = {broker.username: env_name("broker", "username")}
+    for kind, section, username, password in (
+        ("simulator", "sim", sim.broker_username, sim.broker_password),
+        ("analytics", "analytics", settings.analytics.broker_username, settings.analytics.broker_password),
+    ):
+        if username is None or password is None:
+            continue
+        if username in taken:
+            msg = (f"{env_name(section, 'broker_username')} must differ from {taken[username]} (each service's"
+                   " account may do only its own part: the gateway reads, the simulator writes readings, analytics"
+                   " writes events)")
             raise RegistryError(msg)
-        services.append(service_account("simulator", sim.broker_username, sim.broker_password))
+        taken[username] = env_name(section, "broker_username")
+        services.append(service_account(kind, username, password))
     try:
         password_file_text([], services)  # a name Mosquitto's files cannot hold: refused before anything changes
     except ValueError as exc:

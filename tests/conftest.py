@@ -4,6 +4,7 @@
   database in it (fast).
 - ``pg_server``: a PostgreSQL of the test's own, for fault tests that stop, kill and restart it.
 - ``broker``: a Mosquitto of the test's own (starts in milliseconds).
+- ``secured``: a Mosquitto of the test's own on the registry's password and ACL files (``secured_broker``).
 - ``filled``: for the dashboards' tests, one database per backend for the session, with 8 days of history
   (``dashboard_db``; the TimescaleDB case skips unless the servers preload it).
 
@@ -19,10 +20,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from dashboard_db import Filled
+from secured_broker import GATEWAY, GATEWAY_SECRET, Secured, start_broker
 
 from urbanpulse.dashboards.sample import fill
+from urbanpulse.gateway.broker_files import service_account, write_broker_files
+from urbanpulse.gateway.registry import add_device, spec
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.localstack import MosquittoServer, PostgresServer
 from urbanpulse.settings import BrokerSettings, DatabaseSettings, GatewaySettings, Settings, StorageSettings
@@ -103,3 +108,21 @@ def filled(request: pytest.FixtureRequest, pg_cluster: PostgresServer) -> Filled
     migrate(dsn, StorageSettings(backend=request.param))
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     return Filled(dsn, str(request.param), fill(dsn, end))
+
+
+@pytest.fixture
+def secured(database: str, tmp_path: Path) -> Iterator[Secured]:
+    """A broker on the registry's files (three devices, the gateway's account), closed with its clients."""
+    with psycopg.connect(database) as conn:
+        secrets = {d: add_device(conn, spec(device_id=d, kind=k)) for d, k in
+                   [("air-1", "air"), ("air-2", "air"), ("tr-1", "traffic")]}
+    folder = tmp_path / "broker"
+    with psycopg.connect(database) as conn:  # the files first: the broker reads them at start
+        write_broker_files(conn, folder, [service_account("gateway", GATEWAY, GATEWAY_SECRET)])
+    state = Secured(start_broker(folder), database, folder, secrets, [])
+    try:
+        yield state
+    finally:
+        for client in state.clients:
+            client.close()
+        state.server.kill()

@@ -7,22 +7,15 @@ by ``write_broker_files`` and a gateway account; devices and the gateway connect
 from __future__ import annotations
 
 import asyncio
-import getpass
-import queue
 import socket
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.enums import MQTTProtocolVersion
+from secured_broker import GATEWAY, GATEWAY_SECRET, NOT_AUTHORIZED, Mqtt, Secured, eventually, start_broker
 from typer.testing import CliRunner
 
 from urbanpulse.cli import app
@@ -35,154 +28,13 @@ from urbanpulse.gateway.broker_files import (
     reload_broker,
     service_account,
     simulator_account,
-    write_broker_files,
 )
-from urbanpulse.gateway.registry import add_device, hash_secret, rotate_secret, set_enabled, spec
-from urbanpulse.localstack import MosquittoServer, free_port
+from urbanpulse.gateway.registry import hash_secret, rotate_secret, set_enabled
 from urbanpulse.settings import Settings
 from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.stream import SimMessage
 
 pytestmark = pytest.mark.integration
-
-GATEWAY, GATEWAY_SECRET = "urbanpulse-gateway", "gateway-secret"
-NOT_AUTHORIZED = 135
-
-
-class Mqtt:
-    """A paho client run in its own thread, recording what the broker answers."""
-
-    def __init__(self, port: int, user: str, password: str, *, protocol: MQTTProtocolVersion = mqtt.MQTTv5,
-                 tls_ca: Path | None = None) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{time.monotonic_ns()}",
-                                  protocol=protocol)
-        self.client.username_pw_set(user, password)
-        if tls_ca:
-            self.client.tls_set(ca_certs=str(tls_ca))
-        self.connack: ReasonCode | None = None
-        self.pubacks: dict[int, int] = {}
-        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self._connected = threading.Event()
-        self._acked = threading.Condition()
-        self.client.on_connect = self._on_connect
-        self.client.on_publish = self._on_publish
-        self.client.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self._connected.wait(10), "no CONNACK"
-
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        self.connack = reason
-        if reason.is_failure:
-            self.client.disconnect()  # no reconnect loop with a refused secret
-        self._connected.set()
-
-    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-        with self._acked:
-            self.pubacks[mid] = reason.value
-            self._acked.notify_all()
-
-    @property
-    def accepted(self) -> bool:
-        return self.connack is not None and not self.connack.is_failure
-
-    def publish(self, topic: str, payload: bytes) -> int:
-        """Publish with QoS 1 and return the PUBACK's reason code (always 0 under MQTT 3.1.1)."""
-        mid = self.client.publish(topic, payload, qos=1).mid
-        with self._acked:
-            assert self._acked.wait_for(lambda: mid in self.pubacks, 10), "no PUBACK"
-            return self.pubacks[mid]
-
-    def subscribe(self, topic: str) -> int:
-        """Subscribe with QoS 1; return the SUBACK's reason code."""
-        done: queue.Queue[int] = queue.Queue()
-        self.client.on_subscribe = lambda _c, _u, _m, codes, _p: done.put(codes[0].value)
-        self.client.subscribe(topic, qos=1)
-        return done.get(timeout=10)
-
-    def received(self, timeout: float) -> list[tuple[str, bytes]]:
-        """What arrived until ``timeout`` seconds passed without a message."""
-        out = []
-        while True:
-            try:
-                out.append(self.messages.get(timeout=timeout))
-            except queue.Empty:
-                return out
-
-    def until(self, topic: str, payload: bytes, timeout: float = 10.0) -> list[tuple[str, bytes]]:
-        """Every message up to and including ``(topic, payload)`` (a sentinel published last)."""
-        out: list[tuple[str, bytes]] = []
-        while not out or out[-1] != (topic, payload):
-            out.append(self.messages.get(timeout=timeout))
-        return out
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@dataclass
-class Secured:
-    server: MosquittoServer
-    dsn: str
-    broker_dir: Path
-    secrets: dict[str, str]
-    clients: list[Mqtt]
-
-    def connect(self, user: str, password: str, **kwargs: Any) -> Mqtt:
-        client = Mqtt(self.server.port, user, password, **kwargs)
-        self.clients.append(client)
-        return client
-
-    def gateway(self, topic: str = "urbanpulse/v1/#") -> Mqtt:
-        client = self.connect(GATEWAY, GATEWAY_SECRET)
-        assert client.accepted
-        client.subscribe(topic)
-        return client
-
-    def regenerate(self, *, via_pid_file: bool = False) -> None:
-        """Rewrite the files from the registry and SIGHUP the broker (as the CLI's --reload does, if asked)."""
-        with psycopg.connect(self.dsn) as conn:
-            write_broker_files(conn, self.broker_dir, [service_account("gateway", GATEWAY, GATEWAY_SECRET)])
-        if via_pid_file:
-            reload_broker(str(self.broker_dir / "mosquitto.pid"))
-        else:
-            self.server.reload()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-def start_broker(folder: Path, tls: TlsFiles | None = None) -> MosquittoServer:
-    port = free_port()
-    config = broker_config(password_file=folder / "passwd", acl_file=folder / "acl", data_dir=folder,
-                           port=port, bind="127.0.0.1", tls=tls, tls_port=free_port(), user=getpass.getuser(),
-                           pid_file=folder / "mosquitto.pid")
-    server = MosquittoServer(folder, port=port, config=config)
-    server.start()
-    return server
-
-
-@pytest.fixture
-def secured(database: str, tmp_path: Path) -> Iterator[Secured]:
-    with psycopg.connect(database) as conn:
-        secrets = {d: add_device(conn, spec(device_id=d, kind=k)) for d, k in
-                   [("air-1", "air"), ("air-2", "air"), ("tr-1", "traffic")]}
-    folder = tmp_path / "broker"
-    with psycopg.connect(database) as conn:  # the files first: the broker reads them at start
-        write_broker_files(conn, folder, [service_account("gateway", GATEWAY, GATEWAY_SECRET)])
-    state = Secured(start_broker(folder), database, folder, secrets, [])
-    try:
-        yield state
-    finally:
-        for client in state.clients:
-            client.close()
-        state.server.kill()
-
 
 def test_device_publishes_to_its_own_topic_and_the_gateway_receives(secured: Secured) -> None:
     gateway = secured.gateway("$share/gateways/urbanpulse/v1/+/+")  # the gateway's real subscription

@@ -182,6 +182,7 @@ def status_topic(device_id: str) -> str:
 
 
 READINGS_FILTER = f"{TOPIC_ROOT}/{TOPIC_VERSION}/+/+"
+OPS_TOPIC = f"{TOPIC_ROOT}/{TOPIC_VERSION}/ops"  # analytics publishes events and incidents under it
 
 
 @dataclass(frozen=True, slots=True)

@@ -233,6 +233,16 @@ class GatewaySettings(BaseModel):
     )
 
 
+def _account_whole(section: str, username: str | None, password: str | None) -> None:
+    """A service's own broker account is a user name and a password, both or neither, neither empty."""
+    if username == "" or password == "":
+        msg = f"{section}.broker_username and {section}.broker_password must not be empty (unset them for no account)"
+        raise ValueError(msg)
+    if (username is None) != (password is None):
+        msg = f"{section}.broker_username and {section}.broker_password go together: set both or neither"
+        raise ValueError(msg)
+
+
 class AnalyticsSettings(BaseModel):
     """Streaming detection. Env: ``URBANPULSE_ANALYTICS__<NAME>``."""
 
@@ -261,6 +271,17 @@ class AnalyticsSettings(BaseModel):
     publish_update_seconds: float = Field(
         300.0, ge=0, description="Least reading time between two 'updated' messages of one event or incident."
     )
+    broker_username: str | None = Field(
+        None, description="The publisher's own account on a secured broker (it may publish under "
+        "urbanpulse/v1/ops/, where the gateway's account may only read); broker files written with `--broker-dir` "
+        "include it. Unset: `BROKER__USERNAME`'s account.",
+    )
+    broker_password: str | None = Field(None, description="That account's password.")
+
+    @model_validator(mode="after")
+    def _account_whole(self) -> AnalyticsSettings:
+        _account_whole("analytics", self.broker_username, self.broker_password)
+        return self
 
 
 class SimSettings(BaseModel):
@@ -278,12 +299,7 @@ class SimSettings(BaseModel):
 
     @model_validator(mode="after")
     def _account_whole(self) -> SimSettings:
-        if self.broker_username == "" or self.broker_password == "":
-            msg = "sim.broker_username and sim.broker_password must not be empty (unset them for no account)"
-            raise ValueError(msg)
-        if (self.broker_username is None) != (self.broker_password is None):
-            msg = "sim.broker_username and sim.broker_password go together: set both or neither"
-            raise ValueError(msg)
+        _account_whole("sim", self.broker_username, self.broker_password)
         return self
 
 
@@ -326,10 +342,16 @@ class Settings(BaseSettings):
 
     def simulator_broker(self) -> BrokerSettings:
         """Where and as whom the simulator publishes: the broker, with the simulator's own account if it has one."""
-        if self.sim.broker_username is None:
+        return self._broker_as(self.sim.broker_username, self.sim.broker_password)
+
+    def analytics_broker(self) -> BrokerSettings:
+        """Where and as whom analytics publishes events: the broker, with analytics' own account if it has one."""
+        return self._broker_as(self.analytics.broker_username, self.analytics.broker_password)
+
+    def _broker_as(self, username: str | None, password: str | None) -> BrokerSettings:
+        if username is None:
             return self.broker
-        return self.broker.model_copy(update={"username": self.sim.broker_username,
-                                              "password": self.sim.broker_password})
+        return self.broker.model_copy(update={"username": username, "password": password})
 
     @model_validator(mode="after")
     def _spool_in_data_dir(self) -> Settings:
