@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from urbanpulse.contract import utc_now
 from urbanpulse.gateway.metrics import GatewayMetrics
-from urbanpulse.gateway.parse import Parsed
+from urbanpulse.gateway.parse import Parsed, counted_field
 from urbanpulse.gateway.registry import mark_seen, set_online
 from urbanpulse.gateway.spool import Spool, SpooledMessage
 from urbanpulse.ingest.batch import Batch, BatchResult, DeadLetter
@@ -249,7 +249,7 @@ class Committer:
         self.metrics.batch_size.observe(pending.readings)
         for message in pending.messages:
             for letter in message.parsed.rejected:
-                key = letter.field or "other"
+                key = counted_field(letter.field)
                 self.stats.rejections[key] = self.stats.rejections.get(key, 0) + 1
 
 

@@ -70,6 +70,7 @@ UNITS: dict[str, tuple[str, ...]] = {
 _TEXT = frozenset(("bn", "bu", "n", "u", "vs", "vd"))
 _NUMBER = frozenset(("bt", "bv", "bs", "t", "ut", "v", "s"))
 _LABELS = _TEXT | _NUMBER | {"vb", "bver"}
+LABELS = _LABELS  # every label a SenML record may carry
 _VALUES = ("v", "vs", "vb", "vd")
 RESERVED = frozenset(("device_id", "time", "kind"))
 NAME = re.compile(

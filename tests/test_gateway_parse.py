@@ -296,3 +296,33 @@ def test_a_message_the_gateway_fails_on_is_a_dead_letter(monkeypatch: pytest.Mon
     [letter] = message.parsed.rejected
     assert letter.reason.startswith("the gateway failed on this message (ZeroDivisionError: a bug)")
     assert (letter.device_id, letter.kind, letter.payload) == ("air-1", "air", body(AIR))
+
+
+def test_a_message_is_stored_once_however_many_of_its_readings_are_refused() -> None:
+    """Each refused reading of an array is a dead letter, but the payload goes with the first only: it was stored
+    once per refused reading (1,000 copies of up to 64 kB from one message). An oversized payload keeps its first
+    max_payload_bytes, and the metrics count a field the contract does not know as "unknown" (not a series each)."""
+    from urbanpulse.gateway.parse import counted_field  # noqa: PLC0415
+
+    payload = json.dumps([{**AIR, "pm25": -1, "time": f"2026-03-01T11:{m:02d}:00Z"} for m in range(10)]).encode()
+    parsed = parse("air", "air-1", payload)
+    assert len(parsed.rejected) == 10
+    assert [bool(letter.payload) for letter in parsed.rejected] == [True] + [False] * 9
+    assert parsed.rejected[0].payload == payload
+    big = b"[" + b" " * 70000 + b"]"
+    [letter] = parse("air", "air-1", big, Limits(max_payload_bytes=1000)).rejected
+    assert letter.payload == big[:1000]
+    assert "its first 1000 bytes kept" in letter.reason
+    assert [counted_field(f) for f in ("pm25", "bver", "payload", "made_up_1", None)] == [
+        "pm25", "bver", "payload", "unknown", "other"]
+
+
+def test_what_a_device_writes_into_a_dead_letter_is_cut_short() -> None:
+    """The Grafana role reads a dead letter's reason, field, device and kind (not its payload): a device's text in
+    them is cut to 500 / 64 / 128 / 32 characters (3,000-character kinds went through before)."""
+    [letter] = parse("air", "air-1", body(AIR, kind="<b>" * 1000)).rejected
+    assert len(letter.reason) == 500
+    assert letter.reason.endswith("…")
+    [letter] = parse_message("urbanpulse/v1/" + "k" * 3000 + "/air-1", body(AIR), NOW).rejected
+    assert letter.kind is not None
+    assert len(letter.kind) == 32
