@@ -195,19 +195,19 @@ class Incidents:
                 "id": incident_id, "members": members, "severity": severity.value,
                 "title": title(kind, scope, province, district, members, districts, device_id or "", metric or ""),
             })
+            if touched.created:  # queued as it opened, before it may settle: a message carries the state it
+                await self._queue(incident_id, "opened")  # is read in (an incident opened and resolved in one
+                # chunk -- a backlog, a spool replay -- went out as "opened" with status resolved, not retained)
             settled = await (await self.conn.execute(SETTLE, {"id": incident_id, "by": None})).fetchone()
-            changes: list[Change] = []
-            if touched.created:
-                changes.append("opened")
             if settled is not None:
-                changes.append("resolved")
+                await self._queue(incident_id, "resolved")
             elif not touched.created and (touched.significant or severity != old_severity or notified_at is None
                                           or last_opened_at - notified_at >= self.update_every):
-                changes.append("updated")
-            if "updated" in changes:
                 await self.conn.execute(_NOTIFIED, [incident_id])
-            for change in changes:
-                for statement, params in outbox_rows("incident", incident_id, change):
-                    await self.conn.execute(statement, params)
-                    self.outbox += 1
+                await self._queue(incident_id, "updated")
         self.touched.clear()
+
+    async def _queue(self, incident_id: int, change: Change) -> None:
+        for statement, params in outbox_rows("incident", incident_id, change):
+            await self.conn.execute(statement, params)
+            self.outbox += 1

@@ -205,3 +205,29 @@ def test_analytics_run_publishes_what_it_raises(database: str, broker: Mosquitto
     assert "opened" in changes
     assert changes <= {"opened", "updated"}
     assert {body(m)["event"]["device_id"] for m in got if body(m)["type"] == "event"} >= {d.device_id for d in HA_NOI}
+
+
+def test_an_incident_opened_and_resolved_in_one_step_is_published_opened_first(database: str) -> None:
+    """A backlog (a restart, a spool replay) can open an incident and resolve it in one analytics chunk: its
+    'opened' carries the state it opened in, retained, then 'resolved' and the clearing message. It went out as
+    'opened' with status resolved, not retained (the operator's review of the events, 2026-12-01)."""
+    register(database, DEVICES)
+    asyncio.run(write_batches(database, batches(DEVICES, 70, spiked(HA_NOI, start=30, length=10))))
+    settings = settings_for(database)
+    asyncio.run(analyse(settings))
+    rows = query(database, "SELECT topic, retain, payload FROM event_outbox WHERE topic LIKE %s ORDER BY id",
+                 ["%/incidents/%"])
+    by_incident: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_incident.setdefault(row["topic"], []).append(row)
+    assert by_incident
+    resolved = 0
+    for changes in by_incident.values():
+        first = changes[0]
+        assert first["payload"]["change"] == "opened"
+        assert first["payload"]["incident"]["status"] == "open"
+        assert first["retain"]
+        if changes[-1]["payload"] is None:  # resolved in the same step: resolved, then cleared
+            resolved += 1
+            assert [c["payload"] and c["payload"]["change"] for c in changes[-2:]] == ["resolved", None]
+    assert resolved >= 1
