@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from urbanpulse.analytics.lifecycle import (
@@ -34,11 +33,11 @@ from urbanpulse.analytics.lifecycle import (
 )
 from urbanpulse.settings import Settings
 from urbanpulse.tables import show
+from urbanpulse.terminal import console, fail
 
 __all__ = ["events_app"]
 
 events_app = typer.Typer(help="Events and incidents: list, acknowledge, resolve.", no_args_is_help=True)
-console = Console()
 
 Id = Annotated[str, typer.Argument(metavar="ID", help="Event id (42 or E42) or incident id (I7).")]
 By = Annotated[str | None, typer.Option("--by", help="Who acknowledges or resolves (default: login name).")]
@@ -113,19 +112,20 @@ def list_command(
 
 
 def _report(outcome: Outcome) -> None:
+    """The changes made, on stdout; an id that names nothing is bad input: one line on stderr, exit 2."""
     for change in outcome.changes:
         console.print(change)
+    if not outcome.found:
+        fail(f"{outcome.target}: {outcome.note}", 2)
     if outcome.note:
         console.print(f"{outcome.target}: {outcome.note}")
-    if not outcome.found:
-        raise typer.Exit(1)
 
 
 def _target(text: str) -> Target:
     try:
         return parse_target(text)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        fail(str(exc), 2)
 
 
 @events_app.command("ack")

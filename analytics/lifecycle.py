@@ -37,7 +37,8 @@ __all__ = ["Outcome", "StatusFilter", "Target", "acknowledge", "list_events", "l
            "resolve"]
 
 Conn = psycopg.Connection[Any]
-_TARGET = re.compile(r"^([EeIi]?)(\d{1,18})$")
+_TARGET = re.compile(r"^([EeIi]?)(\d{1,19})$")
+_LAST_ID = 2**63 - 1  # ids are bigints
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class Target:
 def parse_target(text: str) -> Target:
     """``42`` / ``E42``: event 42; ``I7``: incident 7."""
     match = _TARGET.match(text.strip())
-    if match is None:
+    if match is None or int(match[2]) > _LAST_ID:
         msg = f"{text!r} is neither an event id (42, E42) nor an incident id (I7)"
         raise ValueError(msg)
     return Target(match[1].upper() == "I", int(match[2]))

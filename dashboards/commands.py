@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from urbanpulse.settings import Settings
+from urbanpulse.terminal import console
 
-console = Console()
 dashboards_app = typer.Typer(help="Grafana provisioning generated from code.", no_args_is_help=True)
 
 

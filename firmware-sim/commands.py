@@ -14,15 +14,13 @@ from typing import Annotated
 import psycopg
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 
 from urbanpulse.ingest.problems import first_line
 from urbanpulse.settings import Settings, env_name
 from urbanpulse.sim.city import Device
 from urbanpulse.sim.scenario import Scenario
-
-console = Console()
+from urbanpulse.terminal import console
 
 
 def sim(

@@ -18,7 +18,6 @@ from typing import Annotated
 import psycopg
 import typer
 from psycopg.rows import TupleRow
-from rich.console import Console
 from rich.table import Table
 
 from urbanpulse.contract import Kind
@@ -44,12 +43,12 @@ from urbanpulse.gateway.registry import (
 )
 from urbanpulse.settings import Settings, env_name
 from urbanpulse.tables import show
+from urbanpulse.terminal import err
 
 devices_app = typer.Typer(
     help="Device registry: add, import, list, disable, enable, rotate secrets.", no_args_is_help=True
 )
 broker_app = typer.Typer(help="Mosquitto configuration for an authenticated broker.", no_args_is_help=True)
-err = Console(stderr=True)
 
 BrokerDir = Annotated[
     Path | None,

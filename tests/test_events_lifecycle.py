@@ -178,23 +178,30 @@ def test_resolving_an_incident_resolves_its_members(database: str) -> None:
 
 
 def test_unknown_and_malformed_ids(database: str) -> None:
-    missing = cli(database, "ack", "424242")
-    assert missing.exit_code == 1
-    assert "no such event or incident" in missing.output
-    assert cli(database, "resolve", "I424242").exit_code == 1
+    """An id that names nothing, or is no id, is bad input: one line on stderr, exit 2 (the README's rule; the
+    first exited 1 on stdout, the second drew a usage box)."""
+    for args in (("ack", "424242"), ("resolve", "I424242"), ("ack", str(2**63 - 1))):
+        missing = cli(database, *args)
+        assert missing.exit_code == 2, missing.output
+        assert missing.stdout == ""
+        assert missing.stderr.startswith("error: ")
+        assert "no such event or incident" in missing.stderr
+        assert len(missing.stderr.strip().splitlines()) == 1
     bad = cli(database, "ack", "X1")
     assert bad.exit_code == 2
+    assert bad.stderr.strip() == "error: 'X1' is neither an event id (42, E42) nor an incident id (I7)"
 
 
 @pytest.mark.parametrize(("text", "target"), [("42", Target(False, 42)), ("E42", Target(False, 42)),
                                               ("e7", Target(False, 7)), ("I7", Target(True, 7)),
-                                              (" i12 ", Target(True, 12))])
+                                              (" i12 ", Target(True, 12)),
+                                              (str(2**63 - 1), Target(False, 2**63 - 1))])
 def test_ids(text: str, target: Target) -> None:
     assert parse_target(text) == target
-    assert str(target) in {"42", "7", "I7", "I12"}
+    assert str(target) in {"42", "7", "I7", "I12", str(2**63 - 1)}
 
 
-@pytest.mark.parametrize("text", ["", "I", "42x", "I-1", "#3", "1" * 19])
+@pytest.mark.parametrize("text", ["", "I", "42x", "I-1", "#3", "1" * 20, str(2**63)])
 def test_bad_ids(text: str) -> None:
     with pytest.raises(ValueError, match="neither"):
         parse_target(text)

@@ -11,10 +11,9 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from urbanpulse.analytics.events_cli import events_app
@@ -23,6 +22,7 @@ from urbanpulse.dashboards.commands import dashboards_app, report
 from urbanpulse.gateway.devices_cli import broker_app, devices_app
 from urbanpulse.settings import Settings, unknown_variables
 from urbanpulse.sim import commands as sim_commands
+from urbanpulse.terminal import console, err, fail
 
 app = typer.Typer(help="urbanpulse: city IoT telemetry — gateway, storage, detection, dashboards.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -32,14 +32,6 @@ app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(devices_app, name="devices", help="Device registry: add, import, list, disable, rotate secrets.")
 app.add_typer(broker_app, name="broker", help="Mosquitto configuration, password and ACL files.")
 app.add_typer(events_app, name="events", help="Events and incidents: list, acknowledge, resolve.")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # errors and warnings, one line each
-
-
-def fail(message: str, status: int) -> NoReturn:
-    """Stop the command: ``message`` as one line on stderr, and exit ``status`` (2 bad input, 1 outage)."""
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
-    raise SystemExit(status)
 app.command()(sim_commands.sim)
 app.command()(sim_commands.loadtest)
 app.command()(sim_commands.backfill)
