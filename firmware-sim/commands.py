@@ -7,6 +7,7 @@ import contextlib
 import csv
 import logging
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -130,6 +131,13 @@ def _register(settings: Settings, devices: list[Device]) -> None:
                       highlight=False, soft_wrap=True)
         raise typer.Exit(status) from exc
     console.print(f"{len(registered)} simulated devices registered, {len(devices) - len(registered)} already known")
+    if registered and settings.gateway.require_registration:
+        # A running gateway reads the registry every DIRECTORY_REFRESH_SECONDS: what the new devices sent before
+        # then was refused as 'unknown device' (10 s of every fresh scenario, the events review found).
+        wait = settings.gateway.directory_refresh_seconds + 1.0
+        console.print(f"waiting {wait:.0f} s for a running gateway to read them "
+                      f"({env_name('gateway', 'directory_refresh_seconds')})")
+        time.sleep(wait)
 
 
 def loadtest(

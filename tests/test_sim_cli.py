@@ -25,16 +25,20 @@ def test_sim_registers_its_devices_once(database: str, broker: MosquittoServer,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("URBANPULSE_DATABASE__DSN", database)
     monkeypatch.setenv("URBANPULSE_BROKER__PORT", str(broker.port))
+    monkeypatch.setenv("URBANPULSE_GATEWAY__DIRECTORY_REFRESH_SECONDS", "0.5")
     runner = CliRunner()
     first = runner.invoke(app, ["sim", "--devices", "2", "--interval", "0.5", "--duration", "1"])
     assert first.exit_code == 0, first.output
     assert "6 simulated devices registered, 0 already known" in first.output
+    # new devices: it waits for a running gateway's next read of the registry before it publishes
+    assert "waiting 2 s for a running gateway to read them" in first.output
     with psycopg.connect(database) as conn:
         kinds = conn.execute("SELECT kind, count(*) FROM devices WHERE enabled GROUP BY 1 ORDER BY 1").fetchall()
     assert kinds == [("air", 2), ("ispeed", 2), ("traffic", 2)]
     again = runner.invoke(app, ["sim", "--devices", "2", "--interval", "0.5", "--duration", "1"])
     assert again.exit_code == 0, again.output
     assert "0 simulated devices registered, 6 already known" in again.output
+    assert "waiting" not in again.output
 
 
 def test_sim_without_a_database_says_what_to_do(broker: MosquittoServer, monkeypatch: pytest.MonkeyPatch) -> None:
