@@ -310,6 +310,11 @@ def config(
     tls_port: Annotated[int, typer.Option(help="TLS listener port.", min=1, max=65535)] = 8883,
     user: Annotated[str | None, typer.Option(help="System user the broker runs as.")] = None,
     pid_file: Annotated[Path | None, typer.Option(help="Mosquitto writes its pid here (for --reload).")] = None,
+    service_port: Annotated[int | None, typer.Option(
+        help="A listener for the services (gateway, analytics, simulator; URBANPULSE_BROKER__PORT); devices' client"
+        " ids are then their user names, so none can take the gateway's session.", min=1, max=65535)] = None,
+    service_bind: Annotated[str, typer.Option(help="Address of the services' listener (one devices cannot reach).")
+                            ] = "127.0.0.1",
 ) -> None:
     """Write a complete mosquitto.conf: no anonymous clients, the registry's files, a durable queue."""
     tls_given = [tls_cert, tls_key, tls_ca]
@@ -329,6 +334,8 @@ def config(
         tls_port=tls_port,
         user=user,
         pid_file=pid_file.absolute() if pid_file else None,
+        service_port=service_port,
+        service_bind=service_bind,
     )
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(out, text, mode=0o644)

@@ -29,9 +29,11 @@ class Mqtt:
     """A paho client run in its own thread, recording what the broker answers."""
 
     def __init__(self, port: int, user: str, password: str, *, protocol: MQTTProtocolVersion = mqtt.MQTTv5,
-                 tls_ca: Path | None = None) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{time.monotonic_ns()}",
+                 tls_ca: Path | None = None, client_id: str | None = None) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"{user}-{time.monotonic_ns()}",
                                   protocol=protocol)
+        self.disconnected = threading.Event()
+        self.client.on_disconnect = lambda *_: self.disconnected.set()
         self.client.username_pw_set(user, password)
         if tls_ca:
             self.client.tls_set(ca_certs=str(tls_ca))
@@ -133,11 +135,11 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def start_broker(folder: Path, tls: TlsFiles | None = None) -> MosquittoServer:
+def start_broker(folder: Path, tls: TlsFiles | None = None, service_port: int | None = None) -> MosquittoServer:
     port = free_port()
     config = broker_config(password_file=folder / "passwd", acl_file=folder / "acl", data_dir=folder,
                            port=port, bind="127.0.0.1", tls=tls, tls_port=free_port(), user=getpass.getuser(),
-                           pid_file=folder / "mosquitto.pid")
+                           pid_file=folder / "mosquitto.pid", service_port=service_port)
     server = MosquittoServer(folder, port=port, config=config)
     server.start()
     return server
