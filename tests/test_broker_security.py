@@ -29,7 +29,7 @@ from urbanpulse.gateway.broker_files import (
     service_account,
     simulator_account,
 )
-from urbanpulse.gateway.registry import hash_secret, rotate_secret, set_enabled
+from urbanpulse.gateway.registry import hash_secret, rotate_secret, set_enabled, verify_secret
 from urbanpulse.settings import Settings
 from urbanpulse.sim.publisher import publish
 from urbanpulse.sim.stream import SimMessage
@@ -223,6 +223,9 @@ def test_config_and_files_text() -> None:
     assert "\nuser mosquitto\n" in tls
 
     gateway = service_account("gateway", "gw", "x")
+    assert gateway.secret_hash.startswith("$7$210000$")  # a person's password: OWASP's count (the broker takes it)
+    assert verify_secret("x", gateway.secret_hash)
+    assert hash_secret("a").startswith("$7$101$")  # a device's 256 random bits: mosquitto_passwd's
     text = password_file_text([("air-1", hash_secret("a"))], [gateway])
     assert text.startswith("# Generated")
     assert [line.split(":")[0] for line in text.splitlines()[1:]] == ["gw", "air-1"]
