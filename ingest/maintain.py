@@ -20,7 +20,8 @@ reads (the key leads with time, which keeps writes cheap; migration 017); hourly
 station (air_aqi_1h, air_aqi_1d) and per district (air_district_1h, air_district_1d) of the hours
 touched since the last run (and the hours and days depending on them), the traffic segments' typical
 speeds (at most every ``typical_every``) and the long-range rollups of migration 018 (the traffic
-ones rebuilt whole after new typical speeds, otherwise the buckets touched since the last run).
+ones rebuilt whole after new typical speeds, otherwise the buckets touched since the last run); the
+refused messages (``dead_letters``) past ``dead_letter_retention`` are deleted, a batch a transaction.
 
 Error policy: each step is its own transaction; an error rolls that step back and is raised (the
 next run redoes it: every step is idempotent). An advisory lock keeps two runs from overlapping.
@@ -67,6 +68,7 @@ class MaintainReport:
     device_indexes_created: dict[str, int] = field(default_factory=dict)
     buckets_recomputed: dict[str, int] = field(default_factory=dict)
     typical_speed_refreshed: bool = False
+    dead_letters_deleted: int = 0
 
     def lines(self) -> list[str]:
         out = [f"backend: {self.backend}"]
@@ -75,6 +77,7 @@ class MaintainReport:
         out += [f"{table}: {n} device indexes created" for table, n in self.device_indexes_created.items() if n]
         out += [f"{name}: {n} buckets recomputed" for name, n in self.buckets_recomputed.items()]
         out.append("traffic typical speed: " + ("recomputed" if self.typical_speed_refreshed else "fresh"))
+        out.append(f"dead letters: {self.dead_letters_deleted} past their retention deleted")
         return out
 
 
@@ -95,6 +98,23 @@ def _partitions(conn: psycopg.Connection[TupleRow], report: MaintainReport) -> N
             assert row is not None
         report.partitions_created[table] = int(row[0]) + int(row[1] or 0)
         report.partitions_dropped[table] = int(row[2])
+
+
+DEAD_LETTER_BATCH = 10_000  # rows deleted a transaction: a large backlog never holds a long lock
+
+
+def _dead_letters(conn: psycopg.Connection[TupleRow], report: MaintainReport) -> None:
+    """Delete the refused messages older than ``dead_letter_retention``, a batch a transaction."""
+    keep = read_config(conn).get("dead_letter_retention")
+    if keep is None:  # a database configured before the setting: the next `db migrate` or `maintain` writes it
+        return
+    while True:
+        with conn.transaction():
+            cur = conn.execute("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters"
+                               " WHERE received_at < now() - %s::interval LIMIT %s)", [keep, DEAD_LETTER_BATCH])
+        report.dead_letters_deleted += cur.rowcount
+        if cur.rowcount < DEAD_LETTER_BATCH:
+            return
 
 
 def _device_indexes(conn: psycopg.Connection[TupleRow], report: MaintainReport) -> None:
@@ -136,6 +156,7 @@ def maintain(
                 report.typical_speed_refreshed = refresh_typical_speed(conn, typical_every)
                 report.buckets_recomputed |= refresh_traffic_long(conn, until, report.typical_speed_refreshed)
             _device_indexes(conn, report)
+            _dead_letters(conn, report)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
     return report

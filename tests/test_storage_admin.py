@@ -173,3 +173,29 @@ def test_the_storage_job_logs_each_run(store: str, caplog: pytest.LogCaptureFixt
     line = next(r.getMessage() for r in caplog.records if "storage maintenance done in" in r.getMessage())
     assert "backend: " in line
     assert "traffic typical speed: " in line
+
+
+def test_the_storage_job_deletes_old_dead_letters(store: str) -> None:
+    """Refused messages past STORAGE__DEAD_LETTER_RETENTION are deleted (they were kept for ever: a device sending
+    garbage could fill the disk); younger ones stay."""
+    from urbanpulse.ingest import maintain as job  # noqa: PLC0415
+    from urbanpulse.settings import StorageSettings  # noqa: PLC0415
+
+    with psycopg.connect(store, autocommit=True) as conn:
+        conn.execute("DELETE FROM dead_letters")
+        conn.execute("INSERT INTO dead_letters (received_at, topic, payload, reason, batch_id)"
+                      " SELECT now() - make_interval(days => d), 't', '\\x00', 'r', 0"
+                      " FROM generate_series(1, 5) AS d, generate_series(1, 3)")
+    old = job.DEAD_LETTER_BATCH
+    job.DEAD_LETTER_BATCH = 4  # several batches
+    try:
+        report = maintain(store, StorageSettings(dead_letter_retention=timedelta(days=2, hours=12)))
+    finally:
+        job.DEAD_LETTER_BATCH = old
+    assert report.dead_letters_deleted == 9  # 3 a day, days 3 to 5
+    assert "dead letters: 9 past their retention deleted" in report.lines()
+    with psycopg.connect(store) as conn:
+        row = conn.execute("SELECT count(*), max(now() - received_at) FROM dead_letters").fetchone()
+    assert row is not None
+    assert row[0] == 6
+    assert row[1] < timedelta(days=2, hours=12)

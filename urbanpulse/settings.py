@@ -151,6 +151,10 @@ class StorageSettings(BaseModel):
     )
     traffic_retention: Duration = Field(timedelta(days=90), description="The same for traffic readings.")
     ispeed_retention: Duration = Field(timedelta(days=730), description="The same for speed tests.")
+    dead_letter_retention: Duration = Field(
+        timedelta(days=30), description="Refused messages (dead_letters) older than this are deleted by the storage "
+        "job: a device sending garbage must not fill the disk.",
+    )
     compress_after: Duration = Field(
         timedelta(days=8), description="TimescaleDB: chunks older than this go to the columnstore."
     )
