@@ -170,6 +170,7 @@ class Publisher:
         b = self.settings.analytics_broker()
         client = aiomqtt.Client(b.host, b.port, username=b.username, password=b.password,
                                 identifier=self.client_id, keepalive=b.keepalive, timeout=10.0,
+                                tls_context=b.ssl_context(),
                                 protocol=aiomqtt.ProtocolVersion.V5)  # 3.1.1 acknowledges a refused publish
         client.pending_calls_threshold = BATCH  # a drain has up to BATCH publishes in flight, on purpose
         return client

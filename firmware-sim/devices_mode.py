@@ -69,7 +69,8 @@ async def _device(
         try:
             async with aiomqtt.Client(broker.host, broker.port, identifier=f"dev-{device_id}",
                                       username=device_id if credentials else None, password=password,
-                                      will=will, keepalive=60, timeout=30) as client:
+                                      will=will, keepalive=60, timeout=30,
+                                      tls_context=broker.ssl_context()) as client:
                 report.connected_now += 1
                 report.connected_peak = max(report.connected_peak, report.connected_now)
                 attempt = 0

@@ -53,7 +53,8 @@ async def run_live(
         try:
             async with aiomqtt.Client(broker.host, broker.port, username=broker.username,
                                       password=broker.password, identifier=f"urbanpulse-sim-live-{os.getpid()}",
-                                      max_inflight_messages=500, timeout=30) as client:
+                                      max_inflight_messages=500, timeout=30,
+                                      tls_context=broker.ssl_context()) as client:
                 client.pending_calls_threshold = len(devices) + 1
                 await _presence(client, devices, b"online")
                 while not stop.is_set():

@@ -58,6 +58,7 @@ async def publish(
             async with aiomqtt.Client(
                 broker.host, broker.port, username=broker.username, password=broker.password,
                 identifier=client_id, max_inflight_messages=concurrency, timeout=30,
+                tls_context=broker.ssl_context(),
             ) as client:
                 client.pending_calls_threshold = concurrency + 1
                 todo = await _publish_round(client, todo, report, rate, concurrency, started, on_ack, stop,

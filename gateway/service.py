@@ -180,6 +180,7 @@ class Gateway:
             password=b.password,
             identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
+            tls_context=b.ssl_context(),
             clean_start=False,
             properties=props,
             keepalive=b.keepalive,

@@ -62,6 +62,8 @@ def _connect(settings: Settings, client_id: str, delivered: list[int]) -> tuple[
     client.on_message = lambda _c, _u, message: delivered.append(message.mid)
     if b.username is not None:
         client.username_pw_set(b.username, b.password)
+    if (context := b.ssl_context()) is not None:
+        client.tls_set_context(context)
     answer: dict[str, bool] = {}
     client.on_connect = lambda _c, _u, flags, reason, _p: answer.update(
         ok=not reason.is_failure, present=bool(flags.session_present)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import getpass
 import queue
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -143,3 +145,31 @@ def start_broker(folder: Path, tls: TlsFiles | None = None, service_port: int | 
     server = MosquittoServer(folder, port=port, config=config)
     server.start()
     return server
+
+
+def tls_broker(secured: Secured, tmp_path: Path) -> tuple[Path, int]:
+    """Restart ``secured``'s broker with a TLS listener too, on a certificate for 127.0.0.1 from a test CA made
+    here with openssl; returns the CA certificate and the TLS port."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run([*openssl, "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.pem"), "-subj", "/CN=test-ca"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "server.key"),
+                    "-out", str(pki / "server.csr"), "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(pki / "server.csr"), "-CA", str(pki / "ca.pem"),
+                    "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "1", "-out", str(pki / "server.pem"),
+                    "-extfile", str(pki / "san.ext")], check=True, capture_output=True)
+    secured.server.kill()
+    secured.server = start_broker(secured.broker_dir, TlsFiles(pki / "server.pem", pki / "server.key",
+                                                                pki / "ca.pem"))
+    tls_port = int(next(line.split()[1] for line in secured.server.config_text().splitlines()
+                        if line.startswith("listener") and int(line.split()[1]) != secured.server.port))
+    eventually(lambda: _port_open(tls_port))
+    return pki / "ca.pem", tls_port
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -7,7 +7,6 @@ by ``write_broker_files`` and a gateway account; devices and the gateway connect
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
-from secured_broker import GATEWAY, GATEWAY_SECRET, NOT_AUTHORIZED, Mqtt, Secured, eventually, start_broker
+from secured_broker import GATEWAY, GATEWAY_SECRET, NOT_AUTHORIZED, Mqtt, Secured, eventually, tls_broker
 from typer.testing import CliRunner
 
 from urbanpulse.cli import app
@@ -180,32 +179,11 @@ def test_rotated_secret_replaces_the_old_one(secured: Secured) -> None:
 
 
 def test_tls_listener(secured: Secured, tmp_path: Path) -> None:
-    pki = tmp_path / "pki"
-    pki.mkdir()
-    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-    subprocess.run([*openssl, "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.pem"), "-subj", "/CN=test-ca"],
-                   check=True, capture_output=True)
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "server.key"),
-                    "-out", str(pki / "server.csr"), "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    subprocess.run(["openssl", "x509", "-req", "-in", str(pki / "server.csr"), "-CA", str(pki / "ca.pem"),
-                    "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "1", "-out", str(pki / "server.pem"),
-                    "-extfile", str(pki / "san.ext")], check=True, capture_output=True)
-    secured.server.kill()
-    secured.server = start_broker(secured.broker_dir, TlsFiles(pki / "server.pem", pki / "server.key",
-                                                                pki / "ca.pem"))
-    tls_port = int(next(line.split()[1] for line in secured.server.config_text().splitlines()
-                        if line.startswith("listener") and int(line.split()[1]) != secured.server.port))
-    eventually(lambda: _port_open(tls_port))
+    ca, tls_port = tls_broker(secured, tmp_path)
     for password, accepted in [(secured.secrets["air-1"], True), ("wrong", False)]:
-        client = Mqtt(tls_port, "air-1", password, tls_ca=pki / "ca.pem")
+        client = Mqtt(tls_port, "air-1", password, tls_ca=ca)
         secured.clients.append(client)
         assert client.accepted is accepted
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_config_and_files_text() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import ssl
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +31,16 @@ class BrokerSettings(BaseModel):
     username: str | None = Field(None, description="User name for the broker, if it asks for one.")
     password: str | None = Field(None, description="Password for the broker.")
     keepalive: int = Field(30, ge=0, le=65535, description="MQTT keepalive in seconds (0: off).")
+    tls_ca_file: Path | None = Field(
+        None, description="CA certificate (PEM) of the broker's TLS listener: set it, and `port` to that listener's "
+        "(8883), to connect with TLS and check the broker's certificate and host name.",
+    )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of a connection to the broker (None: plain MQTT); the broker's certificate is checked."""
+        if self.tls_ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.tls_ca_file))
 
 
 def _connection_string(value: str) -> str:
