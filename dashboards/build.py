@@ -66,7 +66,7 @@ def datasource_config(settings: Settings, *, timescaledb: bool = False) -> dict[
                 "editable": False,
                 "jsonData": {
                     "database": database_name(settings),
-                    "sslmode": "disable",
+                    "sslmode": settings.grafana.db_sslmode,
                     "postgresVersion": POSTGRES_VERSION,
                     "timescaledb": timescaledb,
                 },

@@ -205,3 +205,13 @@ def test_sdk_reads_the_targets_back() -> None:
         targets = [t for p in model.panels or [] if isinstance(p, models.Panel) for t in p.targets or []]
         assert len(targets) == sum(1 + len(p.layers) for p in board.panels)
         assert all(isinstance(t, SqlQuery) for t in targets)
+
+
+def test_the_datasource_sslmode_is_a_setting() -> None:
+    """A database across a network: ``URBANPULSE_GRAFANA__DB_SSLMODE=verify-full`` (it was always 'disable')."""
+    from urbanpulse.dashboards.build import datasource_config  # noqa: PLC0415
+    from urbanpulse.settings import GrafanaSettings, Settings  # noqa: PLC0415
+
+    settings = Settings(grafana=GrafanaSettings(db_sslmode="verify-full"))
+    assert datasource_config(settings)["datasources"][0]["jsonData"]["sslmode"] == "verify-full"
+    assert datasource_config(Settings())["datasources"][0]["jsonData"]["sslmode"] == "disable"

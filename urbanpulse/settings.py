@@ -335,6 +335,10 @@ class GrafanaSettings(BaseModel):
         None, description="host:port of the database as Grafana's network sees it (the data source; `push`'s "
         "default for `--db-host`, else the host of `DATABASE__DSN`).",
     )
+    db_sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = Field(
+        "disable", description="The data source's TLS to the database (Grafana's sslmode): `disable` suits a "
+        "database on Grafana's own private network (docker-compose's); `verify-full` for one across a network.",
+    )
 
 
 class Settings(BaseSettings):
