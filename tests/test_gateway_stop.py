@@ -4,27 +4,22 @@ workers with it; a worker that cannot start stops the gateway instead of leaving
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from test_local_stack import eventually
 
 from urbanpulse.localstack import MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
-
-
-def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.1)
 
 
 def children(pid: int) -> list[int]:
@@ -83,6 +78,6 @@ def test_a_worker_that_cannot_start_stops_the_gateway(tmp_path: Path, database: 
         text = log.read_text()
         assert code == 1, text
         assert time.monotonic() - started < 45
-        assert "error: gateway worker 0: [Errno 98]" in text, text
+        assert re.search(r"error: gateway worker \d: \[Errno 98\]", text), text  # 0's (1's too if port + 1 is taken)
         assert "stopping the others" in text
         assert "Traceback" not in text

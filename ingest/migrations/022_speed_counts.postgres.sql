@@ -14,56 +14,23 @@ DROP FUNCTION ispeed_1h_compute(timestamptz, timestamptz);
 DROP FUNCTION ispeed_1d_compute(timestamptz, timestamptz);
 DROP FUNCTION ispeed_compute(boolean, timestamptz, timestamptz);
 TRUNCATE ispeed_1h_store, ispeed_1d_store;
-ALTER TABLE ispeed_1h_store
-    ADD COLUMN below_5 bigint,
-    ADD COLUMN below_10 bigint,
-    ADD COLUMN below_15 bigint,
-    ADD COLUMN below_20 bigint,
-    ADD COLUMN below_25 bigint,
-    ADD COLUMN below_30 bigint,
-    ADD COLUMN below_35 bigint,
-    ADD COLUMN below_40 bigint,
-    ADD COLUMN below_45 bigint,
-    ADD COLUMN below_50 bigint,
-    ADD COLUMN below_55 bigint,
-    ADD COLUMN below_60 bigint,
-    ADD COLUMN below_65 bigint,
-    ADD COLUMN below_70 bigint,
-    ADD COLUMN below_75 bigint,
-    ADD COLUMN below_80 bigint,
-    ADD COLUMN below_85 bigint,
-    ADD COLUMN below_90 bigint,
-    ADD COLUMN below_95 bigint,
-    ADD COLUMN below_100 bigint,
-    ADD COLUMN below_120 bigint,
-    ADD COLUMN below_150 bigint,
-    ADD COLUMN below_200 bigint,
-    ADD COLUMN below_300 bigint;
-ALTER TABLE ispeed_1d_store
-    ADD COLUMN below_5 bigint,
-    ADD COLUMN below_10 bigint,
-    ADD COLUMN below_15 bigint,
-    ADD COLUMN below_20 bigint,
-    ADD COLUMN below_25 bigint,
-    ADD COLUMN below_30 bigint,
-    ADD COLUMN below_35 bigint,
-    ADD COLUMN below_40 bigint,
-    ADD COLUMN below_45 bigint,
-    ADD COLUMN below_50 bigint,
-    ADD COLUMN below_55 bigint,
-    ADD COLUMN below_60 bigint,
-    ADD COLUMN below_65 bigint,
-    ADD COLUMN below_70 bigint,
-    ADD COLUMN below_75 bigint,
-    ADD COLUMN below_80 bigint,
-    ADD COLUMN below_85 bigint,
-    ADD COLUMN below_90 bigint,
-    ADD COLUMN below_95 bigint,
-    ADD COLUMN below_100 bigint,
-    ADD COLUMN below_120 bigint,
-    ADD COLUMN below_150 bigint,
-    ADD COLUMN below_200 bigint,
-    ADD COLUMN below_300 bigint;
+DO $$
+DECLARE
+    store text;
+BEGIN
+    FOREACH store IN ARRAY ARRAY['ispeed_1h_store', 'ispeed_1d_store'] LOOP
+        EXECUTE format('ALTER TABLE %I '
+                   'ADD COLUMN below_5 bigint, ADD COLUMN below_10 bigint, ADD COLUMN below_15 bigint,
+                   ADD COLUMN below_20 bigint, ADD COLUMN below_25 bigint, ADD COLUMN below_30 bigint,
+                   ADD COLUMN below_35 bigint, ADD COLUMN below_40 bigint, ADD COLUMN below_45 bigint,
+                   ADD COLUMN below_50 bigint, ADD COLUMN below_55 bigint, ADD COLUMN below_60 bigint,
+                   ADD COLUMN below_65 bigint, ADD COLUMN below_70 bigint, ADD COLUMN below_75 bigint,
+                   ADD COLUMN below_80 bigint, ADD COLUMN below_85 bigint, ADD COLUMN below_90 bigint,
+                   ADD COLUMN below_95 bigint, ADD COLUMN below_100 bigint, ADD COLUMN below_120 bigint,
+                   ADD COLUMN below_150 bigint, ADD COLUMN below_200 bigint, ADD COLUMN below_300 bigint', store);
+    END LOOP;
+END
+$$;
 
 CREATE FUNCTION ispeed_compute(daily boolean, t_from timestamptz, t_to timestamptz)
 RETURNS SETOF ispeed_1h_store LANGUAGE sql STABLE AS $$
