@@ -149,7 +149,7 @@ _REASONS = {135: "not authorized (135)", 151: "quota exceeded (151)", 153: "payl
 
 def _refusal_hint(exc: Exception, settings: Settings) -> str:
     """What to do when the broker refuses the publisher's account (a secured broker lets the gateway's only read)."""
-    if "not authori" not in str(exc).lower() and "135" not in str(exc):
+    if getattr(exc, "rc", None) != 135 and "not authori" not in str(exc).lower():
         return ""
     return (f": the broker does not let {settings.analytics_broker().username!r} publish to {EVENTS_FILTER}; give"
             f" analytics its own account ({env_name('analytics', 'broker_username')} and __BROKER_PASSWORD, then"

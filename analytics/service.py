@@ -163,8 +163,9 @@ class Analytics:
             self._conn = await AsyncConnection.connect(self.settings.database.dsn, autocommit=True)
         return self._conn
 
-    async def step(self) -> int:
-        """Score every batch committed since the last step; returns the readings scored."""
+    async def step(self, stop: asyncio.Event | None = None) -> int:
+        """Score every batch committed since the last step (until ``stop`` is set: a backlog after an outage is
+        many chunks, and a stop should not wait for them all); returns the readings scored."""
         conn = await self._connection()
         a = self.settings.analytics
         scored = 0
@@ -187,8 +188,8 @@ class Analytics:
                 self._horizon = chunk.horizon
                 self._count(chunk, written)
                 scored += p.readings
-                if not chunk.more:
-                    break
+                if not chunk.more or (stop is not None and stop.is_set()):
+                    break  # a stop between chunks: each chunk is checkpointed, the next run goes on from it
         except BaseException:
             self._state = None  # reloaded from the checkpoint, which the failed chunk did not move
             raise
@@ -226,7 +227,7 @@ class Analytics:
                 had_connection = self._conn is not None
                 try:
                     await self._ensure_listening()
-                    await self.step()
+                    await self.step(stop)
                 except psycopg.OperationalError as exc:
                     # A connection the server closed while it sat idle fails only when used: the database
                     # may be back already, so a failure on it is retried at once, on a new connection.

@@ -98,7 +98,8 @@ DEVICE_ONE = Variable(
 # What an events annotation is narrowed to, as the dashboard's variables narrow its panels (a device without a
 # place is 'unknown' to the Province and District variables, grafana_devices' coalesce).
 EVENTS_IN_PROVINCE = "coalesce(province, 'unknown') IN ($province)"
-EVENTS_IN_PLACE = f"{EVENTS_IN_PROVINCE} AND coalesce(district, 'unknown') IN ($district)"
+# An event without a district (a phone's, whose tests have a province only) is the whole province's.
+EVENTS_IN_PLACE = f"{EVENTS_IN_PROVINCE} AND (district IS NULL OR district IN ($district))"
 EVENTS_OF_DEVICES = f"{EVENTS_IN_PLACE} AND device_id IN ($device)"
 EVENTS_OF_DEVICE = "device_id = ${device:sqlstring}"
 

@@ -21,9 +21,10 @@ _RATE_KINDS = (
     f"  UNION ALL SELECT bucket, 'traffic', sum(readings) FROM traffic_district_1h WHERE {_HOURS} GROUP BY 1\n"
     f"  UNION ALL SELECT bucket, 'ispeed', sum(tests) FROM ispeed_1h WHERE {_HOURS} GROUP BY 1\n"
 )
-# Seconds of an hourly bucket gone by now (a minute at least): the hour in progress is counted at its rate so far,
+# Seconds of an hourly bucket gone by now (a minute at least, an hour at most: readings stamped ahead of the
+# clock make an hour that has not begun): the hour in progress is counted at its rate so far,
 # not as a whole hour, whose count would read as a drop in ingest at every hour's start.
-_ELAPSED = "greatest(extract(epoch FROM least(now(), bucket + interval '1 hour') - bucket), 60)"
+_ELAPSED = "least(greatest(extract(epoch FROM least(now(), bucket + interval '1 hour') - bucket), 60), 3600)"
 # Raw readings received in the range (their measurement time may be a little earlier): for the lag panels.
 _RECEIVED = " ".join(
     f"{'UNION ALL ' if i else ''}SELECT '{kind}' AS kind, time, received_at, batch_id FROM {kind}_readings"

@@ -2,12 +2,17 @@
 
 Each ``ispeed_1h`` / ``ispeed_1d`` row keeps, besides its own median, how many of its tests were under each of
 :data:`POINTS` (``below_5`` .. ``below_300``, Mbit/s). Summed over any rows -- several operators, hours,
-days -- they are the pooled distribution's counts at those speeds, exact; :func:`median_sql` reads the median
-off them: the step where the count passes half the tests, and within it, linearly. The estimate is always in
-the right step (under 40 exactly when more than half of the tests were under 40), and within it off by at
-most its width (5 Mbit/s up to 100; under 1 on the simulator's data, ``tests/test_dashboards_trust.py``).
+days -- they are the pooled distribution's counts at those speeds, exact. :func:`median_sql` reads the median
+off them as ``percentile_cont`` defines it, the mean of the two middle tests (one, for an odd count): each is
+placed in the step its rank falls in, and within the step as if the step's tests were spread evenly. So each
+middle test is in its right step (under 40 exactly when it is), and the estimate is off by at most the steps'
+widths (5 Mbit/s up to 100; within a megabit on the simulator's data, ``tests/test_dashboards_trust.py``).
+When exactly half of the tests are under 40, the two middle ones straddle the line, and so may the median.
 
->>> median_sql().startswith("(CASE WHEN sum(below_5) * 2 >= sum(tests) THEN 0 + 5 * (sum(tests) / 2.0 - 0)")
+Rows from before migration 022 whose readings were past their retention have no counts: a group with one
+of them falls back to the tests-weighted mean of the rows' medians (nearer the tests' mean for small rows).
+
+>>> "sum(below_5) >= " in median_sql()
 True
 """
 
@@ -16,16 +21,28 @@ from __future__ import annotations
 POINTS: tuple[int, ...] = (*range(5, 101, 5), 120, 150, 200, 300)
 """The speeds (Mbit/s) under which each rollup row counts its tests: the columns ``below_<point>``."""
 
+_TESTS = "sum(tests)"
+_WEIGHTED_MEAN = "sum(download_median * tests) / sum(tests)"  # rows without counts (history before 022)
 
-def median_sql() -> str:
-    """SQL of the median download of the rows a query aggregates (``GROUP BY``), from their summed counts; a
-    median of 300 Mbit/s or more shows as 300."""
-    tests = "sum(tests)"
+
+def _at_rank(rank: str) -> str:
+    """SQL of the speed of the test of 1-based ``rank`` (an SQL expression), from the summed counts: in the first
+    step whose count reaches it, at ``(rank - count before - 0.5) / tests in the step`` of the step's width; 300
+    (the last point) for a test at or above it."""
     branches = []
     lower, under_lower = 0, "0"
     for point in POINTS:
         under = f"sum(below_{point})"
-        branches.append(f"WHEN {under} * 2 >= {tests} THEN {lower} + {point - lower} * ({tests} / 2.0 - {under_lower})"
+        branches.append(f"WHEN {under} >= {rank} THEN {lower} + {point - lower} * ({rank} - {under_lower} - 0.5)"
                         f" / ({under} - {under_lower})")
         lower, under_lower = point, under
-    return f"(CASE {' '.join(branches)} ELSE {POINTS[-1]} END)::float8"
+    return f"CASE {' '.join(branches)} ELSE {POINTS[-1]} END"
+
+
+def median_sql() -> str:
+    """SQL of the median download of the rows a query aggregates (``GROUP BY``): the mean of its two middle
+    tests read off the summed counts, or for a group with a row without counts the weighted mean of medians."""
+    lower_middle = _at_rank(f"floor(({_TESTS} + 1) / 2.0)")
+    upper_middle = _at_rank(f"ceil(({_TESTS} + 1) / 2.0)")
+    return (f"(CASE WHEN count(*) FILTER (WHERE below_5 IS NULL) > 0 THEN {_WEIGHTED_MEAN}"
+            f" ELSE (({lower_middle}) + ({upper_middle})) / 2 END)::float8")

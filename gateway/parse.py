@@ -29,11 +29,14 @@ Identity = Callable[[str, Kind], str | None]
 """(topic device_id, kind) -> None when the device may publish that kind, else the reason it may not."""
 
 
+MAX_PAYLOAD_BYTES = 65536  # GatewaySettings.max_payload_bytes' default
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What the gateway accepts; see GatewaySettings for the meaning of each."""
 
-    max_payload_bytes: int = 65536
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     max_readings_per_message: int = 1000
     max_future_skew: timedelta = timedelta(seconds=300)
     max_late: timedelta = timedelta(days=7)
@@ -210,9 +213,10 @@ def _short(text: str | None, most: int) -> str | None:
 
 
 def _dead_letter(topic: str, payload: bytes, reason: str, received_at: datetime, field_name: str | None,
-                 device_id: str | None, kind: str | None) -> DeadLetter:
-    """A refusal as stored: topic, reason and field as text PostgreSQL can hold; what the device wrote cut short."""
-    return DeadLetter(topic=_clean(topic), payload=payload, reason=_short(_clean(reason), 500) or "",
+                 device_id: str | None, kind: str | None, payload_limit: int = MAX_PAYLOAD_BYTES) -> DeadLetter:
+    """A refusal as stored: topic, reason and field as text PostgreSQL can hold; what the device wrote cut short,
+    the payload to ``payload_limit`` bytes (a status message or one the gateway failed on too)."""
+    return DeadLetter(topic=_clean(topic), payload=payload[:payload_limit], reason=_short(_clean(reason), 500) or "",
                       received_at=received_at, field=_short(None if field_name is None else _clean(field_name), 64),
                       device_id=_short(device_id, 128), kind=_short(kind, 32))
 
@@ -244,13 +248,14 @@ def parse_message(
     """
     limits = limits or Limits()
     out = Parsed(received_at=received_at)
-    kept = payload[:limits.max_payload_bytes]  # an oversized payload: its first max_payload_bytes (the reason says)
 
     def reject(reason: str, field_name: str | None, device_id: str | None = None, kind: str | None = None) -> None:
         # The payload once per message, with its first dead letter: a message of 1,000 refused readings stored
-        # it 1,000 times (a device could grow the table by a gigabyte a message; security review, 2026-12-01).
-        stored = b"" if out.rejected else kept
-        out.rejected.append(_dead_letter(topic, stored, reason, received_at, field_name, device_id, kind))
+        # it 1,000 times (a device could grow the table by a gigabyte a message; security review, 2026-12-01);
+        # an oversized payload its first max_payload_bytes (the reason says).
+        stored = b"" if out.rejected else payload
+        out.rejected.append(_dead_letter(topic, stored, reason, received_at, field_name, device_id, kind,
+                                         limits.max_payload_bytes))
 
     parts = parse_topic(topic)
     if parts is None:

@@ -140,3 +140,24 @@ def test_briefing_timeline_reads_local_hours(tmp_path: Path, monkeypatch: pytest
     [bar] = axes.patches
     assert axes.xaxis.get_major_formatter().format_data(bar.get_x()) == "11:00"
     assert [t.get_text() for t in axes.get_legend().get_texts()] == ["warning"]
+
+
+def test_a_phones_event_without_a_district_is_on_its_province(filled: Filled) -> None:
+    """A speed tester's event has a province and no district: on the city overview narrowed to a district it is
+    the whole province's, as a province-wide incident is (it vanished even with District on "All")."""
+    from urbanpulse.dashboards.render import annotation_queries, dashboard_json  # noqa: PLC0415
+
+    end = filled.sample.end
+    province = filled.sample.devices[0].province.name
+    district = filled.sample.devices[0].district.name
+    sql = annotation_queries(dashboard_json(overview.CITY))["Events"]
+    with psycopg.connect(filled.dsn) as conn:  # rolled back
+        conn.execute("INSERT INTO events (device_id, kind, metric, detector, status, severity, opened_at,"
+                     " last_seen_at, peak_score, last_score, peak_value, readings, province, district, raised_at)"
+                     " VALUES ('phone-roaming', 'ispeed', 'download_mbps', 'ewma', 'open', 'critical', %s, %s, 0.9,"
+                     " 0.9, 3.0, 4, %s, NULL, %s)", [end - timedelta(hours=1), end, province, end])
+        conn.execute("SET LOCAL ROLE urbanpulse_grafana")
+        rows = run(conn, expand(sql, time_from=end - timedelta(hours=3), time_to=end, interval=timedelta(minutes=1),
+                                variables={"province": [province], "district": [district]}))[1]
+        conn.rollback()
+    assert any("phone-roaming" in text for _, _, text, _ in rows)

@@ -326,3 +326,15 @@ def test_what_a_device_writes_into_a_dead_letter_is_cut_short() -> None:
     [letter] = parse_message("urbanpulse/v1/" + "k" * 3000 + "/air-1", body(AIR), NOW).rejected
     assert letter.kind is not None
     assert len(letter.kind) == 32
+
+
+def test_every_dead_letter_keeps_at_most_max_payload_bytes() -> None:
+    """Of a status message and of one the gateway failed on too: a device could store a megabyte a message on
+    its own status topic (the diff review)."""
+    from urbanpulse.gateway.parse import MAX_PAYLOAD_BYTES, failed, parse_status  # noqa: PLC0415
+
+    big = b"x" * 2_000_000
+    _, status = parse_status("urbanpulse/v1/status/air-1", "air-1", big, NOW, None)
+    assert [len(letter.payload) for letter in status.rejected] == [MAX_PAYLOAD_BYTES]
+    [letter] = failed(reading_topic("air", "air-1"), big, NOW, ValueError("x")).rejected
+    assert len(letter.payload) == MAX_PAYLOAD_BYTES

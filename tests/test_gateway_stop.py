@@ -81,3 +81,9 @@ def test_a_worker_that_cannot_start_stops_the_gateway(tmp_path: Path, database: 
         assert re.search(r"error: gateway worker \d: \[Errno 98\]", text), text  # 0's (1's too if port + 1 is taken)
         assert "stopping the others" in text
         assert "Traceback" not in text
+
+
+def test_a_worker_killed_by_a_signal_is_said_as_a_shell_says_it() -> None:
+    from urbanpulse.cli import _status  # noqa: PLC0415
+
+    assert [_status(code) for code in (None, 0, 1, 2, -9, -15)] == [0, 0, 1, 2, 137, 143]

@@ -72,8 +72,15 @@ def _until_stopped(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stopping(signum: int) -> None:
+            if stop.is_set():  # asked twice: the operator will not wait (what is not acknowledged comes again)
+                os._exit(128 + signum)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping, sig)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # a worker starts with them blocked (_supervise)
         await serve(stop)
 
     asyncio.run(main())
@@ -111,10 +118,24 @@ def _retire_process(client_id: str, verbose: bool) -> None:
     asyncio.run(retire(Settings(), client_id))
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _status(exitcode: int | None) -> int:
+    """A worker's exit code as a process status: a signal's death (``-9``) as a shell says it (137)."""
+    code = exitcode or 0
+    return 128 - code if code < 0 else code
+
+
 def _supervise(workers: list[multiprocessing.Process]) -> int:
-    """Wait for the gateway's workers; SIGTERM or SIGINT is passed on to each (it stops as one gateway does). A
-    worker that ends by itself (a port in use, a bug) stops the others: a gateway is whole or not running.
-    Returns the exit status: the first failed worker's, else 0."""
+    """Start the gateway's workers and wait for them; SIGTERM or SIGINT is passed on to each (it stops as one
+    gateway does). A worker that ends by itself (a port in use, a bug) stops the others: a gateway is whole or
+    not running. Returns the exit status: the first failed worker's (1 for one that ended by itself without an
+    error), or the first non-zero status of a worker stopping, else 0.
+
+    The signals are blocked while the workers start (they inherit the mask and unblock it once they handle
+    them, ``_until_stopped``): one that came between two starts was the parent's death, its workers left
+    running."""
     log = logging.getLogger("urbanpulse.gateway")
     stopping = False
 
@@ -125,8 +146,14 @@ def _supervise(workers: list[multiprocessing.Process]) -> int:
             if proc.is_alive():
                 proc.terminate()  # SIGTERM: the worker stops as a single gateway does
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop_all)
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        for proc in workers:
+            proc.start()
+        for sig in _STOPS:
+            signal.signal(sig, stop_all)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # one that came meanwhile is handled now
     status = 0
     running = {proc.sentinel: proc for proc in workers}
     while running:
@@ -135,9 +162,13 @@ def _supervise(workers: list[multiprocessing.Process]) -> int:
             proc.join()
             if not stopping:
                 log.error("gateway worker %s exited (status %s): stopping the others", workers.index(proc),
-                          proc.exitcode)
-                status = proc.exitcode or 1
+                          _status(proc.exitcode))
+                status = _status(proc.exitcode) or 1
                 stop_all()
+            elif not status and _status(proc.exitcode):
+                log.error("gateway worker %s failed while stopping (status %s)", workers.index(proc),
+                          _status(proc.exitcode))
+                status = _status(proc.exitcode)
     return status
 
 
@@ -172,8 +203,6 @@ def gateway(
         return
     group = settings.gateway.share_group or DEFAULT_SHARE_GROUP
     procs = [multiprocessing.Process(target=_gateway_process, args=(i, group, verbose)) for i in range(workers)]
-    for proc in procs:
-        proc.start()
     status = _supervise(procs)
     if status:
         raise SystemExit(status)

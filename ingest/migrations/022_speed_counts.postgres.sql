@@ -1,19 +1,18 @@
--- Exact medians from the speed-test rollups. A median does not add up: the dashboards' median over several
+-- Medians from the speed-test rollups. A median does not add up: the dashboards' median over several
 -- operators or hours was the tests-weighted mean of the hourly medians, which with a few tests an hour is
 -- nearer the tests' mean and, speeds being right-skewed, above their median (a province whose tests' median
 -- was 39.9 Mbit/s showed 41.2, green). Counts do add up: each bucket now keeps how many of its tests were
--- under each of these speeds (below_5 .. below_300, Mbit/s), so the median of any set of buckets is read off
--- their summed counts (dashboards/speeds.py), within its 5 Mbit/s step (up to 100) and on the right side of
--- each step, the 40 Mbit/s line too. The rollups are recomputed from the readings: on native PostgreSQL at
--- the next maintenance (their state is reset, and the views compute live until then), on TimescaleDB by
--- migrate()'s first refresh of the new continuous aggregates.
+-- under each of these speeds (below_5 .. below_300, Mbit/s), and the dashboards read the median of any set
+-- of buckets off their summed counts (dashboards/speeds.py).
+-- Nothing is lost: the stored buckets stay, their counts NULL until the next maintenance recomputes every
+-- bucket that still has readings (its horizon is reset below). Buckets older than the readings' retention
+-- keep NULL counts, and the dashboards fall back to the weighted mean of medians for them.
 
 DROP VIEW ispeed_1h;
 DROP VIEW ispeed_1d;
 DROP FUNCTION ispeed_1h_compute(timestamptz, timestamptz);
 DROP FUNCTION ispeed_1d_compute(timestamptz, timestamptz);
 DROP FUNCTION ispeed_compute(boolean, timestamptz, timestamptz);
-TRUNCATE ispeed_1h_store, ispeed_1d_store;
 DO $$
 DECLARE
     store text;
@@ -86,4 +85,4 @@ CREATE VIEW ispeed_1d AS
     UNION ALL
     SELECT * FROM ispeed_1d_compute(rollup_watermark('ispeed_1d'), 'infinity');
 GRANT SELECT ON ispeed_1h, ispeed_1d TO urbanpulse_grafana;
-DELETE FROM rollup_state WHERE name IN ('ispeed_1h', 'ispeed_1d');
+UPDATE rollup_state SET horizon = NULL WHERE name IN ('ispeed_1h', 'ispeed_1d');  -- every bucket with readings

@@ -1,13 +1,18 @@
--- Exact medians from the speed-test rollups. A median does not add up: the dashboards' median over several
+-- Medians from the speed-test rollups. A median does not add up: the dashboards' median over several
 -- operators or hours was the tests-weighted mean of the hourly medians, which with a few tests an hour is
 -- nearer the tests' mean and, speeds being right-skewed, above their median (a province whose tests' median
 -- was 39.9 Mbit/s showed 41.2, green). Counts do add up: each bucket now keeps how many of its tests were
--- under each of these speeds (below_5 .. below_300, Mbit/s), so the median of any set of buckets is read off
--- their summed counts (dashboards/speeds.py), within its 5 Mbit/s step (up to 100) and on the right side of
--- each step, the 40 Mbit/s line too. The rollups are recomputed from the readings: on native PostgreSQL at
--- the next maintenance (their state is reset, and the views compute live until then), on TimescaleDB by
--- migrate()'s first refresh of the new continuous aggregates.
+-- under each of these speeds (below_5 .. below_300, Mbit/s), and the dashboards read the median of any set
+-- of buckets off their summed counts (dashboards/speeds.py).
+-- A continuous aggregate cannot gain columns: both are made again and refreshed from the readings by
+-- migrate(). Buckets wholly older than the oldest reading (past the readings' retention) cannot be
+-- recomputed: they are kept in ispeed_1h_archive / ispeed_1d_archive first (as they were, without counts),
+-- which the dashboards do not read.
 
+CREATE TABLE ispeed_1h_archive AS SELECT * FROM ispeed_1h
+    WHERE bucket + interval '1 hour' <= (SELECT coalesce(min(time), 'infinity') FROM ispeed_readings);
+CREATE TABLE ispeed_1d_archive AS SELECT * FROM ispeed_1d
+    WHERE bucket + interval '1 day' <= (SELECT coalesce(min(time), 'infinity') FROM ispeed_readings);
 DROP MATERIALIZED VIEW ispeed_1h;
 DROP MATERIALIZED VIEW ispeed_1d;
 DO $$
@@ -60,5 +65,5 @@ BEGIN
                    format('time_bucket(%L, time, %L)', '1 day', storage_setting('day_timezone')), line);
 END
 $$;
-GRANT SELECT ON ispeed_1h, ispeed_1d TO urbanpulse_grafana;
+GRANT SELECT ON ispeed_1h, ispeed_1d, ispeed_1h_archive, ispeed_1d_archive TO urbanpulse_grafana;
 DELETE FROM rollup_state WHERE name IN ('ispeed_1h', 'ispeed_1d');
