@@ -42,7 +42,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from urbanpulse.contract import UtcTime
-from urbanpulse.settings import parse_duration
+from urbanpulse.durations import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 

@@ -19,7 +19,8 @@ from datetime import timedelta
 import psycopg
 from psycopg.rows import TupleRow
 
-from urbanpulse.settings import StorageSettings, env_name, spoken
+from urbanpulse.durations import spoken
+from urbanpulse.settings import StorageSettings, env_name
 
 log = logging.getLogger("urbanpulse.ingest")
 

@@ -8,19 +8,19 @@ defaults are those of the local stack that ``urbanpulse up`` starts.
 from __future__ import annotations
 
 import difflib
-import re
 import ssl
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
+from urbanpulse.durations import Duration, spoken
 
 
 class BrokerSettings(BaseModel):
@@ -66,78 +66,6 @@ class DatabaseSettings(BaseModel):
     pool_max: int = Field(4, ge=1, description="Connections the pool may open at most.")
 
 
-_UNIT_SECONDS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
-                 "day": 86400, "d": 86400, "week": 604800, "w": 604800}
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_AMOUNT = re.compile(rf"({_NUMBER})\s*([a-z]+)(?:\s*,\s*|\s*)")
-_TIMEDELTA: TypeAdapter[timedelta] = TypeAdapter(timedelta)
-
-
-def _unit_seconds(word: str) -> float | None:
-    """``hours`` / ``hour`` / ``h`` -> 3600; a plural only of a word (``ms`` is not minutes)."""
-    if word in _UNIT_SECONDS:
-        return _UNIT_SECONDS[word]
-    return _UNIT_SECONDS.get(word[:-1]) if word.endswith("s") and len(word) > 2 else None
-
-
-def parse_duration(value: object) -> timedelta:
-    """A duration as people write it: ``12 hours``, ``1 week``, ``1 day 12 hours``, ``1h30m``, ``90s``, a number
-    of seconds, ISO 8601 (``P30D``, any case) or ``HH:MM:SS``. The settings and the scenario files read them so.
-
-    >>> parse_duration("1 day, 12 hours"), parse_duration("1h30m"), parse_duration("pt12h")
-    (datetime.timedelta(days=1, seconds=43200), datetime.timedelta(seconds=5400), datetime.timedelta(seconds=43200))
-    """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    text, seconds, at = str(value).strip().lower(), 0.0, 0
-    refused = ValueError(f"{value!r} is not a duration: write it as '12 hours', '1h30m', 'P30D' or '01:30:00'")
-    if text.lstrip("+-").startswith("p") or ":" in text:
-        try:
-            return _TIMEDELTA.validate_python(text.upper() if ":" not in text else text)
-        except ValueError:
-            raise refused from None
-    sign = -1.0 if text.startswith("-") else 1.0
-    text = text.lstrip("+-").strip()
-    if re.fullmatch(_NUMBER, text):
-        return timedelta(seconds=sign * float(text))
-    while at < len(text):
-        match = _AMOUNT.match(text, at)
-        size = _unit_seconds(match.group(2)) if match else None
-        if match is None or size is None:
-            raise refused
-        seconds += float(match.group(1)) * size
-        at = match.end()
-    if not text:
-        raise refused
-    return timedelta(seconds=sign * seconds)
-
-
-def spoken(duration: timedelta) -> str:
-    """A duration in its largest whole unit, as the settings are written: ``8 days``, ``1 hour``, ``90 seconds``.
-
-    >>> spoken(timedelta(days=8)), spoken(timedelta(hours=1)), spoken(timedelta(seconds=1)), spoken(timedelta(0, 1.5))
-    ('8 days', '1 hour', '1 second', '1.5 seconds')
-    """
-    seconds = duration.total_seconds()
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1)):
-        if seconds and seconds % size == 0:
-            count = int(seconds // size)
-            return f"{count} {unit if count != 1 else unit[:-1]}"
-    return f"{seconds} seconds"
-
-
-def _positive(value: timedelta) -> timedelta:
-    """At least a second: the database keeps durations in whole seconds (half a second would be 0)."""
-    if value < timedelta(seconds=1):
-        msg = "must be at least 1 second"
-        raise ValueError(msg)
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
-"""A duration of a second or more: ``12 hours``, ``1 day 12 hours``, ``P30D``, ``01:30:00`` or seconds."""
 
 
 class StorageSettings(BaseModel):
@@ -248,17 +176,29 @@ class GatewaySettings(BaseModel):
     )
 
 
-def _account_whole(section: str, username: str | None, password: str | None) -> None:
-    """A service's own broker account is a user name and a password, both or neither, neither empty."""
-    if username == "" or password == "":
-        msg = f"{section}.broker_username and {section}.broker_password must not be empty (unset them for no account)"
-        raise ValueError(msg)
-    if (username is None) != (password is None):
-        msg = f"{section}.broker_username and {section}.broker_password go together: set both or neither"
-        raise ValueError(msg)
+class _ServiceAccount(BaseModel):
+    """A service's own account on a secured broker: a user name and a password, both or neither, neither empty;
+    broker files written with `--broker-dir` include it (gateway/README.md). Unset: `BROKER__USERNAME`'s."""
+
+    broker_username: str | None = Field(None, description="This service's own account on a secured broker (both or "
+                                        "neither); unset: `BROKER__USERNAME`'s account.")
+    broker_password: str | None = Field(None, description="That account's password.")
+    _section: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _account_whole(self) -> Self:
+        section = self._section
+        if self.broker_username == "" or self.broker_password == "":
+            msg = (f"{section}.broker_username and {section}.broker_password must not be empty (unset them for no"
+                   " account)")
+            raise ValueError(msg)
+        if (self.broker_username is None) != (self.broker_password is None):
+            msg = f"{section}.broker_username and {section}.broker_password go together: set both or neither"
+            raise ValueError(msg)
+        return self
 
 
-class AnalyticsSettings(BaseModel):
+class AnalyticsSettings(_ServiceAccount):
     """Streaming detection. Env: ``URBANPULSE_ANALYTICS__<NAME>``."""
 
     alpha: float = Field(0.05, gt=0, le=1, description="EWMA smoothing factor of the baseline (0-1).")
@@ -286,36 +226,18 @@ class AnalyticsSettings(BaseModel):
     publish_update_seconds: float = Field(
         300.0, ge=0, description="Least reading time between two 'updated' messages of one event or incident."
     )
-    broker_username: str | None = Field(
-        None, description="The publisher's own account on a secured broker (it may publish under "
-        "urbanpulse/v1/ops/, where the gateway's account may only read); broker files written with `--broker-dir` "
-        "include it. Unset: `BROKER__USERNAME`'s account.",
-    )
-    broker_password: str | None = Field(None, description="That account's password.")
-
-    @model_validator(mode="after")
-    def _account_whole(self) -> AnalyticsSettings:
-        _account_whole("analytics", self.broker_username, self.broker_password)
-        return self
+    # its account publishes events under urbanpulse/v1/ops/, which the gateway's may only read
+    _section: ClassVar[str] = "analytics"
 
 
-class SimSettings(BaseModel):
+class SimSettings(_ServiceAccount):
     """Firmware simulator. Env: ``URBANPULSE_SIM__<NAME>``."""
 
     devices_per_kind: int = Field(20, ge=0, description="Simulated devices of each kind.")
     interval_seconds: float = Field(1.0, gt=0, description="Seconds between two readings of one device.")
     seed: int = Field(42, description="Random seed: the same seed gives the same readings.")
     malformed_rate: float = Field(0.0, ge=0, le=1, description="Share of messages deliberately malformed (0-1).")
-    broker_username: str | None = Field(
-        None, description="The simulator's own account on a secured broker (one connection publishing for every "
-        "device); broker files written with `--broker-dir` include it. Unset: `BROKER__USERNAME`'s account.",
-    )
-    broker_password: str | None = Field(None, description="That account's password.")
-
-    @model_validator(mode="after")
-    def _account_whole(self) -> SimSettings:
-        _account_whole("sim", self.broker_username, self.broker_password)
-        return self
+    _section: ClassVar[str] = "sim"  # its account publishes for every device over one connection
 
 
 class GrafanaSettings(BaseModel):
