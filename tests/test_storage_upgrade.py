@@ -59,7 +59,7 @@ def test_022_keeps_the_history_past_the_readings(pg_cluster: PostgresServer, bac
                          [f"{KEPT} days"])
         else:
             conn.execute("DELETE FROM ispeed_readings WHERE time < now() - %s::interval", [f"{KEPT} days"])
-    assert [m.version for m in migrations.migrate(dsn, config)] == [22]
+    assert [m.version for m in migrations.migrate(dsn, config)][:1] == [22]  # and what came after it
     maintain(dsn, config)
     with psycopg.connect(dsn, autocommit=True) as conn:
         live = conn.execute("SELECT count(*), sum(tests), count(below_40) FROM ispeed_1d").fetchone()
