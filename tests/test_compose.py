@@ -82,3 +82,11 @@ def test_compose_substitutions_are_not_taken_for_misspelt_settings() -> None:
     substituted = set(re.findall(r"\$\{(URBANPULSE_[A-Z_]+?)(?::-[^}]*)?\}", text))
     assert substituted == COMPOSE_VARIABLES
     assert unknown_variables(dict.fromkeys(substituted, "x")) == []
+
+
+def test_the_database_is_published_on_this_machine_only() -> None:
+    """Its superuser's password has a default: published on every interface, anyone on the network could try it
+    (the security review). The services reach it on the compose network; devices need the broker, people Grafana."""
+    services = compose()["services"]
+    assert services["timescale"]["ports"] == ["127.0.0.1:5432:5432"]
+    assert services["mosquitto"]["ports"] == ["1883:1883"]
