@@ -93,11 +93,6 @@ class Case:
         return self.family in VALID
 
 
-def storable(text: str) -> bool:
-    return (0 < len(text) <= 64 and "\x00" not in text and "$" not in text
-            and not any("\ud800" <= c <= "\udfff" for c in text))
-
-
 def tame(text: str) -> str:
     """``text`` made storable (a valid operator or province), keeping what is storable of it."""
     kept = "".join(c for c in text if c not in "\x00$" and not "\ud800" <= c <= "\udfff")[:64]
