@@ -20,10 +20,10 @@ repeats became an alarm. The step view's raw score is also judged alone, a windo
 sigmas off moves the window's mean little, and it scored under most normal readings; alone it scores,
 from the yellow line (0.3) up to at most :data:`LONE_TAIL`'s 0.4 (one in 10 000): a warning, never an
 alarm. NAB's real series are full of lone extreme readings nobody labelled: let through as alarms,
-they cost 17 points there (analytics/README.md). The ensemble's score is the largest of these.
+they cost 17 points there (bench/journal/nab.md). The ensemble's score is the largest of these.
 The seasonal view counts only while it has forecast the series better than the level of a fast EWMA
 (memory about 20 readings; it learns every reading but does not vote, the step view took its place: see
-analytics/README.md), a prequential check (Dawid 1984: the mean absolute error of each forecast,
+bench/journal/nab.md), a prequential check (Dawid 1984: the mean absolute error of each forecast,
 made before the reading is learned, over the series' past, memory ``history``): on a series without
 a routine, its profile is noise and its surprises are false alarms (it still learns, and its
 likelihood too, so it counts again as soon as a routine shows). As in Numenta's NAB detector, a
@@ -32,7 +32,7 @@ reading beyond the range seen so far by more than ``spatial`` of that range scor
 when the likeliest explanation is a one-in-100 000 event. An alarm (0.5 or more) in an hour of the
 day in which the series alarmed on each of the ``recur_days`` days before is routine, a nightly job
 say, and shows as the yellow line's 0.3 (:mod:`.recurring`); a new extreme never is (worse than
-ever, a fault growing night after night). Views tried and dropped: analytics/README.md.
+ever, a fault growing night after night). Views tried and dropped: bench/journal/nab.md.
 
 The kernel fuses the views into one pass and walks a batch's points grouped by series
 (:func:`~urbanpulse.analytics.arrays.by_series`), so each series' state (7.6 kB) is in cache while

@@ -67,7 +67,7 @@ def tune_gc() -> None:
     allocations, an older one every tenth, is mostly wasted work. ``gc.freeze()`` keeps what
     start-up allocated (modules, settings) out of every collection, and the young generation is
     collected every 50 000 allocations. Cycles are still collected, less often. Measured by
-    ``bench/gateway.py``: 12 % more readings a second, single and packed (gateway README, Throughput).
+    ``bench/gateway.py``: 12 % more readings a second, single and packed (bench/journal/gateway.md).
     """
     gc.collect()
     gc.freeze()
