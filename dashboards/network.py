@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from urbanpulse.dashboards.common import EVENTS_IN_PROVINCE, OPERATOR, PROVINCE, events_annotation, overlapping
 from urbanpulse.dashboards.model import SHARE_STEPS, SLOW_MBPS, SPEED_STEPS, Dashboard, Grid, Panel
-from urbanpulse.dashboards.speeds import median_sql
+from urbanpulse.ingest.speeds import median_sql
 
 CHOSEN = "province IN ($province) AND operator IN ($operator)"
 HOURS = f"{overlapping('bucket', '1 hour')} AND {CHOSEN}"

@@ -1,4 +1,4 @@
-"""The median read off the rollups' counts (``dashboards/speeds.py``) against ``percentile_cont`` of the tests
+"""The median read off the rollups' counts (``ingest/speeds.py``) against ``percentile_cont`` of the tests
 themselves, on PostgreSQL: small and even groups, ties, values on the steps' points, above the last point,
 rows split as the hourly rollup splits them, and history without counts."""
 
@@ -9,7 +9,7 @@ import random
 import psycopg
 import pytest
 
-from urbanpulse.dashboards.speeds import POINTS, median_sql
+from urbanpulse.ingest.speeds import POINTS, median_sql
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from urbanpulse.dashboards.speeds import median_sql
 from urbanpulse.ingest import migrate as migrations
 from urbanpulse.ingest.maintain import maintain
+from urbanpulse.ingest.speeds import median_sql
 from urbanpulse.localstack import PostgresServer
 from urbanpulse.settings import StorageSettings
 
