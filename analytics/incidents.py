@@ -20,8 +20,9 @@ exactly one incident (possibly of one member). At an event's opening, in reading
   else province scope.
 
 An incident's severity is the highest of its members'; it resolves by itself when its last member
-resolves (``resolved_at`` the latest member's). Operators acknowledge or resolve an incident with
-its members (:mod:`urbanpulse.analytics.lifecycle`).
+resolves (``resolved_at`` the latest member's). Incidents raised by a rule (``rule`` not NULL: a slow
+province, :mod:`.slow_provinces`) have no members: no event joins them, and the rule resolves them.
+Operators acknowledge or resolve an incident with its members (:mod:`urbanpulse.analytics.lifecycle`).
 
 Concurrency: every transaction that writes events or incidents of a metric family first takes that
 family's transaction advisory lock (:func:`lock_families`, in a fixed order). Two writers never
@@ -98,7 +99,7 @@ def title(family: str, scope: str, province: str, district: str | None, members:
 
 _FIND = """
 SELECT id, scope, district FROM incidents i
-WHERE kind = %(kind)s AND province = %(province)s AND status <> 'resolved'
+WHERE kind = %(kind)s AND province = %(province)s AND status <> 'resolved' AND rule IS NULL
   AND %(t)s >= opened_at - %(window)s
   AND (%(t)s <= last_opened_at + %(window)s
        OR EXISTS (SELECT 1 FROM events e WHERE e.incident_id = i.id
@@ -131,7 +132,7 @@ _NOTIFIED = "UPDATE incidents SET notified_at = last_opened_at WHERE id = %s"
 SETTLE = """
 UPDATE incidents i SET status = 'resolved', closed_at = now(), resolved_by = %(by)s,
     resolved_at = (SELECT max(resolved_at) FROM events WHERE incident_id = i.id)
-WHERE i.id = %(id)s AND i.status <> 'resolved'
+WHERE i.id = %(id)s AND i.status <> 'resolved' AND i.rule IS NULL
   AND EXISTS (SELECT 1 FROM events WHERE incident_id = i.id)
   AND NOT EXISTS (SELECT 1 FROM events WHERE incident_id = i.id AND status <> 'resolved')
 RETURNING i.id

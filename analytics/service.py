@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -32,6 +32,7 @@ from psycopg import AsyncConnection, sql
 from urbanpulse.analytics.events import Rules, advance
 from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, score_learn
 from urbanpulse.analytics.publish import Publisher
+from urbanpulse.analytics.slow_provinces import SlowRule, check
 from urbanpulse.analytics.state import SeriesState
 from urbanpulse.analytics.store import Chunk, Policy, Written, close_resolved, load_checkpoint, read_chunk, save
 from urbanpulse.ingest.writer import NOTIFY_CHANNEL
@@ -64,6 +65,8 @@ class AnalyticsStats:
     events_flapping: int = 0
     closed_by_operators: int = 0  # events the rules held open that an operator had resolved
     incidents_opened: int = 0
+    slow_provinces_opened: int = 0  # incidents of the slow-province rule (not in incidents_opened)
+    slow_provinces_resolved: int = 0
     changes_queued: int = 0  # outbox rows written for MQTT
     notifications: int = 0
     reconnects: int = 0
@@ -113,6 +116,16 @@ def policy(settings: Settings) -> Policy:
     )
 
 
+def slow_rule(settings: Settings) -> SlowRule | None:
+    """The slow-province rule of ``settings`` (None when it is off)."""
+    a = settings.analytics
+    if a.slow_province_hours == 0:
+        return None
+    return SlowRule(hours=a.slow_province_hours, min_tests=a.slow_province_min_tests,
+                    recovered_share=a.slow_province_recovered_share,
+                    every=timedelta(seconds=a.slow_province_check_seconds))
+
+
 class Analytics:
     """Streaming anomaly detection over committed readings.
 
@@ -133,6 +146,9 @@ class Analytics:
         self._horizon: int | None = None  # the checkpoint's horizon, None before the first one
         self.rules = rules(settings)
         self.policy = policy(settings)
+        self.slow_rule = slow_rule(settings)
+        self._reading_time: datetime | None = None  # the latest reading time scored
+        self._provinces_checked: datetime | None = None  # reading time of the last slow-province check
         self.publisher = Publisher(settings)
 
     async def __aenter__(self) -> Self:
@@ -187,13 +203,30 @@ class Analytics:
                                      self.policy)
                 self._horizon = chunk.horizon
                 self._count(chunk, written)
+                if p.times:
+                    latest = max(p.times)
+                    self._reading_time = latest if self._reading_time is None else max(self._reading_time, latest)
                 scored += p.readings
                 if not chunk.more or (stop is not None and stop.is_set()):
                     break  # a stop between chunks: each chunk is checkpointed, the next run goes on from it
+            await self._check_provinces(conn)
         except BaseException:
             self._state = None  # reloaded from the checkpoint, which the failed chunk did not move
             raise
         return scored
+
+    async def _check_provinces(self, conn: AsyncConnection[Any]) -> None:
+        """The slow-province rule, every ``slow_province_check_seconds`` of reading time."""
+        t, last, rule = self._reading_time, self._provinces_checked, self.slow_rule
+        if rule is None or t is None or (last is not None and t - last < rule.every):
+            return
+        done = await check(conn, t, rule)
+        self._provinces_checked = t
+        self.stats.slow_provinces_opened += done.opened
+        self.stats.slow_provinces_resolved += done.resolved
+        self.stats.changes_queued += done.outbox
+        if done.outbox:
+            self.publisher.wake.set()
 
     def _count(self, chunk: Chunk, written: Written) -> None:
         s = self.stats

@@ -222,6 +222,18 @@ class AnalyticsSettings(_ServiceAccount):
     incident_window_seconds: float = Field(
         900.0, ge=0, description="Events opening this close to an incident's members (same family and place) join it."
     )
+    slow_province_hours: int = Field(
+        24, ge=0, description="A province is slow while the median download of its speed tests of this many hours is "
+        "under the line (STORAGE__ISPEED_SLOW_MBPS): one incident while it is; 0 turns the rule off."
+    )
+    slow_province_min_tests: int = Field(30, ge=1, description="Fewest tests in those hours to judge a province by.")
+    slow_province_recovered_share: float = Field(
+        0.45, ge=0, lt=0.5, description="A slow province recovers once at most this share of its tests is under the "
+        "line (between it and half, it stays as it was)."
+    )
+    slow_province_check_seconds: float = Field(
+        60.0, gt=0, description="Reading time between two checks of the provinces' speed tests."
+    )
     publish: bool = Field(True, description="Publish event and incident changes on MQTT (urbanpulse/v1/ops/...).")
     publish_update_seconds: float = Field(
         300.0, ge=0, description="Least reading time between two 'updated' messages of one event or incident."

@@ -1,0 +1,200 @@
+"""Slow provinces: a province whose speed tests' median download is under the line is one incident while it is."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection
+from test_events_support import START, analyse, batches, outbox, query, settings_for, write
+
+from urbanpulse.analytics.incidents import Incidents, Place
+from urbanpulse.analytics.lifecycle import Target, resolve
+from urbanpulse.analytics.service import slow_rule
+from urbanpulse.analytics.severity import Severity
+from urbanpulse.analytics.slow_provinces import (
+    Checked,
+    ProvinceSpeed,
+    SlowRule,
+    Verdict,
+    check,
+    half_line_point,
+    rating,
+    title,
+    verdict,
+)
+from urbanpulse.contract import Kind
+from urbanpulse.sim.city import fleet
+
+RULE = SlowRule(hours=24, min_tests=30, recovered_share=0.45)
+
+
+@pytest.mark.parametrize(("tests", "below", "expected"), [
+    (40, 21, Verdict.SLOW),  # more than half under the line: the median is
+    (40, 20, Verdict.UNSURE),  # exactly half: the two middle tests straddle the line
+    (40, 19, Verdict.UNSURE),  # 47.5 %: between the two levels, nothing changes
+    (40, 18, Verdict.RECOVERED),  # 45 %
+    (29, 29, Verdict.UNSURE),  # too few tests to judge a province by
+    (0, 0, Verdict.UNSURE),
+])
+def test_verdict_has_a_deadband_and_a_floor_of_tests(tests: int, below: int, expected: Verdict) -> None:
+    assert verdict(tests, below, min_tests=30, recovered_share=0.45) is expected
+
+
+def test_severity_is_critical_under_half_the_line() -> None:
+    assert [half_line_point(line) for line in (40, 30, 33, 9, 400)] == [20, 15, 15, 5, 200]
+    assert rating(ProvinceSpeed("P", 100, 80, 51, 18.0)) is Severity.CRITICAL
+    assert rating(ProvinceSpeed("P", 100, 80, 50, 21.0)) is Severity.WARNING
+    assert title(ProvinceSpeed("Ha Giang", 120, 90, 10, 31.42), 40.0, 24) == (
+        "Mobile network: Ha Giang slow, median download 31.4 Mbit/s under the 40 Mbit/s line "
+        "(90 of 120 tests under it, 75%, last 24 h)")
+
+
+def speed_tests(dsn: str, province: str, at: datetime, speeds: list[float], device: str = "phone-1") -> None:
+    """Speed tests of ``province`` one second apart from ``at``, with these downloads."""
+    with psycopg.connect(dsn) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO ispeed_readings (device_id, time, seq, download_mbps, upload_mbps, latency_ms, jitter_ms,"
+            " packet_loss_pct, operator, network, rsrp_dbm, lat, lon, province, received_at, batch_id)"
+            " VALUES (%s, %s, %s, %s, 10, 20, 2, 0, 'Viettel', '4G', -90, 21, 105, %s, %s, 1)",
+            [(f"{device}-{province}", at + timedelta(seconds=k), k, mbps, province, at)
+             for k, mbps in enumerate(speeds)])
+
+
+async def checked(dsn: str, t: datetime) -> Checked:
+    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
+        return await check(conn, t, RULE)
+
+
+def slow_incidents(dsn: str) -> list[dict[str, object]]:
+    return query(dsn, "SELECT * FROM incidents WHERE rule = 'slow_download' ORDER BY id")
+
+
+def changes(dsn: str) -> list[str | None]:
+    return [change for _, change in outbox(dsn)]
+
+
+@pytest.mark.integration
+def test_a_slow_province_is_one_incident_until_it_recovers(database: str) -> None:
+    t0 = START
+    speed_tests(database, "Ha Giang", t0, [25.0] * 30 + [60.0] * 10)  # 75 % under 40
+    speed_tests(database, "Ha Noi", t0, [60.0] * 40)
+    done = asyncio.run(checked(database, t0 + timedelta(minutes=5)))
+    assert (done.provinces, done.opened, done.updated, done.resolved) == (2, 1, 0, 0)
+
+    (incident,) = slow_incidents(database)
+    assert (incident["scope"], incident["province"], incident["district"], incident["kind"]) == (
+        "province", "Ha Giang", None, "network")
+    assert (incident["status"], incident["severity"], incident["members"]) == ("open", "warning", 0)
+    assert str(incident["title"]).startswith("Mobile network: Ha Giang slow, median download 2")
+    assert "(30 of 40 tests under it, 75%, last 24 h)" in str(incident["title"])
+    (message,) = query(database, "SELECT topic, retain, payload FROM event_outbox")
+    assert message["topic"] == f"urbanpulse/v1/ops/incidents/{incident['id']}"
+    assert message["retain"]
+    assert message["payload"]["change"] == "opened"
+    assert message["payload"]["incident"]["rule"] == "slow_download"
+    assert message["payload"]["incident"]["event_ids"] == []
+
+    # Checked again, still slow and no worse: the same incident, nothing published.
+    assert asyncio.run(checked(database, t0 + timedelta(minutes=10))).opened == 0
+    assert len(slow_incidents(database)) == 1
+    assert changes(database) == ["opened"]
+
+    # Most tests of the next hour under 20 Mbit/s: critical, published as an update.
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=1), [10.0] * 60)
+    assert asyncio.run(checked(database, t0 + timedelta(hours=1, minutes=5))).updated == 1
+    (incident,) = slow_incidents(database)
+    assert incident["severity"] == "critical"
+    assert "(90 of 100 tests under it, 90%" in str(incident["title"])
+    assert changes(database) == ["opened", "updated"]
+
+    # Fast tests: 90 of 190 under the line (47 %), in the deadband -- still slow, no longer critical (60 of 190
+    # under 20 Mbit/s).
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=2), [80.0] * 90)
+    asyncio.run(checked(database, t0 + timedelta(hours=2, minutes=5)))
+    (incident,) = slow_incidents(database)
+    assert (incident["status"], incident["severity"]) == ("open", "warning")
+    assert changes(database) == ["opened", "updated", "updated"]
+
+    # 90 of 210 (43 %): recovered, resolved at the check's reading time.
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=3), [80.0] * 20)
+    t_recovered = t0 + timedelta(hours=3, minutes=5)
+    assert asyncio.run(checked(database, t_recovered)).resolved == 1
+    (incident,) = slow_incidents(database)
+    assert (incident["status"], incident["resolved_at"], incident["resolved_by"]) == ("resolved", t_recovered, None)
+    assert changes(database)[3:] == ["resolved", None]  # and the retained message cleared
+    (state,) = query(database, "SELECT * FROM slow_provinces WHERE province = 'Ha Giang'")
+    assert (state["slow"], state["changed_at"], state["tests"], state["below_line"]) == (False, t_recovered, 210, 90)
+
+    # A check at an older reading time (a spool replayed after a restart) changes nothing.
+    assert asyncio.run(checked(database, t0 + timedelta(minutes=30))) == Checked()
+
+    # Slow again: a new incident, not the old one reopened.
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=4), [15.0] * 200)
+    assert asyncio.run(checked(database, t0 + timedelta(hours=4, minutes=5))).opened == 1
+    assert [i["status"] for i in slow_incidents(database)] == ["resolved", "open"]
+    assert not query(database, "SELECT 1 FROM incidents WHERE province = 'Ha Noi'")
+
+
+@pytest.mark.integration
+def test_resolved_by_an_operator_it_waits_for_the_province_to_recover(database: str) -> None:
+    t0 = START
+    speed_tests(database, "Dien Bien", t0, [30.0] * 40)
+    asyncio.run(checked(database, t0))
+    (incident,) = slow_incidents(database)
+    with psycopg.connect(database, autocommit=True) as conn:
+        outcome = resolve(conn, Target(incident=True, id=int(str(incident["id"]))), "operator-7")
+    assert outcome.changes
+    speed_tests(database, "Dien Bien", t0 + timedelta(hours=1), [30.0] * 40)
+    assert asyncio.run(checked(database, t0 + timedelta(hours=1))) == Checked(provinces=1)  # still slow: not again
+    assert [(i["status"], i["resolved_by"]) for i in slow_incidents(database)] == [("resolved", "operator-7")]
+
+    speed_tests(database, "Dien Bien", t0 + timedelta(hours=2), [90.0] * 200)  # recovered ...
+    asyncio.run(checked(database, t0 + timedelta(hours=2)))
+    assert len(slow_incidents(database)) == 1
+    speed_tests(database, "Dien Bien", t0 + timedelta(hours=26), [30.0] * 40)  # ... and slow anew, a day later
+    assert asyncio.run(checked(database, t0 + timedelta(hours=26))).opened == 1
+    assert [i["status"] for i in slow_incidents(database)] == ["resolved", "open"]
+
+
+@pytest.mark.integration
+def test_no_event_joins_a_slow_province_and_no_member_resolves_it(database: str) -> None:
+    """An acute congestion in a slow province is news of its own: its events open their own incident."""
+    t0 = START
+    speed_tests(database, "Ha Giang", t0, [25.0] * 40)
+    asyncio.run(checked(database, t0))
+    (slow,) = slow_incidents(database)
+
+    async def congestion() -> int:
+        async with await AsyncConnection.connect(database, autocommit=True) as conn, conn.transaction():
+            incidents = Incidents(conn, window=timedelta(minutes=15), update_every=timedelta(minutes=5))
+            joined = await incidents.join("network", Place("Ha Giang", None), t0 + timedelta(minutes=1),
+                                          Severity.WARNING, "phone-9", "download_mbps")
+            incidents.touch(int(str(slow["id"])))  # settling it finds no members: it stays open
+            await incidents.finish()
+            return joined
+
+    joined = asyncio.run(congestion())
+    assert joined != slow["id"]
+    assert [i["status"] for i in query(database, "SELECT status FROM incidents ORDER BY id")] == ["open", "open"]
+
+
+@pytest.mark.integration
+def test_analytics_raises_the_slow_provinces_of_the_simulated_city(database: str) -> None:
+    """Through the whole path: the simulator's phones in Ha Giang (31 Mbit/s on average before signal and
+    operator, its tests' median about 23) and in Ha Noi (62: about 46), gateway parser, writer, analytics."""
+    phones = [d for d in fleet(40, seed=5, kinds=(Kind.ISPEED,)) if d.province.name in {"Ha Giang", "Ha Noi"}]
+    assert {d.province.name for d in phones} == {"Ha Giang", "Ha Noi"}
+    asyncio.run(write(database, batches(phones, 12)))
+    analytics = asyncio.run(analyse(settings_for(database)))
+
+    assert analytics.stats.slow_provinces_opened == 1
+    (incident,) = slow_incidents(database)
+    assert (incident["province"], incident["status"]) == ("Ha Giang", "open")
+    ha_noi = query(database, "SELECT tests, below_line, slow FROM slow_provinces WHERE province = 'Ha Noi'")
+    assert ha_noi
+    assert not ha_noi[0]["slow"]
+    assert ha_noi[0]["tests"] >= 30
+    assert slow_rule(settings_for(database, slow_province_hours=0)) is None  # the rule turned off
