@@ -7,8 +7,9 @@ batch with ingest's own ``write_batch`` into a migrated database, runs one
 :meth:`~urbanpulse.analytics.service.Analytics.step` after each (the code ``urbanpulse analytics``
 runs), notes at which step every event row first appears, and returns the incidents with their
 member events as :class:`~urbanpulse.analytics.alert_eval.Item` s, plus every stored reading for the
-naive baseline. The database must be empty of readings and events; the devices are registered with
-their province and district first, as ``urbanpulse up`` does.
+naive baseline and each province's speed tests with the slow-province incidents raised for it (a
+standing condition, not an injected incident: reported apart). The database must be empty of readings
+and events; the devices are registered with their province and district first, as ``urbanpulse up`` does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from urbanpulse.sim.register import register_fleet
 from urbanpulse.sim.scenario import Scenario
 from urbanpulse.sim.stream import SimMessage
 
-__all__ = ["Replayed", "arrivals", "replay"]
+__all__ = ["ProvinceDay", "Replayed", "arrivals", "replay"]
 
 Reading = tuple[str, datetime, dict[str, float | None]]
 
@@ -51,17 +52,34 @@ def arrivals(scenario: Scenario, messages: list[SimMessage]) -> list[tuple[datet
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class ProvinceDay:
+    """A province's speed tests over the whole replay, and the slow-province incidents raised for it."""
+
+    province: str
+    tests: int
+    median_mbps: float  # of all its stored tests (percentile_cont): the truth the rule is checked against
+    incidents: tuple[tuple[str, str], ...]  # (status, severity) of each
+
+
 @dataclass(slots=True)
 class Replayed:
-    """What a replay produced: analytics' items, the stored readings, and counts."""
+    """What a replay produced: analytics' items, the stored readings, the provinces' speeds, and counts."""
 
     items: list[Item] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)
+    provinces: list[ProvinceDay] = field(default_factory=list)
     events: int = 0
     batches: int = 0
 
 
 _EVENTS = "SELECT id, device_id, metric, opened_at, COALESCE(resolved_at, last_seen_at), incident_id FROM events"
+_PROVINCES = """
+SELECT r.province, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.download_mbps),
+       (SELECT coalesce(array_agg(i.status || ' ' || i.severity ORDER BY i.id), '{}') FROM incidents i
+        WHERE i.rule = 'slow_download' AND i.province = r.province)
+FROM ispeed_readings r GROUP BY r.province ORDER BY r.province
+"""
 
 
 async def replay(settings: Settings, scenario: Scenario, played: Played) -> Replayed:
@@ -95,6 +113,8 @@ async def replay(settings: Settings, scenario: Scenario, played: Played) -> Repl
             for (event_id,) in await cur.fetchall():
                 seen_at[int(event_id)] = step_time
         rows = await (await conn.execute(_EVENTS)).fetchall()
+        out.provinces = [ProvinceDay(str(p), int(n), float(m), tuple(tuple(s.split(" ", 1)) for s in spells))
+                         for p, n, m, spells in await (await conn.execute(_PROVINCES)).fetchall()]
     by_incident: dict[int, list[Signal]] = {}
     for event_id, device, metric, start, end, incident_id in rows:
         signal = Signal(device, metric, start, end, seen_at[int(event_id)])

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from urbanpulse.analytics.alert_eval import NAIVE_LINES, TOLERANCE, Figures, TruthWindow, evaluate, naive_items
-from urbanpulse.analytics.alert_replay import device_days, replay
+from urbanpulse.analytics.alert_replay import ProvinceDay, device_days, replay
 from urbanpulse.ingest.migrate import migrate
 from urbanpulse.localstack import PostgresServer
 from urbanpulse.settings import AnalyticsSettings, DatabaseSettings, Settings
@@ -40,7 +40,8 @@ def fresh_database(server: PostgresServer, name: str) -> str:
     return dsn
 
 
-def run_seed(server: PostgresServer, scenario: Scenario, tolerance: timedelta) -> tuple[Figures, Figures, float]:
+def run_seed(server: PostgresServer, scenario: Scenario, tolerance: timedelta
+             ) -> tuple[Figures, Figures, float, list[ProvinceDay]]:
     played = play(scenario)
     truth = [TruthWindow.from_json(t.to_json()) for t in played.truth]
     dsn = fresh_database(server, f"alerts_{scenario.seed}")
@@ -51,7 +52,15 @@ def run_seed(server: PostgresServer, scenario: Scenario, tolerance: timedelta) -
     days = device_days(scenario, played)
     ours = evaluate(replayed.items, truth, days, tolerance)
     naive = evaluate(naive_items(replayed.readings), truth, days, tolerance)
-    return ours, naive, elapsed
+    return ours, naive, elapsed, replayed.provinces
+
+
+def slow_line(provinces: list[ProvinceDay]) -> str:
+    """Each province's tests' median over the run and the slow-province incidents raised for it."""
+    def one(p: ProvinceDay) -> str:
+        raised = ", ".join(f"{severity} ({status} at the end)" for status, severity in p.incidents) or "none"
+        return f"{p.province} {p.median_mbps:.1f} Mbit/s over {p.tests} tests: {raised}"
+    return "slow provinces (median under 40 Mbit/s; incidents apart from the items): " + "; ".join(map(one, provinces))
 
 
 def _delay(f: Figures) -> str:
@@ -87,10 +96,11 @@ def main() -> None:
     total_naive: Figures | None = None
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(Path(tmp) / "pg") as server:
         for seed in seeds:
-            ours, naive, elapsed = run_seed(server, base.model_copy(update={"seed": seed}), tolerance)
+            ours, naive, elapsed, provinces = run_seed(server, base.model_copy(update={"seed": seed}), tolerance)
             print(f"\nseed {seed} ({elapsed:.1f} s through the real stack)\n{HEADER}")
             print(row("analytics (incidents)", ours))
             print(row("naive per-reading lines", naive))
+            print(slow_line(provinces))
             total_ours = ours if total_ours is None else total_ours + ours
             total_naive = naive if total_naive is None else total_naive + naive
     assert total_ours is not None
