@@ -58,7 +58,7 @@ class ProvinceDay:
 
     province: str
     tests: int
-    median_mbps: float  # of all its stored tests (percentile_cont): the truth the rule is checked against
+    median_mbps: float  # of all its stored 4G tests (percentile_cont): the truth the rule is checked against
     incidents: tuple[tuple[str, str], ...]  # (status, severity) of each
 
 
@@ -78,7 +78,7 @@ _PROVINCES = """
 SELECT r.province, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.download_mbps),
        (SELECT coalesce(array_agg(i.status || ' ' || i.severity ORDER BY i.id), '{}') FROM incidents i
         WHERE i.rule = 'slow_download' AND i.province = r.province)
-FROM ispeed_readings r GROUP BY r.province ORDER BY r.province
+FROM ispeed_readings r WHERE r.network = '4G' GROUP BY r.province ORDER BY r.province
 """
 
 

@@ -7,8 +7,8 @@
     urbanpulse events resolve ID [--by NAME]
 
 ``ID`` is an event's number (``42`` or ``E42``) or an incident's, prefixed ``I`` (``I7``).
-``--by`` defaults to the login name. The database is ``URBANPULSE_DATABASE__DSN``. Exit status 1
-when the ID names nothing. See :mod:`urbanpulse.analytics.lifecycle` for what each does.
+``--by`` defaults to the login name. The database is ``URBANPULSE_DATABASE__DSN``. Exit status 2
+when the ID names nothing or is no id. See :mod:`urbanpulse.analytics.lifecycle` for what each does.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _incidents_table(rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         table.add_row(
             f"I{r['id']}", r["status"], f"[{SEVERITY_STYLE.get(r['severity'], '')}]{r['severity']}[/]", r["scope"],
-            _where(r["province"], r["district"]), str(r["members"]), r["title"], _text(r["opened_at"]),
+            _where(r["province"], r["district"]), r["rule"] or str(r["members"]), r["title"], _text(r["opened_at"]),
             _text(r["time_to_acknowledge"]), _text(r["time_to_resolve"]),
             _text(r["resolved_by"] or r["acknowledged_by"]),
         )

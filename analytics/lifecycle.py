@@ -173,7 +173,7 @@ FROM events WHERE {where} {order} LIMIT %(limit)s
 """
 _LIST_INCIDENTS = """
 SELECT id, status, severity, scope, province, district, kind, members, title, opened_at, resolved_at,
-       acknowledged_by, resolved_by, time_to_acknowledge, time_to_resolve
+       acknowledged_by, resolved_by, time_to_acknowledge, time_to_resolve, rule
 FROM incidents WHERE {where} {order} LIMIT %(limit)s
 """
 

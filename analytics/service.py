@@ -87,10 +87,12 @@ class _Progress:
             return
         s, was = stats, self.seen
         if s.readings != was.readings:
-            log.info("scored %d readings in %.0f s (%d batches); events %d opened, %d resolved; %d incidents opened",
+            log.info("scored %d readings in %.0f s (%d batches); events %d opened, %d resolved; %d incidents opened;"
+                     " slow provinces %d opened, %d resolved",
                      s.readings - was.readings, now - self.at, s.batches - was.batches,
                      s.events_opened - was.events_opened, s.events_resolved - was.events_resolved,
-                     s.incidents_opened - was.incidents_opened)
+                     s.incidents_opened - was.incidents_opened, s.slow_provinces_opened - was.slow_provinces_opened,
+                     s.slow_provinces_resolved - was.slow_provinces_resolved)
         self.at, self.seen = now, dataclasses.replace(stats)
 
 
@@ -123,7 +125,9 @@ def slow_rule(settings: Settings) -> SlowRule | None:
         return None
     return SlowRule(hours=a.slow_province_hours, min_tests=a.slow_province_min_tests,
                     recovered_share=a.slow_province_recovered_share,
-                    every=timedelta(seconds=a.slow_province_check_seconds))
+                    every=timedelta(seconds=a.slow_province_check_seconds),
+                    networks=tuple(a.slow_province_networks),
+                    update_every=timedelta(seconds=a.publish_update_seconds))
 
 
 class Analytics:

@@ -60,7 +60,8 @@ def slow_line(provinces: list[ProvinceDay]) -> str:
     def one(p: ProvinceDay) -> str:
         raised = ", ".join(f"{severity} ({status} at the end)" for status, severity in p.incidents) or "none"
         return f"{p.province} {p.median_mbps:.1f} Mbit/s over {p.tests} tests: {raised}"
-    return "slow provinces (median under 40 Mbit/s; incidents apart from the items): " + "; ".join(map(one, provinces))
+    head = "slow provinces (4G median under 40 Mbit/s; incidents apart from the items): "
+    return head + "; ".join(map(one, provinces))
 
 
 def _delay(f: Figures) -> str:

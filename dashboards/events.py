@@ -11,13 +11,14 @@ IN_PROVINCE = "coalesce(province, 'unknown') IN ($province)"
 
 OPEN_INCIDENTS = Panel(
     "Open incidents", "table",
-    "SELECT id, severity, title, kind, province, district, status, members,\n"
+    "SELECT id, severity, title, kind, province, district, status, coalesce(rule, members::text) AS members,\n"
     "  justify_interval(date_trunc('minute', $__timeTo()::timestamptz - opened_at))::text AS age,\n"
     "  acknowledged_by\n"
     f"FROM grafana_incidents WHERE status <> 'resolved' AND opened_at <= $__timeTo() AND {IN_PROVINCE}\n"
     "ORDER BY severity = 'critical' DESC, severity = 'warning' DESC, opened_at\nLIMIT 200",
     "none", Grid(0, 0, 16, 8),
-    "Incidents not resolved yet (open or acknowledged), worst and oldest first; members are their events.",
+    "Incidents not resolved yet (open or acknowledged), worst and oldest first; members are their events, or the"
+    " rule that raised it (slow_download: a province whose speed tests' median is under the line).",
     columns=("id", "severity", "title", "kind", "province", "district", "status", "members", "age",
              "acknowledged_by"),
     colour_by="severity", value_colours=SEVERITY_COLOURS,
@@ -35,11 +36,14 @@ RESPONSE = Panel(
     "Time to acknowledge and to resolve", "stat",
     "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM time_to_acknowledge)) AS ack_p50,\n"
     "  percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM time_to_acknowledge)) AS ack_p90,\n"
-    "  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM time_to_resolve)) AS resolve_p50,\n"
-    "  percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM time_to_resolve)) AS resolve_p90\n"
+    "  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM time_to_resolve))\n"
+    "    FILTER (WHERE rule IS NULL) AS resolve_p50,\n"
+    "  percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM time_to_resolve))\n"
+    "    FILTER (WHERE rule IS NULL) AS resolve_p90\n"
     f"FROM grafana_incidents WHERE {ACTIVE} AND {IN_PROVINCE}",
     "s", Grid(16, 4, 8, 4),
-    "Median and 90th percentile, over incidents active in the range, from raised to acknowledged and to closed.",
+    "Median and 90th percentile, over incidents active in the range, from raised to acknowledged and to closed"
+    " (to closed: not for a slow province, whose spell ends when its speeds recover).",
     columns=("ack_p50", "resolve_p50"),
 )
 TIMELINE = Panel(

@@ -27,7 +27,8 @@ def _median(by: str, grid: Grid) -> Panel:
         f"Median download per {by}", "timeseries",
         f"SELECT $__timeGroupAlias(bucket, $__interval), {by} AS metric, {MEDIAN} AS download_mbps\n"
         f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
-        "Mbits", grid, f"Median 4G download of speed tests per {by}; the dashed line is {SLOW_MBPS:g} Mbit/s.",
+        "Mbits", grid,
+        f"Median download of speed tests (4G and 5G together) per {by}; the dashed line is {SLOW_MBPS:g} Mbit/s.",
         min_interval="1h", steps=SPEED_STEPS, threshold_style="dashed",
     )
 

@@ -356,8 +356,10 @@ def test_progress_is_logged_once_a_minute_when_there_was_any(caplog: pytest.LogC
         stats.readings = 150
         progress.log_every(60.0, 190.0, stats)
     assert [r.getMessage() for r in caplog.records] == [
-        "scored 120 readings in 61 s (4 batches); events 1 opened, 0 resolved; 0 incidents opened",
-        "scored 30 readings in 65 s (0 batches); events 0 opened, 0 resolved; 0 incidents opened",
+        "scored 120 readings in 61 s (4 batches); events 1 opened, 0 resolved; 0 incidents opened;"
+        " slow provinces 0 opened, 0 resolved",
+        "scored 30 readings in 65 s (0 batches); events 0 opened, 0 resolved; 0 incidents opened;"
+        " slow provinces 0 opened, 0 resolved",
     ]
 
 

@@ -20,7 +20,6 @@ from urbanpulse.analytics.slow_provinces import (
     SlowRule,
     Verdict,
     check,
-    half_line_point,
     rating,
     title,
     verdict,
@@ -37,29 +36,31 @@ RULE = SlowRule(hours=24, min_tests=30, recovered_share=0.45)
     (40, 19, Verdict.UNSURE),  # 47.5 %: between the two levels, nothing changes
     (40, 18, Verdict.RECOVERED),  # 45 %
     (29, 29, Verdict.UNSURE),  # too few tests to judge a province by
-    (0, 0, Verdict.UNSURE),
+    (0, 0, Verdict.NO_TESTS),  # nobody tests it any more: a slow spell ends
 ])
 def test_verdict_has_a_deadband_and_a_floor_of_tests(tests: int, below: int, expected: Verdict) -> None:
     assert verdict(tests, below, min_tests=30, recovered_share=0.45) is expected
 
 
-def test_severity_is_critical_under_half_the_line() -> None:
-    assert [half_line_point(line) for line in (40, 30, 33, 9, 400)] == [20, 15, 15, 5, 200]
-    assert rating(ProvinceSpeed("P", 100, 80, 51, 18.0)) is Severity.CRITICAL
-    assert rating(ProvinceSpeed("P", 100, 80, 50, 21.0)) is Severity.WARNING
+def test_severity_is_critical_under_half_the_line_with_the_same_deadband() -> None:
+    def rated(under_half: int, was: Severity | None = None) -> Severity:
+        return rating(ProvinceSpeed("P", 100, 80, under_half, 18.0), was, 0.45)
+
+    assert [rated(51), rated(50), rated(48)] == [Severity.CRITICAL, Severity.WARNING, Severity.WARNING]
+    assert [rated(48, Severity.CRITICAL), rated(45, Severity.CRITICAL)] == [Severity.CRITICAL, Severity.WARNING]
     assert title(ProvinceSpeed("Ha Giang", 120, 90, 10, 31.42), 40.0, 24) == (
-        "Mobile network: Ha Giang slow, median download 31.4 Mbit/s under the 40 Mbit/s line "
+        "Mobile network: Ha Giang slow, median 4G download 31.4 Mbit/s under the 40 Mbit/s line "
         "(90 of 120 tests under it, 75%, last 24 h)")
 
 
-def speed_tests(dsn: str, province: str, at: datetime, speeds: list[float], device: str = "phone-1") -> None:
+def speed_tests(dsn: str, province: str, at: datetime, speeds: list[float], network: str = "4G") -> None:
     """Speed tests of ``province`` one second apart from ``at``, with these downloads."""
     with psycopg.connect(dsn) as conn:
         conn.cursor().executemany(
             "INSERT INTO ispeed_readings (device_id, time, seq, download_mbps, upload_mbps, latency_ms, jitter_ms,"
             " packet_loss_pct, operator, network, rsrp_dbm, lat, lon, province, received_at, batch_id)"
-            " VALUES (%s, %s, %s, %s, 10, 20, 2, 0, 'Viettel', '4G', -90, 21, 105, %s, %s, 1)",
-            [(f"{device}-{province}", at + timedelta(seconds=k), k, mbps, province, at)
+            " VALUES (%s, %s, %s, %s, 10, 20, 2, 0, 'Viettel', %s, -90, 21, 105, %s, %s, 1)",
+            [(f"phone-{network}-{province}", at + timedelta(seconds=k), k, mbps, network, province, at)
              for k, mbps in enumerate(speeds)])
 
 
@@ -80,6 +81,7 @@ def changes(dsn: str) -> list[str | None]:
 def test_a_slow_province_is_one_incident_until_it_recovers(database: str) -> None:
     t0 = START
     speed_tests(database, "Ha Giang", t0, [25.0] * 30 + [60.0] * 10)  # 75 % under 40
+    speed_tests(database, "Ha Giang", t0, [150.0] * 45, network="5G")  # not counted: they would lift the median
     speed_tests(database, "Ha Noi", t0, [60.0] * 40)
     done = asyncio.run(checked(database, t0 + timedelta(minutes=5)))
     assert (done.provinces, done.opened, done.updated, done.resolved) == (2, 1, 0, 0)
@@ -88,8 +90,8 @@ def test_a_slow_province_is_one_incident_until_it_recovers(database: str) -> Non
     assert (incident["scope"], incident["province"], incident["district"], incident["kind"]) == (
         "province", "Ha Giang", None, "network")
     assert (incident["status"], incident["severity"], incident["members"]) == ("open", "warning", 0)
-    assert str(incident["title"]).startswith("Mobile network: Ha Giang slow, median download 2")
-    assert "(30 of 40 tests under it, 75%, last 24 h)" in str(incident["title"])
+    assert incident["title"] == ("Mobile network: Ha Giang slow, median 4G download 25.0 Mbit/s under the 40 Mbit/s"
+                                 " line (30 of 40 tests under it, 75%, last 24 h)")
     (message,) = query(database, "SELECT topic, retain, payload FROM event_outbox")
     assert message["topic"] == f"urbanpulse/v1/ops/incidents/{incident['id']}"
     assert message["retain"]
@@ -102,60 +104,86 @@ def test_a_slow_province_is_one_incident_until_it_recovers(database: str) -> Non
     assert len(slow_incidents(database)) == 1
     assert changes(database) == ["opened"]
 
-    # Most tests of the next hour under 20 Mbit/s: critical, published as an update.
-    speed_tests(database, "Ha Giang", t0 + timedelta(hours=1), [10.0] * 60)
-    assert asyncio.run(checked(database, t0 + timedelta(hours=1, minutes=5))).updated == 1
-    (incident,) = slow_incidents(database)
-    assert incident["severity"] == "critical"
-    assert "(90 of 100 tests under it, 90%" in str(incident["title"])
+    # New figures, same severity: published (title with them) once 5 minutes have passed since the last message.
+    speed_tests(database, "Ha Giang", t0 + timedelta(minutes=20), [25.0] * 10)
+    asyncio.run(checked(database, t0 + timedelta(minutes=7)))  # before they were measured: nothing new
+    assert changes(database) == ["opened"]
+    assert asyncio.run(checked(database, t0 + timedelta(minutes=21))).updated == 1
+    assert "(40 of 50 tests under it, 80%" in str(slow_incidents(database)[0]["title"])
     assert changes(database) == ["opened", "updated"]
 
-    # Fast tests: 90 of 190 under the line (47 %), in the deadband -- still slow, no longer critical (60 of 190
-    # under 20 Mbit/s).
-    speed_tests(database, "Ha Giang", t0 + timedelta(hours=2), [80.0] * 90)
-    asyncio.run(checked(database, t0 + timedelta(hours=2, minutes=5)))
+    # Most tests of the next hour under 20 Mbit/s: critical, published at once.
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=1), [10.0] * 60)
+    assert asyncio.run(checked(database, t0 + timedelta(hours=1, minutes=1))).updated == 1
     (incident,) = slow_incidents(database)
-    assert (incident["status"], incident["severity"]) == ("open", "warning")
-    assert changes(database) == ["opened", "updated", "updated"]
+    assert incident["severity"] == "critical"
+    assert "median 4G download 10.0 Mbit/s" in str(incident["title"])
+    assert "(100 of 110 tests under it, 91%" in str(incident["title"])
+    assert changes(database)[2:] == ["updated"]
 
-    # 90 of 210 (43 %): recovered, resolved at the check's reading time.
+    # Fast tests: 100 of 210 under the line (48 %), in the deadband: still slow, its figures those of its last
+    # slow verdict (the median is 60 now: "slow, median 60" would contradict itself), nothing published.
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=2), [80.0] * 100)
+    asyncio.run(checked(database, t0 + timedelta(hours=2, minutes=5)))
+    assert slow_incidents(database) == [incident]
+    assert len(changes(database)) == 3
+
+    # 100 of 230 (43 %): recovered, resolved at the check's reading time, under the title it had.
     speed_tests(database, "Ha Giang", t0 + timedelta(hours=3), [80.0] * 20)
     t_recovered = t0 + timedelta(hours=3, minutes=5)
     assert asyncio.run(checked(database, t_recovered)).resolved == 1
-    (incident,) = slow_incidents(database)
-    assert (incident["status"], incident["resolved_at"], incident["resolved_by"]) == ("resolved", t_recovered, None)
+    (resolved,) = slow_incidents(database)
+    assert (resolved["status"], resolved["resolved_at"], resolved["resolved_by"]) == ("resolved", t_recovered, None)
+    assert resolved["title"] == incident["title"]
     assert changes(database)[3:] == ["resolved", None]  # and the retained message cleared
     (state,) = query(database, "SELECT * FROM slow_provinces WHERE province = 'Ha Giang'")
-    assert (state["slow"], state["changed_at"], state["tests"], state["below_line"]) == (False, t_recovered, 210, 90)
+    assert (state["slow"], state["changed_at"], state["tests"], state["below_line"]) == (False, t_recovered, 230, 100)
 
     # A check at an older reading time (a spool replayed after a restart) changes nothing.
     assert asyncio.run(checked(database, t0 + timedelta(minutes=30))) == Checked()
 
     # Slow again: a new incident, not the old one reopened.
-    speed_tests(database, "Ha Giang", t0 + timedelta(hours=4), [15.0] * 200)
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=4), [15.0] * 300)
     assert asyncio.run(checked(database, t0 + timedelta(hours=4, minutes=5))).opened == 1
     assert [i["status"] for i in slow_incidents(database)] == ["resolved", "open"]
     assert not query(database, "SELECT 1 FROM incidents WHERE province = 'Ha Noi'")
 
 
 @pytest.mark.integration
+def test_a_slow_province_nobody_tests_any_more_is_resolved(database: str) -> None:
+    t0 = START
+    speed_tests(database, "Ha Giang", t0, [25.0] * 40)
+    speed_tests(database, "Ha Noi", t0, [60.0] * 40)
+    asyncio.run(checked(database, t0 + timedelta(minutes=1)))
+    speed_tests(database, "Ha Noi", t0 + timedelta(hours=30), [60.0] * 40)  # only Ha Noi reports, a day on
+    done = asyncio.run(checked(database, t0 + timedelta(hours=30)))
+    assert (done.provinces, done.resolved) == (2, 1)
+    (incident,) = slow_incidents(database)
+    assert incident["status"] == "resolved"
+    assert incident["title"] == "Mobile network: Ha Giang, slow until no 4G speed tests in the last 24 h"
+    assert query(database, "SELECT slow, tests FROM slow_provinces WHERE province = 'Ha Giang'") == [
+        {"slow": False, "tests": 0}]
+
+
+@pytest.mark.integration
 def test_resolved_by_an_operator_it_waits_for_the_province_to_recover(database: str) -> None:
     t0 = START
     speed_tests(database, "Dien Bien", t0, [30.0] * 40)
-    asyncio.run(checked(database, t0))
+    asyncio.run(checked(database, t0 + timedelta(minutes=1)))
     (incident,) = slow_incidents(database)
     with psycopg.connect(database, autocommit=True) as conn:
         outcome = resolve(conn, Target(incident=True, id=int(str(incident["id"]))), "operator-7")
     assert outcome.changes
     speed_tests(database, "Dien Bien", t0 + timedelta(hours=1), [30.0] * 40)
-    assert asyncio.run(checked(database, t0 + timedelta(hours=1))) == Checked(provinces=1)  # still slow: not again
+    assert asyncio.run(checked(database, t0 + timedelta(hours=1, minutes=1))) == Checked(provinces=1)  # not again
     assert [(i["status"], i["resolved_by"]) for i in slow_incidents(database)] == [("resolved", "operator-7")]
 
     speed_tests(database, "Dien Bien", t0 + timedelta(hours=2), [90.0] * 200)  # recovered ...
-    asyncio.run(checked(database, t0 + timedelta(hours=2)))
+    asyncio.run(checked(database, t0 + timedelta(hours=2, minutes=5)))
+    assert query(database, "SELECT slow FROM slow_provinces") == [{"slow": False}]
     assert len(slow_incidents(database)) == 1
-    speed_tests(database, "Dien Bien", t0 + timedelta(hours=26), [30.0] * 40)  # ... and slow anew, a day later
-    assert asyncio.run(checked(database, t0 + timedelta(hours=26))).opened == 1
+    speed_tests(database, "Dien Bien", t0 + timedelta(hours=27), [30.0] * 40)  # ... and slow anew, a day later
+    assert asyncio.run(checked(database, t0 + timedelta(hours=27, minutes=1))).opened == 1
     assert [i["status"] for i in slow_incidents(database)] == ["resolved", "open"]
 
 
@@ -164,7 +192,7 @@ def test_no_event_joins_a_slow_province_and_no_member_resolves_it(database: str)
     """An acute congestion in a slow province is news of its own: its events open their own incident."""
     t0 = START
     speed_tests(database, "Ha Giang", t0, [25.0] * 40)
-    asyncio.run(checked(database, t0))
+    asyncio.run(checked(database, t0 + timedelta(minutes=1)))
     (slow,) = slow_incidents(database)
 
     async def congestion() -> int:
@@ -172,13 +200,15 @@ def test_no_event_joins_a_slow_province_and_no_member_resolves_it(database: str)
             incidents = Incidents(conn, window=timedelta(minutes=15), update_every=timedelta(minutes=5))
             joined = await incidents.join("network", Place("Ha Giang", None), t0 + timedelta(minutes=1),
                                           Severity.WARNING, "phone-9", "download_mbps")
-            incidents.touch(int(str(slow["id"])))  # settling it finds no members: it stays open
+            incidents.touch(int(str(slow["id"])))  # its rule's: members, title and severity are not the events'
             await incidents.finish()
             return joined
 
     joined = asyncio.run(congestion())
     assert joined != slow["id"]
     assert [i["status"] for i in query(database, "SELECT status FROM incidents ORDER BY id")] == ["open", "open"]
+    assert slow_incidents(database) == [slow]  # untouched
+    assert changes(database) == ["opened", "opened"]  # its own, and the congestion's
 
 
 @pytest.mark.integration

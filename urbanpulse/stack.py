@@ -32,7 +32,7 @@ COUNT_SQL = """
 SELECT (SELECT count(*) FROM air_readings), (SELECT count(*) FROM traffic_readings),
        (SELECT count(*) FROM ispeed_readings), (SELECT count(*) FROM dead_letters),
        (SELECT count(*) FROM events), (SELECT count(*) FROM events WHERE status <> 'resolved'),
-       (SELECT max(received_at) FROM air_readings)
+       (SELECT count(*) FROM incidents WHERE status <> 'resolved'), (SELECT max(received_at) FROM air_readings)
 """
 
 
@@ -79,7 +79,7 @@ def local_servers(settings: Settings, console: Console) -> Iterator[tuple[Settin
         postgres.stop()
 
 
-COUNTS = ("air", "traffic", "ispeed", "dead letters", "events", "open events", "published")
+COUNTS = ("air", "traffic", "ispeed", "dead letters", "events", "open events", "open incidents", "published")
 LOG_SECONDS = 10.0  # how often `up` writes a line of counts when its output is not a terminal
 RESTART_SECONDS = 10.0  # a local server that exited is started again at most this often
 
@@ -89,7 +89,7 @@ def _counts_table(row: tuple[object, ...] | None, sim_published: int, elapsed: f
     table = Table(title=title, caption=problem and f"[red]{problem}[/]")
     for column in COUNTS:
         table.add_column(column, justify="right")
-    table.add_row(*(str(v) for v in row[:6]) if row else ["-"] * 6, str(sim_published))
+    table.add_row(*(str(v) for v in row[:7]) if row else ["-"] * 7, str(sim_published))
     return table
 
 
@@ -97,7 +97,7 @@ def _counts_line(row: tuple[object, ...] | None, sim_published: int, elapsed: fl
     """The counts as one line, for a log: ``12 s: air 480, traffic 480, ...``."""
     if row is None:
         return f"{elapsed:.0f} s: {problem}, published {sim_published}"
-    return f"{elapsed:.0f} s: " + ", ".join(f"{name} {value}" for name, value in zip(COUNTS, (*row[:6], sim_published),
+    return f"{elapsed:.0f} s: " + ", ".join(f"{name} {value}" for name, value in zip(COUNTS, (*row[:7], sim_published),
                                                                                      strict=True))
 
 
