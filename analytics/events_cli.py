@@ -83,9 +83,9 @@ def _events_table(rows: list[dict[str, Any]]) -> Table:
 
 def _incidents_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"incidents ({len(rows)})")
-    for column in ("id", "status", "severity", "scope", "where", "events", "title", "opened", "to ack",
+    for column in ("id", "status", "severity", "scope", "where", "events/rule", "title", "opened", "to ack",
                    "to resolve", "by"):
-        table.add_column(column, justify="right" if column in {"id", "events"} else "left")
+        table.add_column(column, justify="right" if column in {"id", "events/rule"} else "left")
     for r in rows:
         table.add_row(
             f"I{r['id']}", r["status"], f"[{SEVERITY_STYLE.get(r['severity'], '')}]{r['severity']}[/]", r["scope"],

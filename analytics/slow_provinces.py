@@ -17,7 +17,7 @@ exact, the median is ``percentile_cont``'s and nothing waits for a rollup's refr
 
 A province turning slow opens an incident of the ``network`` family at province scope, ``rule =
 'slow_download'``, titled with its median and counts. While it stays slow each check refreshes title and
-severity (while it is in the deadband they keep the figures of its last slow verdict), each change
+severity (while it is in the deadband they keep the figures last published), each change
 published as "updated": a change of severity at once, new figures at most every ``update_every`` of reading
 time (the row and the retained message change together, so what a subscriber holds is what the database
 says). Recovering (or no tests) resolves it. It has no member events and none joins it (an acute
@@ -204,7 +204,7 @@ async def _judge(conn: AsyncConnection[Any], speed: ProvinceSpeed, before: tuple
                                                                                     None)
     active = incident_id is not None and status != "resolved"
     judged = verdict(speed.tests, speed.below_line, rule.min_tests, rule.recovered_share)
-    was = Severity(old_severity) if old_severity else None
+    was = Severity(old_severity) if old_severity and was_slow and active else None  # not a past spell's
     severity = rating(speed, was, rule.recovered_share)
     named = title(speed, line_mbps, rule.hours, rule.networks)
     params = {"province": speed.province, "t": t, "severity": severity.value, "title": named}

@@ -67,7 +67,7 @@ def draw(briefing: Briefing, out_dir: Path) -> dict[str, str]:
             color=["#d62728" if s < SLOW_MBPS else "#2ca02c" for _, s in speeds])
     ax.axvline(SLOW_MBPS, color="#333", linestyle="--", label=f"{SLOW_MBPS:g} Mbit/s")
     ax.set_xlabel("median download, Mbit/s")
-    ax.set_title("4G download per province")
+    ax.set_title("Download per province (4G and 5G tests)")
     ax.legend(loc="lower right")
     if not speeds:
         _empty(ax)

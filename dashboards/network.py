@@ -1,9 +1,10 @@
-"""Mobile network (uid ``urbanpulse-network``): crowd-sourced 4G speed tests (iSpeed) against the
-40 Mbit/s line -- medians per province and operator, share of slow tests, ranking, map, trends.
+"""Mobile network (uid ``urbanpulse-network``): crowd-sourced speed tests (iSpeed; 4G and 5G together, as the
+rollups keep no radio network) against the 40 Mbit/s line -- medians per province and operator, share of slow
+tests, ranking, map, trends.
 
 A median over several operators, hours or days is read off the rollups' counts of tests under fixed speeds
-(:mod:`.speeds`, ingest migration 022): counts add up, medians do not (the tests-weighted mean of the hourly
-medians, a few tests each, read near the tests' mean, and for right-skewed speeds showed a province whose
+(:mod:`urbanpulse.ingest.speeds`, ingest migration 022): counts add up, medians do not (the tests-weighted mean
+of the hourly medians, a few tests each, read near the tests' mean, and for right-skewed speeds showed a province whose
 tests' median was 39.9 Mbit/s at 41.2, green). Under the line exactly when more than half of the tests were.
 Days are the local days of the daily rollup (``URBANPULSE_STORAGE__DAY_TIMEZONE``).
 """
@@ -40,7 +41,7 @@ SHARE = Panel(
     "SELECT $__timeGroupAlias(bucket, $__interval), province AS metric,\n"
     "  sum(tests_below_line)::float8 / sum(tests) AS share_below_line\n"
     f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
-    "percentunit", Grid(0, 8, 12, 8), f"Share of speed tests with a download under {SLOW_MBPS:g} Mbit/s.",
+    "percentunit", Grid(0, 8, 12, 8), f"Share of speed tests (4G and 5G) with a download under {SLOW_MBPS:g} Mbit/s.",
     min_interval="1h", steps=SHARE_STEPS, max_value=1.0,
 )
 RANKING = Panel(
@@ -48,8 +49,8 @@ RANKING = Panel(
     f"SELECT province, {MEDIAN} AS download_mbps\nFROM ispeed_1h WHERE {HOURS}\n"
     "GROUP BY province\nORDER BY 2 DESC",
     "Mbits", Grid(12, 8, 12, 8),
-    f"Median download over the range, fastest first; red under {SLOW_MBPS:g} Mbit/s (from the rollups' counts"
-    " of tests under fixed speeds: within 5 Mbit/s, on the right side of the line).",
+    f"Median download (4G and 5G tests) over the range, fastest first; red under {SLOW_MBPS:g} Mbit/s (from the"
+    " rollups' counts of tests under fixed speeds: within 5 Mbit/s, on the right side of the line).",
     columns=("province", "download_mbps"), steps=SPEED_STEPS,
 )
 MAP = Panel(
@@ -65,7 +66,7 @@ TREND = Panel(
     f"SELECT bucket AS time, province AS metric, {MEDIAN} AS download_mbps\n"
     f"FROM ispeed_1d WHERE {DAYS}\nGROUP BY 1, 2\nORDER BY 1, 2",
     "Mbits", Grid(12, 16, 12, 6),
-    "Each province's median download per local day.",
+    "Each province's median download (4G and 5G tests) per local day.",
     min_interval="1d", steps=SPEED_STEPS, threshold_style="dashed",
 )
 TESTS = Panel(
@@ -78,7 +79,8 @@ TESTS = Panel(
 NETWORK = Dashboard(
     uid="urbanpulse-network",
     title="urbanpulse — mobile network (iSpeed)",
-    description=f"Crowd-sourced 4G speed tests against the {SLOW_MBPS:g} Mbit/s line, per province and operator.",
+    description=f"Crowd-sourced speed tests (4G and 5G) against the {SLOW_MBPS:g} Mbit/s line, per province and"
+    " operator.",
     variables=(PROVINCE, OPERATOR),
     panels=(BY_PROVINCE, BY_OPERATOR, SHARE, RANKING, MAP, TREND, TESTS),
     annotations=(events_annotation("ispeed", chosen=EVENTS_IN_PROVINCE),),

@@ -83,7 +83,7 @@ SLOW = Panel(
     "none", Grid(19, 0, 5, 4),
     "Provinces whose median download over the range is under the line: more than half of their speed tests"
     " were (exact; 4G and 5G tests together, as the rollups count them: the slow-province incidents count 4G"
-    " only, over the last 24 h; the line is the storage setting URBANPULSE_STORAGE__ISPEED_SLOW_MBPS the"
+    " only; the line is the storage setting URBANPULSE_STORAGE__ISPEED_SLOW_MBPS the"
     " database was created with).",
     columns=("provinces",), steps=((None, "green"), (1, "red")),
 )

@@ -8,7 +8,7 @@ disagree:
 | section | panel |
 |---|---|
 | Air quality by province | air: "Daily VN_AQI per province" |
-| 4G download ranking against 40 Mbit/s | network: "Provinces ranked by median download" |
+| download ranking (4G and 5G tests) against 40 Mbit/s | network: "Provinces ranked by median download" |
 | Traffic hot spots | traffic: "Hot spots" |
 | Incidents of the day | events: "Incidents by state", "Event timeline", "Events" |
 
@@ -137,7 +137,7 @@ Figures from the urbanpulse dashboards' queries.</p>
 <h2>Air quality by province (VN_AQI)</h2>
 {img("aqi", "Daily VN_AQI per province")}
 {_table(briefing.aqi)}
-<h2>4G download speed by province</h2>
+<h2>Download speed by province (4G and 5G tests)</h2>
 <p>{len(slow)} of {len(briefing.speed.rows)} provinces under {SLOW_MBPS:g} Mbit/s (median download).</p>
 {img("speed", "Median download per province against 40 Mbit/s")}
 {_table(briefing.speed)}

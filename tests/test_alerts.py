@@ -87,7 +87,7 @@ def test_a_simulated_city_day_gives_few_items_an_operator_can_trust(database: st
     assert ours.median_delay <= timedelta(minutes=30)
     assert naive.false_items > 100 * max(1, ours.false_items)  # the baseline it replaces is far noisier
     # Slow provinces, a standing condition reported apart: open at the end exactly where the day's tests'
-    # median is under the line (Hai Phong's simulated speeds put it about 36 Mbit/s, Ha Noi's about 45).
+    # median is under the line (Hai Phong's simulated 4G tests put it about 33 Mbit/s, Ha Noi's about 43).
     slow = {p.province for p in replayed.provinces if any(status == "open" for status, _ in p.incidents)}
     assert slow == {p.province for p in replayed.provinces if p.median_mbps < 40 and p.tests >= 30}
     assert all(len(p.incidents) <= 1 for p in replayed.provinces)  # one spell, not an incident an hour

@@ -104,13 +104,16 @@ def test_a_slow_province_is_one_incident_until_it_recovers(database: str) -> Non
     assert len(slow_incidents(database)) == 1
     assert changes(database) == ["opened"]
 
-    # New figures, same severity: published (title with them) once 5 minutes have passed since the last message.
+    # New figures, same severity: published (title with them) at most every 5 minutes of reading time.
     speed_tests(database, "Ha Giang", t0 + timedelta(minutes=20), [25.0] * 10)
-    asyncio.run(checked(database, t0 + timedelta(minutes=7)))  # before they were measured: nothing new
-    assert changes(database) == ["opened"]
-    assert asyncio.run(checked(database, t0 + timedelta(minutes=21))).updated == 1
+    assert asyncio.run(checked(database, t0 + timedelta(minutes=21))).updated == 1  # 16 min after the last
     assert "(40 of 50 tests under it, 80%" in str(slow_incidents(database)[0]["title"])
-    assert changes(database) == ["opened", "updated"]
+    speed_tests(database, "Ha Giang", t0 + timedelta(minutes=22), [25.0] * 2)
+    assert asyncio.run(checked(database, t0 + timedelta(minutes=23))) == Checked(provinces=2)  # 2 min: held
+    assert "(40 of 50 tests under it, 80%" in str(slow_incidents(database)[0]["title"])  # the row is what was sent
+    assert asyncio.run(checked(database, t0 + timedelta(minutes=26))).updated == 1
+    assert "(42 of 52 tests under it, 81%" in str(slow_incidents(database)[0]["title"])
+    assert changes(database) == ["opened", "updated", "updated"]
 
     # Most tests of the next hour under 20 Mbit/s: critical, published at once.
     speed_tests(database, "Ha Giang", t0 + timedelta(hours=1), [10.0] * 60)
@@ -118,26 +121,26 @@ def test_a_slow_province_is_one_incident_until_it_recovers(database: str) -> Non
     (incident,) = slow_incidents(database)
     assert incident["severity"] == "critical"
     assert "median 4G download 10.0 Mbit/s" in str(incident["title"])
-    assert "(100 of 110 tests under it, 91%" in str(incident["title"])
-    assert changes(database)[2:] == ["updated"]
+    assert "(102 of 112 tests under it, 91%" in str(incident["title"])
+    assert changes(database)[3:] == ["updated"]
 
-    # Fast tests: 100 of 210 under the line (48 %), in the deadband: still slow, its figures those of its last
+    # Fast tests: 102 of 212 under the line (48 %), in the deadband: still slow, its figures those of its last
     # slow verdict (the median is 60 now: "slow, median 60" would contradict itself), nothing published.
     speed_tests(database, "Ha Giang", t0 + timedelta(hours=2), [80.0] * 100)
     asyncio.run(checked(database, t0 + timedelta(hours=2, minutes=5)))
     assert slow_incidents(database) == [incident]
-    assert len(changes(database)) == 3
+    assert len(changes(database)) == 4
 
-    # 100 of 230 (43 %): recovered, resolved at the check's reading time, under the title it had.
+    # 102 of 232 (44 %): recovered, resolved at the check's reading time, under the title it had.
     speed_tests(database, "Ha Giang", t0 + timedelta(hours=3), [80.0] * 20)
     t_recovered = t0 + timedelta(hours=3, minutes=5)
     assert asyncio.run(checked(database, t_recovered)).resolved == 1
     (resolved,) = slow_incidents(database)
     assert (resolved["status"], resolved["resolved_at"], resolved["resolved_by"]) == ("resolved", t_recovered, None)
     assert resolved["title"] == incident["title"]
-    assert changes(database)[3:] == ["resolved", None]  # and the retained message cleared
+    assert changes(database)[4:] == ["resolved", None]  # and the retained message cleared
     (state,) = query(database, "SELECT * FROM slow_provinces WHERE province = 'Ha Giang'")
-    assert (state["slow"], state["changed_at"], state["tests"], state["below_line"]) == (False, t_recovered, 230, 100)
+    assert (state["slow"], state["changed_at"], state["tests"], state["below_line"]) == (False, t_recovered, 232, 102)
 
     # A check at an older reading time (a spool replayed after a restart) changes nothing.
     assert asyncio.run(checked(database, t0 + timedelta(minutes=30))) == Checked()
@@ -147,6 +150,19 @@ def test_a_slow_province_is_one_incident_until_it_recovers(database: str) -> Non
     assert asyncio.run(checked(database, t0 + timedelta(hours=4, minutes=5))).opened == 1
     assert [i["status"] for i in slow_incidents(database)] == ["resolved", "open"]
     assert not query(database, "SELECT 1 FROM incidents WHERE province = 'Ha Noi'")
+
+
+@pytest.mark.integration
+def test_a_new_spell_is_rated_afresh_not_by_the_last_ones_severity(database: str) -> None:
+    t0 = START
+    speed_tests(database, "Ha Giang", t0, [10.0] * 40)  # critical
+    asyncio.run(checked(database, t0 + timedelta(minutes=1)))
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=1), [90.0] * 100)  # recovered
+    asyncio.run(checked(database, t0 + timedelta(hours=1, minutes=5)))
+    speed_tests(database, "Ha Giang", t0 + timedelta(hours=30), [10.0] * 47 + [30.0] * 53)  # 47 % under 20
+    assert asyncio.run(checked(database, t0 + timedelta(hours=30, minutes=5))).opened == 1
+    assert [(i["status"], i["severity"]) for i in slow_incidents(database)] == [
+        ("resolved", "critical"), ("open", "warning")]
 
 
 @pytest.mark.integration
