@@ -73,6 +73,14 @@ def slow_incidents(dsn: str) -> list[dict[str, object]]:
     return query(dsn, "SELECT * FROM incidents WHERE rule = 'slow_download' ORDER BY id")
 
 
+def slow_at_start(dsn: str, province: str, mbps: float) -> dict[str, object]:
+    """``province`` slow from ``START`` (40 tests at ``mbps``, checked a minute on): its incident."""
+    speed_tests(dsn, province, START, [mbps] * 40)
+    asyncio.run(checked(dsn, START + timedelta(minutes=1)))
+    (incident,) = slow_incidents(dsn)
+    return incident
+
+
 def changes(dsn: str) -> list[str | None]:
     return [change for _, change in outbox(dsn)]
 
@@ -184,9 +192,7 @@ def test_a_slow_province_nobody_tests_any_more_is_resolved(database: str) -> Non
 @pytest.mark.integration
 def test_resolved_by_an_operator_it_waits_for_the_province_to_recover(database: str) -> None:
     t0 = START
-    speed_tests(database, "Dien Bien", t0, [30.0] * 40)
-    asyncio.run(checked(database, t0 + timedelta(minutes=1)))
-    (incident,) = slow_incidents(database)
+    incident = slow_at_start(database, "Dien Bien", 30.0)
     with psycopg.connect(database, autocommit=True) as conn:
         outcome = resolve(conn, Target(incident=True, id=int(str(incident["id"]))), "operator-7")
     assert outcome.changes
@@ -207,9 +213,7 @@ def test_resolved_by_an_operator_it_waits_for_the_province_to_recover(database: 
 def test_no_event_joins_a_slow_province_and_no_member_resolves_it(database: str) -> None:
     """An acute congestion in a slow province is news of its own: its events open their own incident."""
     t0 = START
-    speed_tests(database, "Ha Giang", t0, [25.0] * 40)
-    asyncio.run(checked(database, t0 + timedelta(minutes=1)))
-    (slow,) = slow_incidents(database)
+    slow = slow_at_start(database, "Ha Giang", 25.0)
 
     async def congestion() -> int:
         async with await AsyncConnection.connect(database, autocommit=True) as conn, conn.transaction():
