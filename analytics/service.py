@@ -66,6 +66,7 @@ class AnalyticsStats:
     closed_by_operators: int = 0  # events the rules held open that an operator had resolved
     incidents_opened: int = 0
     slow_provinces_opened: int = 0  # incidents of the slow-province rule (not in incidents_opened)
+    slow_provinces_updated: int = 0  # their "updated" messages (a new severity, new figures)
     slow_provinces_resolved: int = 0
     changes_queued: int = 0  # outbox rows written for MQTT
     notifications: int = 0
@@ -227,6 +228,7 @@ class Analytics:
         done = await check(conn, t, rule)
         self._provinces_checked = t
         self.stats.slow_provinces_opened += done.opened
+        self.stats.slow_provinces_updated += done.updated
         self.stats.slow_provinces_resolved += done.resolved
         self.stats.changes_queued += done.outbox
         if done.outbox:
