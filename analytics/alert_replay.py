@@ -58,7 +58,7 @@ class ProvinceDay:
 
     province: str
     tests: int
-    median_mbps: float  # of all its stored 4G tests (percentile_cont): the truth the rule is checked against
+    median_mbps: float  # of its stored tests of the rule's networks (4G): the truth the rule is checked against
     incidents: tuple[tuple[str, str], ...]  # (status, severity) of each
 
 
@@ -78,7 +78,7 @@ _PROVINCES = """
 SELECT r.province, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.download_mbps),
        (SELECT coalesce(array_agg(i.status || ' ' || i.severity ORDER BY i.id), '{}') FROM incidents i
         WHERE i.rule = 'slow_download' AND i.province = r.province)
-FROM ispeed_readings r WHERE r.network = '4G' GROUP BY r.province ORDER BY r.province
+FROM ispeed_readings r WHERE r.network = ANY(%s) GROUP BY r.province ORDER BY r.province
 """
 
 
@@ -114,7 +114,8 @@ async def replay(settings: Settings, scenario: Scenario, played: Played) -> Repl
                 seen_at[int(event_id)] = step_time
         rows = await (await conn.execute(_EVENTS)).fetchall()
         out.provinces = [ProvinceDay(str(p), int(n), float(m), tuple(tuple(s.split(" ", 1)) for s in spells))
-                         for p, n, m, spells in await (await conn.execute(_PROVINCES)).fetchall()]
+                         for p, n, m, spells in await (await conn.execute(
+                             _PROVINCES, [settings.analytics.slow_province_networks])).fetchall()]
     by_incident: dict[int, list[Signal]] = {}
     for event_id, device, metric, start, end, incident_id in rows:
         signal = Signal(device, metric, start, end, seen_at[int(event_id)])

@@ -39,7 +39,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from urbanpulse.analytics.publish import Change, outbox_rows
+from urbanpulse.analytics.publish import Change, enqueue
 from urbanpulse.analytics.severity import FAMILIES, FAMILY_LABEL, SEVERITIES, Severity
 
 __all__ = ["SETTLE", "UNKNOWN", "Incidents", "Place", "family_lock", "lock_families", "place_of", "title"]
@@ -210,6 +210,4 @@ class Incidents:
         self.touched.clear()
 
     async def _queue(self, incident_id: int, change: Change) -> None:
-        for statement, params in outbox_rows("incident", incident_id, change):
-            await self.conn.execute(statement, params)
-            self.outbox += 1
+        self.outbox += await enqueue(self.conn, "incident", incident_id, change)

@@ -39,7 +39,8 @@ from psycopg import AsyncConnection, sql
 from urbanpulse.contract import OPS_TOPIC
 from urbanpulse.settings import Settings, env_name
 
-__all__ = ["EVENTS_FILTER", "TOPIC_PREFIX", "Publisher", "PublisherStats", "Refusals", "drain", "outbox_rows", "topic"]
+__all__ = ["EVENTS_FILTER", "TOPIC_PREFIX", "Publisher", "PublisherStats", "Refusals", "drain", "enqueue",
+           "outbox_rows", "topic"]
 
 log = logging.getLogger("urbanpulse.analytics.publish")
 
@@ -86,6 +87,14 @@ def outbox_rows(subject: Subject, subject_id: int, change: Change) -> list[State
     if change == "resolved":
         out.append((sql.SQL(_CLEAR), params))
     return out
+
+
+async def enqueue(conn: AsyncConnection[Any], subject: Subject, subject_id: int, change: Change) -> int:
+    """Queue ``change`` of a subject in the caller's transaction; returns the rows written."""
+    statements = outbox_rows(subject, subject_id, change)
+    for statement, params in statements:
+        await conn.execute(statement, params)
+    return len(statements)
 
 
 @dataclass(slots=True)

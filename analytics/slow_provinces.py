@@ -44,7 +44,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from urbanpulse.analytics.incidents import lock_families
-from urbanpulse.analytics.publish import Change, outbox_rows
+from urbanpulse.analytics.publish import Change, enqueue
 from urbanpulse.analytics.severity import Severity
 from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
 
@@ -193,7 +193,7 @@ async def check(conn: AsyncConnection[Any], t: datetime, rule: SlowRule) -> Chec
             done.provinces += 1
             changes = await _judge(conn, speed, state.get(province), t, rule, line_mbps, done)
             for changed_id, change in changes:
-                done.outbox += await _queue(conn, changed_id, change)
+                done.outbox += await enqueue(conn, "incident", changed_id, change)
     return done
 
 
@@ -235,9 +235,3 @@ async def _judge(conn: AsyncConnection[Any], speed: ProvinceSpeed, before: tuple
                                    "tests": speed.tests, "below": speed.below_line})
     return changes
 
-
-async def _queue(conn: AsyncConnection[Any], incident_id: int, change: Change) -> int:
-    statements = outbox_rows("incident", incident_id, change)
-    for statement, params in statements:
-        await conn.execute(statement, params)
-    return len(statements)
