@@ -13,6 +13,7 @@ mpl.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 
+from urbanpulse.contract import LINE_NETWORK
 from urbanpulse.dashboards.model import AQI_STEPS, SEVERITY_COLOURS, SLOW_MBPS
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def draw(briefing: Briefing, out_dir: Path) -> dict[str, str]:
             color=["#d62728" if s < SLOW_MBPS else "#2ca02c" for _, s in speeds])
     ax.axvline(SLOW_MBPS, color="#333", linestyle="--", label=f"{SLOW_MBPS:g} Mbit/s")
     ax.set_xlabel("median download, Mbit/s")
-    ax.set_title("Download per province (4G and 5G tests)")
+    ax.set_title(f"Download per province ({LINE_NETWORK} tests)")
     ax.legend(loc="lower right")
     if not speeds:
         _empty(ax)

@@ -6,6 +6,7 @@ Every relation named here is readable by the read-only role ``urbanpulse_grafana
 
 from __future__ import annotations
 
+from urbanpulse.contract import LINE_NETWORK, SLOW_DOWNLOAD_MBPS
 from urbanpulse.dashboards.model import Annotation, Link, Variable
 
 
@@ -77,6 +78,15 @@ OPERATOR = Variable(
     f"SELECT DISTINCT operator FROM ispeed_1d WHERE {overlapping('bucket', '1 day')} AND province IN ($province)"
     " ORDER BY 1",
     "Mobile operators with speed tests in the chosen provinces and range.",
+)
+RADIO = Variable(
+    "network",
+    "Network",
+    f"SELECT DISTINCT network FROM ispeed_1d WHERE {overlapping('bucket', '1 day')} AND province IN ($province)"
+    " ORDER BY 1",
+    f"Radio networks (4G, 5G) of the speed tests; {LINE_NETWORK} when the dashboard opens, the network the"
+    f" {SLOW_DOWNLOAD_MBPS:g} Mbit/s line is drawn for (5G tests would lift a 4G median).",
+    default=LINE_NETWORK,
 )
 
 

@@ -90,7 +90,7 @@ class Panel:
 class Variable:
     """A multi-value template variable with "All"; ``query`` SQL returns one text column.
 
-    ``single`` makes it one value without "All" (the device page).
+    ``single`` makes it one value without "All" (the device page); ``default`` opens it on one value.
     """
 
     name: str
@@ -98,6 +98,7 @@ class Variable:
     query: str
     description: str = ""
     single: bool = False
+    default: str | None = None  # the value chosen when the dashboard opens (else "All")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
-"""Mobile network (uid ``urbanpulse-network``): crowd-sourced speed tests (iSpeed; 4G and 5G together, as the
-rollups keep no radio network) against the 40 Mbit/s line -- medians per province and operator, share of slow
-tests, ranking, map, trends.
+"""Mobile network (uid ``urbanpulse-network``): crowd-sourced speed tests (iSpeed) of the chosen radio networks
+(4G when it opens: the 40 Mbit/s line is a 4G line) against that line -- medians per province and operator, share
+of slow tests, ranking, map, trends. The rollups keep each network apart (ingest migration 025).
 
 A median over several operators, hours or days is read off the rollups' counts of tests under fixed speeds
 (:mod:`urbanpulse.ingest.speeds`, ingest migration 022): counts add up, medians do not (the tests-weighted mean
@@ -11,11 +11,18 @@ Days are the local days of the daily rollup (``URBANPULSE_STORAGE__DAY_TIMEZONE`
 
 from __future__ import annotations
 
-from urbanpulse.dashboards.common import EVENTS_IN_PROVINCE, OPERATOR, PROVINCE, events_annotation, overlapping
+from urbanpulse.dashboards.common import (
+    EVENTS_IN_PROVINCE,
+    OPERATOR,
+    PROVINCE,
+    RADIO,
+    events_annotation,
+    overlapping,
+)
 from urbanpulse.dashboards.model import SHARE_STEPS, SLOW_MBPS, SPEED_STEPS, Dashboard, Grid, Panel
 from urbanpulse.ingest.speeds import median_sql
 
-CHOSEN = "province IN ($province) AND operator IN ($operator)"
+CHOSEN = "province IN ($province) AND operator IN ($operator) AND network IN ($network)"
 HOURS = f"{overlapping('bucket', '1 hour')} AND {CHOSEN}"
 DAYS = f"{overlapping('bucket', '1 day')} AND {CHOSEN}"
 MEDIAN = median_sql()
@@ -29,7 +36,7 @@ def _median(by: str, grid: Grid) -> Panel:
         f"SELECT $__timeGroupAlias(bucket, $__interval), {by} AS metric, {MEDIAN} AS download_mbps\n"
         f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
         "Mbits", grid,
-        f"Median download of speed tests (4G and 5G together) per {by}; the dashed line is {SLOW_MBPS:g} Mbit/s.",
+        f"Median download of the chosen networks' speed tests per {by}; the dashed line is {SLOW_MBPS:g} Mbit/s.",
         min_interval="1h", steps=SPEED_STEPS, threshold_style="dashed",
     )
 
@@ -41,7 +48,8 @@ SHARE = Panel(
     "SELECT $__timeGroupAlias(bucket, $__interval), province AS metric,\n"
     "  sum(tests_below_line)::float8 / sum(tests) AS share_below_line\n"
     f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
-    "percentunit", Grid(0, 8, 12, 8), f"Share of speed tests (4G and 5G) with a download under {SLOW_MBPS:g} Mbit/s.",
+    "percentunit", Grid(0, 8, 12, 8),
+    f"Share of speed tests (chosen networks) with a download under {SLOW_MBPS:g} Mbit/s.",
     min_interval="1h", steps=SHARE_STEPS, max_value=1.0,
 )
 RANKING = Panel(
@@ -49,14 +57,14 @@ RANKING = Panel(
     f"SELECT province, {MEDIAN} AS download_mbps\nFROM ispeed_1h WHERE {HOURS}\n"
     "GROUP BY province\nORDER BY 2 DESC",
     "Mbits", Grid(12, 8, 12, 8),
-    f"Median download (4G and 5G tests) over the range, fastest first; red under {SLOW_MBPS:g} Mbit/s (from the"
+    f"Median download (chosen networks) over the range, fastest first; red under {SLOW_MBPS:g} Mbit/s (from the"
     " rollups' counts of tests under fixed speeds: within 5 Mbit/s, on the right side of the line).",
     columns=("province", "download_mbps"), steps=SPEED_STEPS,
 )
 MAP = Panel(
     "Speed tests", "geomap",
     "SELECT time, device_id, province, operator, network, lat, lon, download_mbps\n"
-    "FROM ispeed_readings WHERE $__timeFilter(time) AND province IN ($province) AND operator IN ($operator)\n"
+    f"FROM ispeed_readings WHERE $__timeFilter(time) AND {CHOSEN}\n"
     "ORDER BY time DESC\nLIMIT 2000",
     "Mbits", Grid(0, 16, 12, 12), f"The latest 2,000 tests of the range, red under {SLOW_MBPS:g} Mbit/s.",
     columns=("lat", "lon", "download_mbps"), colour_by="download_mbps", steps=SPEED_STEPS,
@@ -66,22 +74,23 @@ TREND = Panel(
     f"SELECT bucket AS time, province AS metric, {MEDIAN} AS download_mbps\n"
     f"FROM ispeed_1d WHERE {DAYS}\nGROUP BY 1, 2\nORDER BY 1, 2",
     "Mbits", Grid(12, 16, 12, 6),
-    "Each province's median download (4G and 5G tests) per local day.",
+    "Each province's median download (chosen networks) per local day.",
     min_interval="1d", steps=SPEED_STEPS, threshold_style="dashed",
 )
 TESTS = Panel(
     "Tests per operator", "timeseries",
     "SELECT $__timeGroupAlias(bucket, $__interval), operator AS metric, sum(tests) AS tests\n"
     f"FROM ispeed_1h WHERE {HOURS}\nGROUP BY 1, 2\nORDER BY 1, 2",
-    "short", Grid(12, 22, 12, 6), "Speed tests per interval and operator.", min_interval="1h", bars=True,
+    "short", Grid(12, 22, 12, 6), "Speed tests (chosen networks) per interval and operator.", min_interval="1h",
+    bars=True,
 )
 
 NETWORK = Dashboard(
     uid="urbanpulse-network",
     title="urbanpulse — mobile network (iSpeed)",
-    description=f"Crowd-sourced speed tests (4G and 5G) against the {SLOW_MBPS:g} Mbit/s line, per province and"
-    " operator.",
-    variables=(PROVINCE, OPERATOR),
+    description=f"Crowd-sourced speed tests (4G when it opens; 5G too) against the {SLOW_MBPS:g} Mbit/s line, per"
+    " province and operator.",
+    variables=(PROVINCE, OPERATOR, RADIO),
     panels=(BY_PROVINCE, BY_OPERATOR, SHARE, RANKING, MAP, TREND, TESTS),
     annotations=(events_annotation("ispeed", chosen=EVENTS_IN_PROVINCE),),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from urbanpulse.contract import LINE_NETWORK
 from urbanpulse.dashboards.common import (
     DEVICE_ONE,
     DISTRICT,
@@ -77,13 +78,14 @@ WORST = Panel(
 SLOW = Panel(
     f"Provinces under {SLOW_MBPS:g} Mbit/s", "stat",
     "SELECT count(*) AS provinces FROM (\n"
-    f"  SELECT province FROM ispeed_1h WHERE {overlapping('bucket', '1 hour')} AND province IN ($province)\n"
+    f"  SELECT province FROM ispeed_1h WHERE {overlapping('bucket', '1 hour')} AND province IN ($province)"
+    f" AND network = '{LINE_NETWORK}'\n"
     f"  GROUP BY province HAVING {UNDER_LINE}\n"
     ") AS slow",
     "none", Grid(19, 0, 5, 4),
     "Provinces whose median download over the range is under the line: more than half of their speed tests"
-    " were (exact; 4G and 5G tests together, as the rollups count them: the slow-province incidents count 4G"
-    " only; the line is the storage setting URBANPULSE_STORAGE__ISPEED_SLOW_MBPS the"
+    f" were (exact; {LINE_NETWORK} tests, as the slow-province incidents count them, over the range rather than"
+    " their last 24 hours; the line is the storage setting URBANPULSE_STORAGE__ISPEED_SLOW_MBPS the"
     " database was created with).",
     columns=("provinces",), steps=((None, "green"), (1, "red")),
 )

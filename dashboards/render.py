@@ -37,7 +37,9 @@ def _variable(variable: spec.Variable) -> dashboard_builders.QueryVariable:
     )
     if variable.single:
         return builder.multi(False).include_all(False)
-    return builder.multi(True).include_all(True).current(_ALL)
+    chosen = _ALL if variable.default is None else models.VariableOption(
+        selected=True, text=[variable.default], value=[variable.default])
+    return builder.multi(True).include_all(True).current(chosen)
 
 
 def _builtin_annotations() -> dashboard_builders.AnnotationQuery:

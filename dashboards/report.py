@@ -8,7 +8,7 @@ disagree:
 | section | panel |
 |---|---|
 | Air quality by province | air: "Daily VN_AQI per province" |
-| download ranking (4G and 5G tests) against 40 Mbit/s | network: "Provinces ranked by median download" |
+| download ranking (4G tests) against 40 Mbit/s | network: "Provinces ranked by median download" |
 | Traffic hot spots | traffic: "Hot spots" |
 | Incidents of the day | events: "Incidents by state", "Event timeline", "Events" |
 
@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from urbanpulse.contract import LINE_NETWORK
 from urbanpulse.dashboards import air, events, network, traffic
 from urbanpulse.dashboards.common import DISTRICT, OPERATOR, PROVINCE, device_variable
 from urbanpulse.dashboards.macros import expand
@@ -84,7 +85,8 @@ def collect(dsn: str, day: date, timezone: str = "Asia/Ho_Chi_Minh") -> Briefing
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'urbanpulse_grafana'").fetchone():
             conn.execute("SET ROLE urbanpulse_grafana")  # what Grafana may read, and nothing more
         variables: dict[str, list[str]] = _values(conn, (PROVINCE, DISTRICT, OPERATOR), lo, hi)
-        variables |= {"device": _values(conn, (PROVINCE, DISTRICT, device_variable("traffic")), lo, hi)["device"]}
+        variables |= {"device": _values(conn, (PROVINCE, DISTRICT, device_variable("traffic")), lo, hi)["device"],
+                      "network": [LINE_NETWORK]}  # the line's network, as the slow-province incidents count
 
         def run(panel: Panel, interval: timedelta = timedelta(hours=1)) -> Table:
             return _run(conn, expand(panel.sql, time_from=lo, time_to=hi, interval=interval, variables=variables))
@@ -137,7 +139,7 @@ Figures from the urbanpulse dashboards' queries.</p>
 <h2>Air quality by province (VN_AQI)</h2>
 {img("aqi", "Daily VN_AQI per province")}
 {_table(briefing.aqi)}
-<h2>Download speed by province (4G and 5G tests)</h2>
+<h2>Download speed by province ({LINE_NETWORK} tests)</h2>
 <p>{len(slow)} of {len(briefing.speed.rows)} provinces under {SLOW_MBPS:g} Mbit/s (median download).</p>
 {img("speed", "Median download per province against 40 Mbit/s")}
 {_table(briefing.speed)}

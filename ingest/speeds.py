@@ -9,8 +9,8 @@ middle test is in its right step (under 40 exactly when it is), and the estimate
 widths (5 Mbit/s up to 100; within a megabit on the simulator's data, ``tests/test_dashboards_trust.py``).
 When exactly half of the tests are under 40, the two middle ones straddle the line, and so may the median.
 
-Rows from before migration 022 whose readings were past their retention have no counts: a group with one
-of them falls back to the tests-weighted mean of the rows' medians (nearer the tests' mean for small rows).
+Every row of the two rollups has its counts: the rows from before migration 022 whose readings were past their
+retention went to ``ispeed_1h_archive`` / ``ispeed_1d_archive`` with migration 025, which the dashboards do not read.
 
 >>> "sum(below_5) >= " in median_sql()
 True
@@ -22,7 +22,6 @@ POINTS: tuple[int, ...] = (*range(5, 101, 5), 120, 150, 200, 300)
 """The speeds (Mbit/s) under which each rollup row counts its tests: the columns ``below_<point>``."""
 
 _TESTS = "sum(tests)"
-_WEIGHTED_MEAN = "sum(download_median * tests) / sum(tests)"  # rows without counts (history before 022)
 
 
 def _at_rank(rank: str) -> str:
@@ -41,8 +40,7 @@ def _at_rank(rank: str) -> str:
 
 def median_sql() -> str:
     """SQL of the median download of the rows a query aggregates (``GROUP BY``): the mean of its two middle
-    tests read off the summed counts, or for a group with a row without counts the weighted mean of medians."""
+    tests read off the summed counts."""
     lower_middle = _at_rank(f"floor(({_TESTS} + 1) / 2.0)")
     upper_middle = _at_rank(f"ceil(({_TESTS} + 1) / 2.0)")
-    return (f"(CASE WHEN count(*) FILTER (WHERE below_5 IS NULL) > 0 THEN {_WEIGHTED_MEAN}"
-            f" ELSE (({lower_middle}) + ({upper_middle})) / 2 END)::float8")
+    return f"((({lower_middle}) + ({upper_middle})) / 2)::float8"

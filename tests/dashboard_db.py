@@ -43,11 +43,11 @@ def grafana(dsn: str) -> psycopg.Connection[Any]:
 
 
 def every_place_and_device(filled: Filled) -> dict[str, list[str]]:
-    """The variables province, district and device on "All" of the sample."""
+    """The variables province, district, device and network on "All" of the sample."""
     devices = filled.sample.devices
     return {"province": sorted({d.province.name for d in devices}),
             "district": sorted({d.district.name for d in devices}),
-            "device": sorted(d.device_id for d in devices)}
+            "device": sorted(d.device_id for d in devices), "network": ["4G", "5G"]}
 
 
 def rows_of(filled: Filled, sql: str, span: timedelta, interval: timedelta) -> list[tuple[Any, ...]]:

@@ -147,7 +147,7 @@ def test_panels_show_what_they_say(filled: Filled) -> None:
     span = timedelta(days=7)
     provinces = sorted({d.province.name for d in filled.sample.devices})
     variables = {"province": provinces, "district": sorted({d.district.name for d in filled.sample.devices}),
-                 "operator": ["Viettel", "VNPT", "MobiFone", "Vinaphone", "Vietnamobile"]}
+                 "operator": ["Viettel", "VNPT", "MobiFone", "Vinaphone", "Vietnamobile"], "network": ["4G"]}
 
     def rows(panel: Panel) -> list[tuple[Any, ...]]:
         sql = expand(panel.sql, time_from=end - span, time_to=end, interval=timedelta(hours=1), variables=variables)

@@ -68,12 +68,3 @@ def test_the_median_of_the_counts_against_the_tests(database: str) -> None:
     assert got[2] >= 40  # 10, 20, 60, 70: the median is 40, not under the line
     assert got[3] < 40
     assert got[5] >= 40
-
-
-def test_rows_without_counts_fall_back_to_the_weighted_mean(database: str) -> None:
-    """History from before migration 022 whose readings were past their retention has no counts."""
-    nulls = ", ".join(f"NULL::bigint AS below_{p}" for p in POINTS)
-    with psycopg.connect(database) as conn:
-        row = conn.execute(f"SELECT {median_sql()} FROM (SELECT 3 AS tests, 30.0 AS download_median, {nulls}"
-                           f" UNION ALL SELECT 1, 70.0, {nulls}) AS r").fetchone()
-    assert row == (40.0,)

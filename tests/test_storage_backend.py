@@ -13,6 +13,7 @@ import itertools
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import psycopg
 import pytest
@@ -63,10 +64,11 @@ def traffic(device: str, t: datetime, count: int = 20, speed: float = 40.0, occu
                           speed_kmh=speed, occupancy_pct=occupancy)
 
 
-def ispeed(device: str, t: datetime, down: float, province: str = "Hà Nội", operator: str = "Viettel") -> IspeedReading:
+def ispeed(device: str, t: datetime, down: float, province: str = "Hà Nội", operator: str = "Viettel",
+           network: Literal["4G", "5G"] = "4G") -> IspeedReading:
     return IspeedReading(device_id=device, time=t, seq=int(t.timestamp()), download_mbps=down, upload_mbps=down / 3,
                          latency_ms=30 + down / 10, jitter_ms=3.0, packet_loss_pct=0.0, operator=operator,
-                         network="4G", rsrp_dbm=-90.0, lat=21.0, lon=105.8, province=province)
+                         network=network, rsrp_dbm=-90.0, lat=21.0, lon=105.8, province=province)
 
 
 KINDS = {AirReading: Kind.AIR, TrafficReading: Kind.TRAFFIC, IspeedReading: Kind.ISPEED}

@@ -56,7 +56,8 @@ def load(dsn: str, rng: random.Random, start: datetime, hours: int, skip_hour: i
                                     occupancy=rng.uniform(0, 90)))
             for k in range(2):
                 rows.append(ispeed(f"sp-{k}", t + timedelta(seconds=k), rng.uniform(5, 120),
-                                   province=("Hà Nội", "Huế")[(h + k) % 2], operator=("Viettel", "VNPT")[m % 20 == 0]))
+                                   province=("Hà Nội", "Huế")[(h + k) % 2], operator=("Viettel", "VNPT")[m % 20 == 0],
+                                   network=("4G", "5G")[m % 15 == 0]))
     for i in range(0, len(rows), 2000):
         write(dsn, rows[i:i + 2000])
 
@@ -258,7 +259,7 @@ def check_traffic_long(dsn: str, hourly: pl.DataFrame, typical: bool) -> None:
 def check_ispeed(dsn: str) -> None:
     readings = raw(dsn, "ispeed_readings")
     for view, key in (("ispeed_1h", "hour"), ("ispeed_1d", "day")):
-        expected = readings.group_by(key, "province", "operator").agg(
+        expected = readings.group_by(key, "province", "operator", "network").agg(
             pl.len().alias("tests"),
             pl.col("download_mbps").quantile(0.1, "linear").alias("download_p10"),
             pl.col("download_mbps").median().alias("download_median"),
@@ -267,7 +268,7 @@ def check_ispeed(dsn: str) -> None:
             pl.col("latency_ms").median().alias("latency_median"),
             (pl.col("download_mbps") < 40).mean().alias("share_below_line")).rename({key: "bucket"})
         got = frame(dsn, f"SELECT {', '.join(expected.columns)} FROM {view}")
-        assert_same(got, expected, ["bucket", "province", "operator"])
+        assert_same(got, expected, ["bucket", "province", "operator", "network"])
 
 
 def check_all(dsn: str, maintained: bool = True) -> None:

@@ -31,6 +31,10 @@ STATUS_KIND = "status"  # urbanpulse/v1/status/<device_id>: presence (online / o
 # The 4G download speed (Mbit/s) under which an operations centre calls a province slow; the default of
 # ``StorageSettings.ispeed_slow_mbps``, which the rollups, dashboards and severity rules use.
 SLOW_DOWNLOAD_MBPS = 40.0
+# The radio network that line is drawn for: the slow-province rule counts its tests by default, and the network
+# dashboard shows them first (5G tests would lift a 4G median).
+RadioNetwork = Literal["4G", "5G"]
+LINE_NETWORK: RadioNetwork = "4G"
 
 
 class Kind(enum.StrEnum):
@@ -135,7 +139,7 @@ class IspeedReading(Reading):
     jitter_ms: float = measure("ms", 0, 60000, "latency jitter")
     packet_loss_pct: float = measure("%", 0, 100, "lost packets")
     operator: Label = Field(description="mobile network operator")
-    network: Literal["4G", "5G"] = Field(description="radio access technology of the test")
+    network: RadioNetwork = Field(description="radio access technology of the test")
     rsrp_dbm: float = measure("dBm", -140, -44, "LTE/NR reference signal received power")
     lat: float = measure("°", -90, 90, "latitude of the test (WGS84)")
     lon: float = measure("°", -180, 180, "longitude of the test (WGS84)")

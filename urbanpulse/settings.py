@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
+from urbanpulse.contract import LINE_NETWORK, SLOW_DOWNLOAD_MBPS, RadioNetwork
 from urbanpulse.durations import Duration, spoken
 
 
@@ -231,8 +231,9 @@ class AnalyticsSettings(_ServiceAccount):
         0.45, ge=0, lt=0.5, description="A slow province recovers once at most this share of its tests is under the "
         "line (between it and half, it stays as it was)."
     )
-    slow_province_networks: list[Literal["4G", "5G"]] = Field(
-        ["4G"], min_length=1, description="The tests the rule counts (JSON list): 5G tests would lift a 4G median."
+    slow_province_networks: list[RadioNetwork] = Field(
+        [LINE_NETWORK], min_length=1,
+        description="The tests the rule counts (JSON list): 5G tests would lift a 4G median.",
     )
     slow_province_check_seconds: float = Field(
         60.0, gt=0, description="Reading time between two checks of the provinces' speed tests."
