@@ -32,7 +32,7 @@ from psycopg import AsyncConnection, sql
 from urbanpulse.analytics.events import Rules, advance
 from urbanpulse.analytics.ewma import SLOW_ALPHA, SLOW_CLIP, score_learn
 from urbanpulse.analytics.publish import Publisher
-from urbanpulse.analytics.slow_provinces import SlowRule, check
+from urbanpulse.analytics.slow_provinces import Checked, SlowRule, check, retire
 from urbanpulse.analytics.state import SeriesState
 from urbanpulse.analytics.store import Chunk, Policy, Written, close_resolved, load_checkpoint, read_chunk, save
 from urbanpulse.ingest.writer import NOTIFY_CHANNEL
@@ -221,11 +221,12 @@ class Analytics:
         return scored
 
     async def _check_provinces(self, conn: AsyncConnection[Any]) -> None:
-        """The slow-province rule, every ``slow_province_check_seconds`` of reading time."""
+        """The slow-province rule, every ``slow_province_check_seconds`` of reading time; once, when it is off,
+        the resolution of the incidents it left open."""
         t, last, rule = self._reading_time, self._provinces_checked, self.slow_rule
-        if rule is None or t is None or (last is not None and t - last < rule.every):
+        if t is None or (last is not None and (rule is None or t - last < rule.every)):
             return
-        done = await check(conn, t, rule)
+        done: Checked = await (check(conn, t, rule) if rule is not None else retire(conn, t))  # off: once
         self._provinces_checked = t
         self.stats.slow_provinces_opened += done.opened
         self.stats.slow_provinces_updated += done.updated

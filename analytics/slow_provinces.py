@@ -23,7 +23,9 @@ time (the row and the retained message change together, so what a subscriber hol
 says). Recovering (or no tests) resolves it. It has no member events and none joins it (an acute
 congestion in a slow province is an incident of its own, :mod:`.incidents`). An operator
 may acknowledge or resolve it like any incident (``urbanpulse events``); resolved by hand, it is not
-raised again until the province has recovered and turned slow anew.
+raised again until the province has recovered and turned slow anew. Turning the rule off
+(``slow_province_hours = 0``) resolves its open incidents at the service's next step (:func:`retire`): nothing
+would ever resolve them otherwise.
 
 >>> verdict(tests=120, below_line=70, min_tests=30, recovered_share=0.45)
 <Verdict.SLOW: 'slow'>
@@ -46,7 +48,7 @@ from psycopg import AsyncConnection
 from urbanpulse.analytics.incidents import lock_families
 from urbanpulse.analytics.publish import Change, enqueue
 from urbanpulse.analytics.severity import Severity
-from urbanpulse.contract import SLOW_DOWNLOAD_MBPS
+from urbanpulse.contract import LINE_NETWORK, SLOW_DOWNLOAD_MBPS
 
 __all__ = ["RULE", "Checked", "ProvinceSpeed", "SlowRule", "Verdict", "check", "rating", "speeds", "title",
            "verdict"]
@@ -70,7 +72,7 @@ class SlowRule:
     min_tests: int = 30
     recovered_share: float = 0.45
     every: timedelta = timedelta(minutes=1)
-    networks: tuple[str, ...] = ("4G",)
+    networks: tuple[str, ...] = (LINE_NETWORK,)
     update_every: timedelta = timedelta(minutes=5)
 
 
@@ -105,7 +107,7 @@ def rating(speed: ProvinceSpeed, was: Severity | None = None, recovered_share: f
     return Severity.WARNING
 
 
-def title(speed: ProvinceSpeed, line_mbps: float, hours: int, networks: Sequence[str] = ("4G",)) -> str:
+def title(speed: ProvinceSpeed, line_mbps: float, hours: int, networks: Sequence[str] = (LINE_NETWORK,)) -> str:
     """``Mobile network: Ha Giang slow, median 4G download 31.4 Mbit/s under the 40 Mbit/s line (...)``."""
     share = speed.below_line / speed.tests if speed.tests else 0.0
     return (f"Mobile network: {speed.province} slow, median {'/'.join(networks)} download {speed.median_mbps:.1f} "
@@ -126,6 +128,17 @@ class Checked:
 
 _LINE = "SELECT storage_setting('ispeed_slow_mbps')::float8"
 _LATEST = "SELECT max(checked_at) FROM slow_provinces"
+_RETIRE = """
+UPDATE slow_provinces
+SET slow = false, changed_at = greatest(changed_at, %(t)s), checked_at = greatest(checked_at, %(t)s)
+WHERE slow
+RETURNING incident_id
+"""
+_RESOLVE_RETIRED = """
+UPDATE incidents SET status = 'resolved', resolved_at = %(t)s, closed_at = now(), title = title || ' (rule turned off)'
+WHERE id = ANY(%(ids)s) AND status <> 'resolved'
+RETURNING id
+"""
 _SPEEDS = """
 SELECT province, count(*), count(*) FILTER (WHERE download_mbps < %(line)s),
        count(*) FILTER (WHERE download_mbps < %(line)s / 2), percentile_cont(0.5) WITHIN GROUP (ORDER BY download_mbps)
@@ -194,6 +207,20 @@ async def check(conn: AsyncConnection[Any], t: datetime, rule: SlowRule) -> Chec
             changes = await _judge(conn, speed, state.get(province), t, rule, line_mbps, done)
             for changed_id, change in changes:
                 done.outbox += await enqueue(conn, "incident", changed_id, change)
+    return done
+
+
+async def retire(conn: AsyncConnection[Any], t: datetime) -> Checked:
+    """The rule is off: resolve its open incidents at reading time ``t`` (titled "... (rule turned off)") and
+    forget which provinces were slow, so that turning it on again judges them afresh."""
+    done = Checked()
+    async with conn.transaction():
+        await lock_families(conn, [FAMILY])
+        ended = [r[0] for r in await (await conn.execute(_RETIRE, {"t": t})).fetchall() if r[0] is not None]
+        done.provinces = len(ended)
+        for (incident_id,) in await (await conn.execute(_RESOLVE_RETIRED, {"t": t, "ids": ended})).fetchall():
+            done.resolved += 1
+            done.outbox += await enqueue(conn, "incident", int(incident_id), "resolved")
     return done
 
 

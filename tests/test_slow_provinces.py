@@ -21,6 +21,7 @@ from urbanpulse.analytics.slow_provinces import (
     Verdict,
     check,
     rating,
+    retire,
     title,
     verdict,
 )
@@ -248,3 +249,37 @@ def test_analytics_raises_the_slow_provinces_of_the_simulated_city(database: str
     assert not ha_noi[0]["slow"]
     assert ha_noi[0]["tests"] >= 30
     assert slow_rule(settings_for(database, slow_province_hours=0)) is None  # the rule turned off
+    # Turned off, the service resolves the incident the rule left open at its next step: nothing else would.
+    asyncio.run(write(database, batches(phones, 14)[12:]))  # two minutes more
+    off = asyncio.run(analyse(settings_for(database, slow_province_hours=0)))
+    assert (off.stats.slow_provinces_opened, off.stats.slow_provinces_resolved) == (0, 1)
+    (incident,) = slow_incidents(database)
+    assert incident["status"] == "resolved"
+    assert str(incident["title"]).endswith("(rule turned off)")
+    assert changes(database)[-2:] == ["resolved", None]  # and the retained message cleared
+    assert query(database, "SELECT count(*) AS slow FROM slow_provinces WHERE slow") == [{"slow": 0}]
+
+
+@pytest.mark.integration
+def test_retiring_the_rule_resolves_only_its_open_incidents(database: str) -> None:
+    """Off, the rule resolves its open incidents once (titled so) and forgets the slow provinces; an incident an
+    operator resolved stays as the operator left it; on again, a province still slow is a new incident."""
+    t0 = START
+    kept = slow_at_start(database, "Ha Giang", 25.0)
+    speed_tests(database, "Dien Bien", t0, [30.0] * 40)
+    asyncio.run(checked(database, t0 + timedelta(minutes=2)))
+    by_hand = next(i for i in slow_incidents(database) if i["province"] == "Dien Bien")
+    with psycopg.connect(database, autocommit=True) as conn:
+        resolve(conn, Target(incident=True, id=int(str(by_hand["id"]))), "operator-7")
+
+    async def off(t: datetime) -> Checked:
+        async with await AsyncConnection.connect(database, autocommit=True) as conn:
+            return await retire(conn, t)
+
+    done = asyncio.run(off(t0 + timedelta(minutes=3)))
+    assert (done.provinces, done.resolved, done.outbox) == (2, 1, 2)  # the message, the retained one cleared
+    got = {i["province"]: (i["status"], i["resolved_by"], i["title"]) for i in slow_incidents(database)}
+    assert got["Ha Giang"] == ("resolved", None, f"{kept['title']} (rule turned off)")
+    assert got["Dien Bien"][:2] == ("resolved", "operator-7")
+    assert asyncio.run(off(t0 + timedelta(minutes=4))) == Checked()  # once
+    assert asyncio.run(checked(database, t0 + timedelta(minutes=5))).opened == 2  # on again: both still slow
